@@ -1,0 +1,1 @@
+"""Model loading, the layer tree, inspection arithmetic and the bundled zoo."""
