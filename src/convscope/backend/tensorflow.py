@@ -1,0 +1,28 @@
+"""TensorFlow backend: compile the probe with ``tf.function``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True) -> Callable[[Any], Any]:
+    """Return ``run(inputs)`` evaluating ``body`` with ``model`` in inference mode.
+
+    Args:
+        model: The Keras model (read, never modified).
+        body: ``body(call, inputs)``; ``call(inputs)`` runs the model with ``training=False``.
+        compile: Wrap in ``tf.function`` (traced once per input signature; batch sizes share a trace
+            thanks to ``reduce_retracing``).
+    """
+    import tensorflow as tf
+
+    def call(inputs: Any) -> Any:
+        return model(inputs, training=False)
+
+    def run(inputs: Any) -> Any:
+        return body(call, inputs)
+
+    if not compile:
+        return run
+    return tf.function(run, reduce_retracing=True, autograph=False)
