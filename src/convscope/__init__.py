@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "activations": "convscope.api",
-    "probe": "convscope.api",
+    "get_extractor": "convscope.api",
+    "inspect": "convscope.api",
     "render": "convscope.api",
     "load_model": "convscope.models.load",
     "inspect_model": "convscope.models.inspect",

@@ -14,6 +14,7 @@ Output keys are layer paths. A layer called more than once in one forward pass r
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -87,7 +88,9 @@ class Extractor:
         import keras
 
         record: list[tuple[int, Any]] = []
-        with recording([n.layer for n in self.nodes], record):
+        with recording([n.layer for n in self.nodes], record), warnings.catch_warnings():
+            # Sequential models declare a one-element list input; a bare array is fine — hush Keras.
+            warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
             output = call(inputs)
         calls: Counter[int] = Counter()
         labels: list[tuple[int, int, int, int]] = []

@@ -1,0 +1,166 @@
+"""The preprocessing options, all visible in one frozen dataclass, and the ``LO,HI`` range parser."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from convscope.data.spec import InputSpec
+from convscope.errors import OptionError
+
+ResizeMode = Literal["stretch", "fit", "none"]
+RESIZE_MODES: tuple[str, ...] = ("stretch", "fit", "none")
+CHANNEL_MODES: tuple[str, ...] = ("auto",)
+DEFAULT_RANGE: tuple[float, float] = (0.0, 1.0)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _nums(values: Sequence[float]) -> str:
+    return "(" + ", ".join(_num(v) for v in values) + ")"
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """Parse a value range written ``LO,HI``, e.g. ``"0,1"`` or ``"-1,1"``.
+
+    Args:
+        text: Two finite numbers separated by one comma, ``LO < HI``; spaces are ignored.
+
+    Returns:
+        ``(lo, hi)`` as floats.
+
+    Raises:
+        OptionError: If the text is malformed, a number is not finite, or ``LO >= HI``.
+    """
+    accepted = "expected LO,HI with two numbers and LO < HI, e.g. 0,1 or -1,1 or 0,255"
+    parts = str(text).split(",")
+    if len(parts) != 2:
+        raise OptionError(f"value range {text!r} is malformed; {accepted}")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise OptionError(f"value range {text!r} is not two numbers; {accepted}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise OptionError(f"value range {text!r} is not finite; {accepted}")
+    if lo >= hi:
+        raise OptionError(f"value range {text!r} has LO >= HI; {accepted}")
+    return (lo, hi)
+
+
+def _float_tuple(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} {values!r} is not a sequence of numbers, e.g. (0.485, 0.456, 0.406)") from None
+    if not out or not all(math.isfinite(v) for v in out):
+        raise OptionError(f"{name} {values!r} must hold one finite number per channel (or a single number)")
+    return out
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How image files become model input. Arrays (``.npy``/``.npz``/numpy) are never preprocessed.
+
+    The steps run in this order: read (EXIF orientation applied, 16-bit scaled to 8-bit) -> channels ->
+    resize -> invert -> scale to floats -> channel axis moved (channels_first).
+
+    Attributes:
+        value_range: ``(lo, hi)``; pixel value 0 becomes ``lo`` and 255 becomes ``hi``, linearly.
+        mean: Per-channel means for ``(x/255 - mean)/std`` (the torchvision convention). Given together
+            with ``std``; excludes a non-default ``value_range``. One number applies to every channel.
+        std: Per-channel standard deviations (all > 0); see ``mean``.
+        resize: ``"stretch"``: bilinear (Pillow ``BILINEAR`` on 8-bit pixels) to exactly H x W, ignoring
+            the aspect ratio. ``"fit"``: keep the aspect ratio, scale bilinearly until the image just fits
+            in H x W, centre it and pad with pixel value 0 (black) -- padding is added after ``invert``,
+            so it is always 0 before scaling (``lo`` of ``value_range``). ``"none"``: no resizing; the
+            image must already be H x W. When the model accepts any height/width (``None``), every mode
+            keeps the image's own size along that axis.
+        invert: Replace each pixel ``x`` by ``255 - x`` (for dark digits photographed on light paper).
+        channels: ``"auto"``: gray -> RGB replicates the gray value; RGB -> gray uses ITU-R 601-2 luma
+            (``L = 0.299 R + 0.587 G + 0.114 B``, computed by Pillow as ``convert("L")`` does); alpha is
+            dropped (not composited); palette images are expanded to RGB first.
+
+    Raises:
+        OptionError: On any malformed or conflicting option (the message names the value).
+    """
+
+    value_range: tuple[float, float] = DEFAULT_RANGE
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    resize: ResizeMode = "stretch"
+    invert: bool = False
+    channels: Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        rng = _float_tuple("value_range", self.value_range)
+        if len(rng) != 2 or rng[0] >= rng[1]:
+            raise OptionError(f"value_range {self.value_range!r} must be (lo, hi) with lo < hi, e.g. (0, 1)")
+        object.__setattr__(self, "value_range", rng)
+        if (self.mean is None) != (self.std is None):
+            raise OptionError(
+                f"mean={self.mean!r} and std={self.std!r}: give both (per-channel tuples) or neither"
+            )
+        if self.mean is not None and self.std is not None:
+            if rng != DEFAULT_RANGE:
+                raise OptionError(
+                    f"value_range {_nums(rng)} and mean/std cannot be combined; mean/std scales x/255 itself "
+                    "(use one or the other)"
+                )
+            mean, std = _float_tuple("mean", self.mean), _float_tuple("std", self.std)
+            if len(mean) != len(std):
+                raise OptionError(f"mean {_nums(mean)} and std {_nums(std)} must have the same length")
+            if min(std) <= 0:
+                raise OptionError(f"std {_nums(std)} must be > 0 in every channel")
+            object.__setattr__(self, "mean", mean)
+            object.__setattr__(self, "std", std)
+        if self.resize not in RESIZE_MODES:
+            raise OptionError(f"resize {self.resize!r} is not valid; expected one of {', '.join(RESIZE_MODES)}")
+        if not isinstance(self.invert, bool):
+            raise OptionError(f"invert {self.invert!r} must be True or False")
+        if self.channels not in CHANNEL_MODES:
+            raise OptionError(f"channels {self.channels!r} is not valid; expected one of {', '.join(CHANNEL_MODES)}")
+
+    @property
+    def uses_mean_std(self) -> bool:
+        """True when scaling is ``(x/255 - mean)/std`` rather than ``value_range``."""
+        return self.mean is not None
+
+    def describe(self, spec: InputSpec | None = None) -> str:
+        """One line stating what is done to image files, for logs and picture captions.
+
+        Args:
+            spec: The target input; adds the target size, channel count and layout when given.
+
+        Returns:
+            e.g. ``"stretch (bilinear) to 28x28, 1 channel (gray), inverted (255-x), 0..255 -> [0, 1]"``.
+        """
+        size = ""
+        if spec is not None and spec.rank == 2:
+            h = "any" if spec.height is None else str(spec.height)
+            w = "any" if spec.width is None else str(spec.width)
+            size = f" to {h}x{w}" if self.resize != "none" else f" (size must be {h}x{w})"
+        resize = {
+            "stretch": f"stretch (bilinear){size}",
+            "fit": f"fit (keep aspect, bilinear, pad black){size}",
+            "none": f"no resize{size}",
+        }[self.resize]
+        steps = [resize]
+        if spec is not None and spec.channels is not None:
+            kind = {1: " (gray)", 3: " (RGB)"}.get(spec.channels, "")
+            steps.append(f"{spec.channels} channel{'s' if spec.channels != 1 else ''}{kind}")
+        else:
+            steps.append("channels as read (alpha dropped)")
+        if self.invert:
+            steps.append("inverted (255-x)")
+        if self.mean is not None and self.std is not None:
+            steps.append(f"(x/255 - mean)/std, mean={_nums(self.mean)}, std={_nums(self.std)}")
+        else:
+            lo, hi = self.value_range
+            steps.append(f"0..255 -> [{_num(lo)}, {_num(hi)}]")
+        if spec is not None and spec.data_format == "channels_first":
+            steps.append("channels_first")
+        return ", ".join(steps)

@@ -1,0 +1,148 @@
+"""Reading image files into 8-bit numpy arrays, safely (size checked before any pixel is decoded)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from convscope.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DEFAULT_MAX_PIXELS = 50_000_000
+_READABLE = "PNG/JPEG/BMP/GIF/TIFF/WebP"
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error)
+# Modes kept as they are; everything else is converted (see _to_uint8).
+_KEEP = ("L", "LA", "RGB", "RGBA")
+_TO_RGBA = ("PA", "La", "RGBa")
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True if the file name ends in an accepted image extension (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _unreadable(path: Path, err: BaseException) -> InputError:
+    return InputError(f"{path} is not a readable image ({_READABLE}): {err}")
+
+
+def _open_without_bomb_check(path: Path, fp: BinaryIO) -> ImageFile.ImageFile | None:
+    """Identify ``fp`` like :func:`PIL.Image.open` does, minus Pillow's own pixel limit.
+
+    Used only after Pillow refused the file as a decompression bomb, so that convscope's ``max_pixels``
+    (the one limit the user sees) decides, and the refusal can name the image's size.
+    """
+    Image.init()
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            result = accept(prefix) if accept else True
+            if result and not isinstance(result, str):
+                fp.seek(0)
+                return factory(fp, str(path))
+        except (SyntaxError, IndexError, TypeError, struct.error, OSError):
+            continue
+    return None
+
+
+def _identify(path: Path, fp: BinaryIO) -> ImageFile.ImageFile:
+    """Open ``fp`` lazily (header only); the pixels are decoded later, by ``load()``."""
+    try:
+        return Image.open(fp)
+    except Image.DecompressionBombError as err:
+        im = _open_without_bomb_check(path, fp)
+        if im is None:
+            raise InputError(f"{path} is too large to read: {err}") from None
+        return im
+    except _DECODE_ERRORS as err:  # UnidentifiedImageError is an OSError
+        raise _unreadable(path, err) from None
+
+
+def _scale_to_uint8(arr: np.ndarray, path: Path, mode: str) -> np.ndarray:
+    """Scale a 16/32-bit integer or float image to 0..255.
+
+    Integers within 0..65535 are 16-bit data: ``round(v / 257)``. Anything else (floats, negative or
+    wider integers) is min-max scaled over the finite values, with a note in the log.
+    """
+    values = arr.astype(np.float64)
+    finite = np.isfinite(values)
+    if arr.dtype.kind in "iu" and values.size and values.min() >= 0 and values.max() <= 65535:
+        return np.round(values / 257.0).astype(np.uint8)
+    lo = float(values[finite].min()) if finite.any() else 0.0
+    hi = float(values[finite].max()) if finite.any() else 0.0
+    logger.info("%s: mode %s values %g..%g min-max scaled to 0..255", path, mode, lo, hi)
+    scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
+    return np.round(np.where(finite, scaled, 0.0)).astype(np.uint8)
+
+
+def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert a decoded Pillow image to uint8 ``(H, W)`` (gray) or ``(H, W, C)`` with C in 2 (LA), 3, 4."""
+    mode = im.mode
+    if mode in ("1",):
+        im = im.convert("L")
+    elif mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in _TO_RGBA:
+        im = im.convert("RGBA")
+    elif mode.startswith("I") or mode == "F":
+        return _scale_to_uint8(np.asarray(im), path, mode)
+    elif mode not in _KEEP:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read one image file into an 8-bit array.
+
+    The size is checked from the header before any pixel is decoded, so a huge (or maliciously crafted)
+    file is refused cheaply. EXIF orientation is applied; 16-bit images are scaled to 8 bits
+    (``round(v / 257)``); palette images are expanded; ``1``-bit images become 0/255 gray; CMYK and other
+    colour spaces become RGB. Only the first frame of an animated GIF/WebP/TIFF is read.
+
+    Args:
+        path: An image file (PNG, JPEG, BMP, GIF, TIFF or WebP; the content decides, not the extension).
+        max_pixels: Refuse images with more than this many pixels (width x height).
+
+    Returns:
+        uint8 array ``(H, W)`` for gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA.
+
+    Raises:
+        InputError: If the path is missing or a folder, the file is not a readable image (corrupt,
+            truncated, unknown format), or it has more than ``max_pixels`` pixels.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; read_image needs one image file ({_READABLE})")
+    try:
+        fp = open(path, "rb")
+    except OSError as err:
+        raise InputError(f"{path} cannot be opened: {err}") from None
+    with fp:
+        im = _identify(path, fp)
+        width, height = im.size
+        if width * height > max_pixels:
+            raise InputError(
+                f"{path} is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{max_pixels:,} pixels (max_pixels); downscale it first or raise the limit"
+            )
+        if getattr(im, "n_frames", 1) > 1:
+            logger.info("%s has %d frames; reading the first", path, im.n_frames)
+        try:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            arr = _to_uint8(im, path)
+        except _DECODE_ERRORS as err:
+            raise _unreadable(path, err) from None
+    logger.debug("read %s: %s %s", path, arr.shape, im.mode)
+    return arr

@@ -1,0 +1,124 @@
+"""Loading models safely: ``.keras`` archives, legacy ``.h5`` files, zoo names and in-memory models.
+
+Files load with Keras ``safe_mode=True`` unless the caller opts out explicitly, and always with
+``compile=False`` (convscope never needs an optimizer or loss). Every way a file can be wrong maps to
+one :class:`~convscope.errors.ModelLoadError` with a message that says what was found and what is
+accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from convscope.errors import ModelLoadError, UnsafeModelError
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "a .keras model archive, a legacy .h5/.hdf5 model file, a keras.Model, or a zoo name"
+
+
+def _is_hdf5(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if zipfile.is_zipfile(path):
+        return "keras"
+    if _is_hdf5(path):
+        return "h5"
+    if suffix == ".keras":
+        raise ModelLoadError(f"{path} is not a valid .keras file: it is not a zip archive (corrupt or not a model)")
+    if suffix in (".h5", ".hdf5"):
+        raise ModelLoadError(f"{path} is not a valid .h5 file: it has no HDF5 signature (corrupt or not a model)")
+    raise ModelLoadError(f"{path} is not a model file; expected {ACCEPTED}")
+
+
+def _check_archive(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelLoadError(f"{path} is a corrupt .keras archive ({exc})") from exc
+    if bad is not None:
+        raise ModelLoadError(f"{path} is a corrupt .keras archive: member {bad!r} fails its checksum")
+    if "config.json" not in names:
+        raise ModelLoadError(
+            f"{path} is a zip archive but not a Keras model (no config.json inside); expected {ACCEPTED}"
+        )
+
+
+def _unsafe_message(path: Path, exc: Exception) -> str:
+    return (
+        f"refused to load {path}: it contains code that runs on load (a Lambda layer or a lambda function), "
+        "which safe mode blocks. If you trust the file, pass --unsafe (CLI) or safe_mode=False (Python)"
+    )
+
+
+def load_model(
+    model: Any,
+    *,
+    safe_mode: bool = True,
+    custom_objects: dict[str, Any] | None = None,
+) -> Any:
+    """Return a Keras model from a path, a zoo name, or an in-memory model (returned as is).
+
+    Args:
+        model: ``keras.Model``, a path to a ``.keras`` or ``.h5`` file, or a zoo name (``mnist-cnn``).
+        safe_mode: Keras safe mode; ``False`` allows Lambda layers (arbitrary code) — opt in only for
+            files you trust.
+        custom_objects: Custom layer classes/functions the file refers to, by name.
+
+    Raises:
+        ModelLoadError: Missing, unreadable, corrupt or non-model file, or an unknown custom class.
+        UnsafeModelError: The file needs ``safe_mode=False``.
+    """
+    if not isinstance(model, (str, Path)):
+        if hasattr(model, "layers") and hasattr(model, "name") and callable(model):
+            return model
+        raise ModelLoadError(f"cannot use {type(model).__name__} as a model; expected {ACCEPTED}")
+    from convscope.models import zoo
+
+    text = str(model)
+    if zoo.is_zoo_name(text) and not Path(text).exists():
+        path = zoo.zoo_path(text)
+    else:
+        path = Path(text).expanduser()
+    if not path.exists():
+        hint = f"; zoo models: {', '.join(sorted(zoo.ZOO))}" if "/" not in text and "." not in text else ""
+        raise ModelLoadError(f"no such model file: {text}{hint}")
+    if path.is_dir():
+        raise ModelLoadError(
+            f"{path} is a directory; expected {ACCEPTED} (a TensorFlow SavedModel folder cannot be "
+            "loaded as a Keras 3 model: re-save it with model.save('model.keras'))"
+        )
+    kind = _kind(path)
+    if kind == "keras":
+        _check_archive(path)
+    import keras
+
+    log.info("loading %s (%s, safe_mode=%s)", path, kind, safe_mode)
+    try:
+        loaded = keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=False, safe_mode=safe_mode
+        )
+    except Exception as exc:  # Keras raises bare ValueError/TypeError/OSError; translate each
+        message = str(exc)
+        if "safe_mode" in message or "unsafe" in message.lower():
+            raise UnsafeModelError(_unsafe_message(path, exc)) from exc
+        if "Could not locate" in message or "Unknown layer" in message or "custom_objects" in message:
+            raise ModelLoadError(
+                f"{path} uses a custom class Keras cannot find ({message.splitlines()[0][:200]}); "
+                "pass custom_objects={'Name': Class} (CLI: --custom-objects module.py)"
+            ) from exc
+        kind_name = ".keras archive" if kind == "keras" else "HDF5 file"
+        first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
+        raise ModelLoadError(f"{path} could not be loaded as a {kind_name} model: {first}") from exc
+    if not hasattr(loaded, "layers"):
+        raise ModelLoadError(f"{path} holds a {type(loaded).__name__}, not a Keras model")
+    return loaded
