@@ -1,1 +1,43 @@
-"""convscope.data"""
+"""Reading images, folders and arrays, and preprocessing them to a model's input spec.
+
+Example:
+    >>> from convscope.data import InputSpec, Preprocess, load_inputs
+    >>> spec = InputSpec((28, 28, 1))
+    >>> batch = load_inputs(["digits/"], spec, Preprocess(invert=True))
+    >>> batch.x.shape, batch.names[:2], batch.preprocess
+"""
+
+from __future__ import annotations
+
+from convscope.data.arrays import ARRAY_EXTENSIONS, NPZ_KEYS, array_display, coerce_array, read_array_file
+from convscope.data.convert import PreparedImage, prepare_image, to_model_input
+from convscope.data.load import Inputs, folder_images, load_inputs
+from convscope.data.names import safe_name, unique_names
+from convscope.data.preprocess import RESIZE_MODES, Preprocess, parse_range
+from convscope.data.read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_to_array, read_image
+from convscope.data.spec import InputSpec, format_shape
+
+__all__ = [
+    "ARRAY_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "NPZ_KEYS",
+    "RESIZE_MODES",
+    "InputSpec",
+    "Inputs",
+    "PreparedImage",
+    "Preprocess",
+    "array_display",
+    "coerce_array",
+    "folder_images",
+    "format_shape",
+    "image_to_array",
+    "load_inputs",
+    "parse_range",
+    "prepare_image",
+    "read_array_file",
+    "read_image",
+    "safe_name",
+    "to_model_input",
+    "unique_names",
+]

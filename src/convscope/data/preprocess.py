@@ -136,13 +136,14 @@ class Preprocess:
             spec: The target input; adds the target size, channel count and layout when given.
 
         Returns:
-            e.g. ``"stretch (bilinear) to 28x28, 1 channel (gray), inverted (255-x), 0..255 -> [0, 1]"``.
+            Sizes are width x height, e.g.
+            ``"stretch (bilinear) to 28x28, 1 channel (gray), inverted (255-x), 0..255 -> [0, 1]"``.
         """
         size = ""
         if spec is not None and spec.rank == 2:
-            h = "any" if spec.height is None else str(spec.height)
             w = "any" if spec.width is None else str(spec.width)
-            size = f" to {h}x{w}" if self.resize != "none" else f" (size must be {h}x{w})"
+            h = "any" if spec.height is None else str(spec.height)
+            size = f" to {w}x{h}" if self.resize != "none" else f" (size must be {w}x{h})"
         resize = {
             "stretch": f"stretch (bilinear){size}",
             "fit": f"fit (keep aspect, bilinear, pad black){size}",

@@ -100,6 +100,25 @@ def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
+def image_to_array(im: Image.Image) -> np.ndarray:
+    """Convert an in-memory PIL image like :func:`read_image` converts a file (EXIF orientation applied).
+
+    Args:
+        im: Any PIL image (it is not modified).
+
+    Returns:
+        uint8 ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+
+    Raises:
+        InputError: If the image cannot be decoded.
+    """
+    label = Path(getattr(im, "filename", "") or "<image>")
+    try:
+        return _to_uint8(ImageOps.exif_transpose(im), label)
+    except _DECODE_ERRORS as err:
+        raise _unreadable(label, err) from None
+
+
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read one image file into an 8-bit array.
 

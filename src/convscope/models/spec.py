@@ -35,16 +35,20 @@ def data_format(model: Any) -> str:
     return keras.config.image_data_format()
 
 
-def ensure_built(model: Any, input_shape: tuple[int, ...] | None) -> None:
-    """Make sure ``model`` can run; an unbuilt model is built from ``input_shape`` the way its first call would.
+def ensure_built(model: Any, input_shape: tuple[int, ...] | None) -> Any:
+    """Return a model that can run: ``model`` itself, built from ``input_shape`` if it was unbuilt.
 
     Building creates the weights Keras would create on the model's first call; nothing else changes.
+    One Keras 3 trap is handled without renaming anything: an unbuilt Sequential whose first layer is
+    named ``input_layer`` (a Keras 2 tutorial habit) cannot build, because its automatic InputLayer takes
+    the same name. Then a Functional view over the *same layer objects* (same weights, same names) is
+    returned; the user's Sequential object is left as it was.
 
     Raises:
         InputError: The model is unbuilt and no input shape was given.
     """
     if model.built:
-        return
+        return model
     if input_shape is None:
         raise InputError(
             f"model {model.name!r} is not built (it has never been called), so its input shape is unknown; "
@@ -52,4 +56,16 @@ def ensure_built(model: Any, input_shape: tuple[int, ...] | None) -> None:
         )
     import numpy as np
 
-    model(np.zeros((1, *input_shape), dtype="float32"), training=False)
+    import keras
+
+    try:
+        model(np.zeros((1, *input_shape), dtype="float32"), training=False)
+    except ValueError as exc:
+        if not (isinstance(model, keras.Sequential) and "is used 2 times" in str(exc)):
+            raise
+        inputs = keras.Input(tuple(input_shape), name="convscope_input")
+        x = inputs
+        for layer in model.layers:
+            x = layer(x)
+        return keras.Model(inputs, x, name=model.name)
+    return model

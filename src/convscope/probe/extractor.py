@@ -72,7 +72,7 @@ class Extractor:
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        ensure_built(model, input_shape)
+        model = ensure_built(model, input_shape)
         self.model = model
         self.tree: list[LayerNode] = layer_tree(model)
         self.nodes: list[LayerNode] = select_layers(self.tree, layers, model_name=model.name)
@@ -127,7 +127,7 @@ class Extractor:
 
         def convert(a: Any) -> Any:
             a = np.asarray(a)
-            if a.dtype != np.float32 and np.issubdtype(a.dtype, np.floating | np.integer):
+            if a.dtype.kind in "iub" or a.dtype == np.float64:
                 a = a.astype(np.float32)
             return keras.ops.convert_to_tensor(a)
 

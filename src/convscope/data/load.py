@@ -1,0 +1,208 @@
+"""``load_inputs``: images, folders, ``.npy``/``.npz`` files and arrays -> one batch for one model input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image
+
+from convscope.data.arrays import ARRAY_EXTENSIONS, _coerce, array_display, read_array_file
+from convscope.data.convert import prepare_image
+from convscope.data.names import safe_name, unique_names
+from convscope.data.preprocess import Preprocess
+from convscope.data.read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_to_array, is_image_path, read_image
+from convscope.data.spec import InputSpec, format_shape
+from convscope.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+InputItem = Union[str, os.PathLike, np.ndarray, Image.Image]
+ARRAYS_AS_IS = "arrays taken as-is (already preprocessed)"
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """A batch ready for one model input, with what is needed to label and picture each sample.
+
+    Attributes:
+        x: float32 ``(N, *spec.shape)`` (free sizes filled in); a new array, not shared with the caller.
+        names: N unique, filesystem-safe ids, e.g. ``digit7``, ``batch.npy[3]``, ``array[0]``.
+        display: Per sample, uint8 RGB ``(H, W, 3)`` at model resolution (what the model sees, for
+            overlays), or ``None`` for arrays that are not image-like.
+        sources: Per sample, where it came from, e.g. ``/data/digit7.png`` or ``/data/batch.npz:x[3]``.
+        preprocess: One line saying what was done (see :meth:`Preprocess.describe`).
+    """
+
+    x: np.ndarray
+    names: tuple[str, ...]
+    display: tuple[np.ndarray | None, ...]
+    sources: tuple[str, ...]
+    preprocess: str
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if not len(self.names) == len(self.display) == len(self.sources) == n:
+            raise ValueError(
+                f"Inputs: x has {n} samples but names/display/sources have "
+                f"{len(self.names)}/{len(self.display)}/{len(self.sources)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class _Item:
+    kind: str  # "image" (a file), "pil" (in-memory image) or "array" (file or in-memory)
+    name: str
+    source: str
+    path: Path | None = None
+    obj: object = None
+
+
+def _natural_key(name: str) -> tuple[object, ...]:
+    parts = re.split(r"(\d+)", name.lower())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p) + (name,)
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder`` (no subfolders, no hidden files), in natural name order.
+
+    Natural order compares digit runs as numbers and ignores case: ``img2.png`` before ``img10.png``.
+
+    Raises:
+        InputError: If the folder holds no image file (the message names it and the accepted extensions).
+    """
+    files = [p for p in folder.iterdir() if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
+    if not files:
+        arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in folder.iterdir())
+        hint = "; .npy/.npz files are not read from folders, pass them directly" if arrays else ""
+        raise InputError(f"folder {folder} has no images (accepted: {' '.join(IMAGE_EXTENSIONS)}){hint}")
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
+    arrays = sum(isinstance(it, np.ndarray) for it in items)
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            yield _Item("array", "array" if arrays == 1 else f"array{i}", f"<array {i}>", obj=item)
+        elif isinstance(item, Image.Image):
+            yield _Item("pil", f"image{i}", f"<image {i}>", obj=item)
+        elif isinstance(item, (str, os.PathLike)):
+            path = Path(item)
+            if not path.exists():
+                raise InputError(f"no such file or folder: {path}")
+            if path.is_dir():
+                for p in folder_images(path):
+                    yield _Item("image", p.stem, str(p), path=p)
+            elif is_image_path(path):
+                yield _Item("image", path.stem, str(path), path=path)
+            elif path.suffix.lower() in ARRAY_EXTENSIONS:
+                yield _Item("array", path.name, str(path), path=path)
+            else:
+                accepted = " ".join(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
+                raise InputError(f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder")
+        else:
+            raise InputError(
+                f"input {i} is a {type(item).__name__}; expected a path (str or Path) to an image, folder, "
+                ".npy or .npz file, a numpy array or a PIL image"
+            )
+
+
+def _check_same_shape(shapes: list[tuple[int, ...]], sources: list[str], spec: InputSpec) -> None:
+    for shape, source in zip(shapes, sources):
+        if shape != shapes[0]:
+            raise InputError(
+                f"inputs differ in shape: {sources[0]} gives {format_shape(shapes[0])}, {source} gives "
+                f"{format_shape(shape)}; model input {spec.name!r} {format_shape(spec.shape)} accepts any "
+                "size, but one batch needs one size: resize them to one size (e.g. --size 224x224, or "
+                "InputSpec.with_size) or load them separately"
+            )
+
+
+def load_inputs(
+    items: Sequence[InputItem] | InputItem,
+    spec: InputSpec,
+    prep: Preprocess | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Inputs:
+    """Read images, folders and arrays into one batch for ``spec``.
+
+    Image files (``.png .jpg .jpeg .bmp .gif .tif .tiff .webp``, any case) and PIL images are read one at
+    a time and preprocessed with ``prep``. A folder contributes its images (non-recursive, natural name
+    order). ``.npy``/``.npz`` files and numpy arrays are taken as already-preprocessed model input (see
+    :func:`~convscope.data.arrays.coerce_array`). When the model leaves height/width free, images keep their own size and all
+    samples of the call must then share one size.
+
+    Args:
+        items: Paths (str/Path), numpy arrays or PIL images; a single one may be passed bare.
+        spec: The model input to fill.
+        prep: Preprocessing for images (default :class:`Preprocess`); arrays ignore it.
+        max_pixels: Refuse image files with more pixels than this (checked before decoding).
+
+    Returns:
+        The batch ``x`` float32 ``(N, *spec.shape)`` with names, display pictures, sources and a
+        description of the preprocessing.
+
+    Raises:
+        InputError: On a missing path, unknown extension, folder without images, unreadable or too large
+            image, or an array that does not fit ``spec``.
+    """
+    prep = prep or Preprocess()
+    if isinstance(items, (str, os.PathLike, np.ndarray, Image.Image)):
+        items = [items]
+    if not items:
+        raise InputError("no inputs given; pass image files, folders, .npy/.npz files or numpy arrays")
+    xs: list[np.ndarray] = []
+    names: list[str] = []
+    display: list[np.ndarray | None] = []
+    sources: list[str] = []
+    part_sources: list[str] = []  # one per entry of xs
+    notes: list[str] = []
+    kinds: set[str] = set()
+    for item in _expand(items):
+        kinds.add(item.kind)
+        if item.kind == "array":
+            arr, key = (item.obj, None) if item.path is None else read_array_file(item.path)
+            source = item.source + (f":{key}" if key else "")
+            batch, single = _coerce(arr, spec, source)  # type: ignore[arg-type]
+            xs.append(batch)
+            part_sources.append(source)
+            names.extend([item.name] if single else [f"{item.name}[{j}]" for j in range(len(batch))])
+            sources.extend([source] if single else [f"{source}[{j}]" for j in range(len(batch))])
+            display.extend(array_display(sample, spec) for sample in batch)
+            continue
+        if item.path is not None:
+            img = read_image(item.path, max_pixels=max_pixels)
+        else:
+            img = image_to_array(item.obj)  # type: ignore[arg-type]
+        prepared = prepare_image(img, spec, prep, label=item.source)
+        xs.append(prepared.x[None])
+        part_sources.append(item.source)
+        names.append(item.name)
+        sources.append(item.source)
+        display.append(prepared.display)
+        notes.extend(n for n in prepared.notes if n not in notes)
+    _check_same_shape([x.shape[1:] for x in xs], part_sources, spec)
+    parts = [prep.describe(spec)] if kinds & {"image", "pil"} else []
+    if notes:
+        parts.append("converted: " + ", ".join(notes))
+    if "array" in kinds:
+        parts.append(ARRAYS_AS_IS)
+    inputs = Inputs(
+        x=xs[0] if len(xs) == 1 else np.concatenate(xs),
+        names=unique_names(safe_name(n) for n in names),
+        display=tuple(display),
+        sources=tuple(sources),
+        preprocess="; ".join(parts),
+    )
+    logger.info("loaded %d input(s) %s for %r: %s", len(inputs), inputs.x.shape, spec.name, inputs.preprocess)
+    return inputs

@@ -1,0 +1,144 @@
+"""Feature-map grids for many (layer, input) pairs, written to a folder all-or-nothing.
+
+This is the shared back end of ``convscope maps`` and ``convscope demo``: one forward pass per batch,
+optional streaming of the raw activations to ``activations.npz``, one PNG per (layer, input), rendered
+in a small thread pool (PNG encoding releases the GIL). Files are staged in a hidden folder inside the
+output folder and moved into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.probe.extractor import Extractor
+from convscope.store.npzstream import NpzStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """How each grid is drawn (see :func:`convscope.render.render_activation`)."""
+
+    norm: str = "channel"
+    cmap: str | None = None
+    channels: str | None = None
+    cols: int | None = None
+    rows: int | None = None
+    scale: int | None = None
+    labels: bool = True
+    max_channels: int = 64
+    overlay: str | None = None  # None, "mean" or a channel index as text
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def render_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``render_activation``."""
+        return dict(norm=self.norm, cmap=self.cmap, channels=self.channels, cols=self.cols, rows=self.rows,
+                    scale=self.scale, labels=self.labels, max_channels=self.max_channels, **self.extra)
+
+
+def slug(key: str) -> str:
+    """A file-name-safe form of a layer key (``backbone/conv@1`` -> ``backbone.conv@1``)."""
+    return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
+
+
+def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOptions, display: np.ndarray | None) -> list[tuple[str, bytes]]:
+    from convscope.render import overlay, render_activation
+
+    grid = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
+    files = [(f"{slug(key)}.png", grid.to_png())]
+    if options.overlay is not None and display is not None and act.ndim == 3:
+        spatial = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act
+        channel: int | str = "mean" if options.overlay == "mean" else int(options.overlay)
+        files.append((f"{slug(key)}.overlay.png", overlay(display, spatial, channel).to_png()))
+    return files
+
+
+def write_maps(
+    extractor: Extractor,
+    x: Any,
+    names: Iterable[str],
+    out: str | Path,
+    options: GridOptions,
+    *,
+    displays: Iterable[np.ndarray | None] | None = None,
+    data_format: str = "channels_last",
+    save_arrays: bool = False,
+    batch_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    workers: int = 2,
+) -> list[Path]:
+    """Probe ``x`` and write one PNG per (layer, input) under ``out/<input name>/<layer>.png``.
+
+    Args:
+        extractor: The (cached) extractor for the model and layer set.
+        x: Model input ``(N, ...)`` (or a list of arrays for multi-input models).
+        names: One unique, file-name-safe name per input row.
+        out: Output folder (created).
+        options: Grid options.
+        displays: Per input, the uint8 image at model resolution for overlays (or ``None``).
+        data_format: The model's data format, for reading channel axes.
+        save_arrays: Also stream the raw activations to ``out/activations.npz`` (keys: layer paths).
+        batch_size: Rows per forward pass.
+        on_batch: Called with the number of rows after each batch (progress bars).
+        workers: Threads rendering and encoding PNGs.
+
+    Returns:
+        The written paths, PNGs in (input, layer) order, then the ``.npz`` if requested.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(names)
+    displays = list(displays) if displays is not None else [None] * len(names)
+    stage = Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
+    written: list[Path] = []
+    stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for rows, batch in extractor.iter_batches(x, batch_size):
+                if stream is not None:
+                    stream.write(rows, batch)
+                jobs = []
+                for i in range(rows.start, rows.stop):
+                    for key, value in batch.items():
+                        act = value[i - rows.start]
+                        jobs.append((names[i], pool.submit(_render_one, act, key, data_format, options, displays[i])))
+                for name, job in jobs:
+                    folder = stage / name
+                    folder.mkdir(exist_ok=True)
+                    for filename, data in job.result():
+                        (folder / filename).write_bytes(data)
+                        written.append(out / name / filename)
+                if on_batch is not None:
+                    on_batch(rows.stop - rows.start)
+        if stream is not None:
+            stream.close()
+            written.append(out / "activations.npz")
+        _publish(stage, out)
+    except BaseException:
+        if stream is not None:
+            stream.abort()
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return written
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move every staged file to the same relative place under ``out`` (replacing older files)."""
+    for root, _, files in os.walk(stage):
+        for filename in files:
+            src = Path(root) / filename
+            dst = out / src.relative_to(stage)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
