@@ -5,12 +5,13 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 
-def save(path: Path, arr: np.ndarray, **kwargs: object) -> Path:
+def save(path: Path, arr: np.ndarray, **kwargs: Any) -> Path:
     """Write ``arr`` (uint8 (H, W) / (H, W, 3) / (H, W, 4), or uint16 (H, W)) with Pillow; return the path."""
     Image.fromarray(arr).save(path, **kwargs)
     return path
@@ -34,7 +35,8 @@ def pil_bilinear(arr: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def write_png(path: Path, width: int, height: int, bit_depth: int, color_type: int, rows: object) -> Path:

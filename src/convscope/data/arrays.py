@@ -57,12 +57,18 @@ def read_array_file(path: str | Path) -> tuple[np.ndarray, str | None]:
             with loaded:
                 return _read_npz(path, loaded)
         return loaded, None
+    except InputError:
+        raise
     except _LOAD_ERRORS as err:
-        raise InputError(f"{path} is not a readable .npy/.npz array file (pickled objects are refused): {err}") from None
+        raise InputError(
+            f"{path} is not a readable .npy/.npz array file (pickled objects are refused): {err}"
+        ) from None
 
 
 def _matches(shape: tuple[int, ...], expected: tuple[int | None, ...]) -> bool:
-    return len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    return len(shape) == len(expected) and all(
+        e is None or e == s for s, e in zip(shape, expected, strict=True)
+    )
 
 
 def _as_batch(arr: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, bool] | None:
@@ -108,7 +114,9 @@ def _shape_error(arr: np.ndarray, spec: InputSpec, label: str) -> InputError:
                 f"{spec.data_format} and expects {wanted}: move the channel axis"
             )
     hint = " (a missing channel axis of size 1 is also accepted)" if spec.channels == 1 else ""
-    return InputError(f"array {label} has shape {arr.shape}; model input {spec.name!r} expects {wanted}{hint}")
+    return InputError(
+        f"array {label} has shape {arr.shape}; model input {spec.name!r} expects {wanted}{hint}"
+    )
 
 
 def coerce_array(arr: np.ndarray, spec: InputSpec, *, label: str = "array") -> np.ndarray:
@@ -150,7 +158,9 @@ def _coerce(arr: np.ndarray, spec: InputSpec, label: str) -> tuple[np.ndarray, b
     x = np.asarray(batch).astype(np.float32)
     nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
     if nan or inf:
-        logger.warning("%s: %d NaN and %d Inf value(s) kept as they are (the renderer shows them)", label, nan, inf)
+        logger.warning(
+            "%s: %d NaN and %d Inf value(s) kept as they are (the renderer shows them)", label, nan, inf
+        )
     return x, single
 
 

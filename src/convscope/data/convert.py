@@ -110,6 +110,7 @@ def _geometry(img: np.ndarray, spec: InputSpec, prep: Preprocess, label: str) ->
 def _scale(pixels: np.ndarray, prep: Preprocess) -> np.ndarray:
     """uint8 ``(H, W, C)`` -> float32 ``(H, W, C)`` by ``value_range`` or ``(x/255 - mean)/std``."""
     x = pixels.astype(np.float64)
+    out: np.ndarray
     if prep.mean is not None and prep.std is not None:
         channels = pixels.shape[2]
         if len(prep.mean) not in (1, channels):

@@ -17,13 +17,19 @@ from convscope.data.arrays import ARRAY_EXTENSIONS, _coerce, array_display, read
 from convscope.data.convert import prepare_image
 from convscope.data.names import safe_name, unique_names
 from convscope.data.preprocess import Preprocess
-from convscope.data.read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_to_array, is_image_path, read_image
+from convscope.data.read import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    image_to_array,
+    is_image_path,
+    read_image,
+)
 from convscope.data.spec import InputSpec, format_shape
 from convscope.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-InputItem = Union[str, os.PathLike, np.ndarray, Image.Image]
+InputItem = Union[str, "os.PathLike[str]", np.ndarray, Image.Image]
 ARRAYS_AS_IS = "arrays taken as-is (already preprocessed)"
 
 
@@ -69,7 +75,7 @@ class _Item:
 
 def _natural_key(name: str) -> tuple[object, ...]:
     parts = re.split(r"(\d+)", name.lower())
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p) + (name,)
+    return (*((0, int(p)) if p.isdigit() else (1, p) for p in parts if p), name)
 
 
 def folder_images(folder: Path) -> list[Path]:
@@ -80,9 +86,13 @@ def folder_images(folder: Path) -> list[Path]:
     Raises:
         InputError: If the folder holds no image file (the message names it and the accepted extensions).
     """
-    files = [p for p in folder.iterdir() if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
+    try:
+        entries = list(folder.iterdir())
+    except OSError as err:
+        raise InputError(f"folder {folder} cannot be listed: {err}") from None
+    files = [p for p in entries if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
     if not files:
-        arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in folder.iterdir())
+        arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in entries)
         hint = "; .npy/.npz files are not read from folders, pass them directly" if arrays else ""
         raise InputError(f"folder {folder} has no images (accepted: {' '.join(IMAGE_EXTENSIONS)}){hint}")
     return sorted(files, key=lambda p: _natural_key(p.name))
@@ -108,7 +118,9 @@ def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
                 yield _Item("array", path.name, str(path), path=path)
             else:
                 accepted = " ".join(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
-                raise InputError(f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder")
+                raise InputError(
+                    f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder"
+                )
         else:
             raise InputError(
                 f"input {i} is a {type(item).__name__}; expected a path (str or Path) to an image, folder, "
@@ -117,7 +129,7 @@ def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
 
 
 def _check_same_shape(shapes: list[tuple[int, ...]], sources: list[str], spec: InputSpec) -> None:
-    for shape, source in zip(shapes, sources):
+    for shape, source in zip(shapes, sources, strict=True):
         if shape != shapes[0]:
             raise InputError(
                 f"inputs differ in shape: {sources[0]} gives {format_shape(shapes[0])}, {source} gives "
@@ -139,8 +151,8 @@ def load_inputs(
     Image files (``.png .jpg .jpeg .bmp .gif .tif .tiff .webp``, any case) and PIL images are read one at
     a time and preprocessed with ``prep``. A folder contributes its images (non-recursive, natural name
     order). ``.npy``/``.npz`` files and numpy arrays are taken as already-preprocessed model input (see
-    :func:`~convscope.data.arrays.coerce_array`). When the model leaves height/width free, images keep their own size and all
-    samples of the call must then share one size.
+    :func:`~convscope.data.arrays.coerce_array`). When the model leaves height/width free, images keep
+    their own size and all samples of the call must then share one size.
 
     Args:
         items: Paths (str/Path), numpy arrays or PIL images; a single one may be passed bare.
@@ -159,6 +171,7 @@ def load_inputs(
     prep = prep or Preprocess()
     if isinstance(items, (str, os.PathLike, np.ndarray, Image.Image)):
         items = [items]
+    items = list(items)
     if not items:
         raise InputError("no inputs given; pass image files, folders, .npy/.npz files or numpy arrays")
     xs: list[np.ndarray] = []
@@ -168,7 +181,7 @@ def load_inputs(
     part_sources: list[str] = []  # one per entry of xs
     notes: list[str] = []
     kinds: set[str] = set()
-    for item in _expand(items):
+    for item in list(_expand(items)):  # every path is checked before any image is decoded
         kinds.add(item.kind)
         if item.kind == "array":
             arr, key = (item.obj, None) if item.path is None else read_array_file(item.path)

@@ -55,7 +55,9 @@ def _float_tuple(name: str, values: Sequence[float]) -> tuple[float, ...]:
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise OptionError(f"{name} {values!r} is not a sequence of numbers, e.g. (0.485, 0.456, 0.406)") from None
+        raise OptionError(
+            f"{name} {values!r} is not a sequence of numbers, e.g. (0.485, 0.456, 0.406)"
+        ) from None
     if not out or not all(math.isfinite(v) for v in out):
         raise OptionError(f"{name} {values!r} must hold one finite number per channel (or a single number)")
     return out
@@ -118,11 +120,15 @@ class Preprocess:
             object.__setattr__(self, "mean", mean)
             object.__setattr__(self, "std", std)
         if self.resize not in RESIZE_MODES:
-            raise OptionError(f"resize {self.resize!r} is not valid; expected one of {', '.join(RESIZE_MODES)}")
+            raise OptionError(
+                f"resize {self.resize!r} is not valid; expected one of {', '.join(RESIZE_MODES)}"
+            )
         if not isinstance(self.invert, bool):
             raise OptionError(f"invert {self.invert!r} must be True or False")
         if self.channels not in CHANNEL_MODES:
-            raise OptionError(f"channels {self.channels!r} is not valid; expected one of {', '.join(CHANNEL_MODES)}")
+            raise OptionError(
+                f"channels {self.channels!r} is not valid; expected one of {', '.join(CHANNEL_MODES)}"
+            )
 
     @property
     def uses_mean_std(self) -> bool:

@@ -144,7 +144,7 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     if path.is_dir():
         raise InputError(f"{path} is a folder; read_image needs one image file ({_READABLE})")
     try:
-        fp = open(path, "rb")
+        fp = open(path, "rb")  # noqa: SIM115 (closed by the `with` below; open errors reported apart)
     except OSError as err:
         raise InputError(f"{path} cannot be opened: {err}") from None
     with fp:
@@ -155,13 +155,13 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
                 f"{path} is {width}x{height} = {width * height:,} pixels, over the limit of "
                 f"{max_pixels:,} pixels (max_pixels); downscale it first or raise the limit"
             )
-        if getattr(im, "n_frames", 1) > 1:
-            logger.info("%s has %d frames; reading the first", path, im.n_frames)
+        frames = int(getattr(im, "n_frames", 1))
+        if frames > 1:
+            logger.info("%s has %d frames; reading the first", path, frames)
         try:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            arr = _to_uint8(im, path)
-        except _DECODE_ERRORS as err:
+            arr = _to_uint8(ImageOps.exif_transpose(im), path)
+        except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
             raise _unreadable(path, err) from None
-    logger.debug("read %s: %s %s", path, arr.shape, im.mode)
+    logger.debug("read %s: mode %s -> uint8 %s", path, im.mode, arr.shape)
     return arr

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from convscope.errors import InputError, OptionError
 
@@ -11,7 +12,7 @@ DataFormat = Literal["channels_last", "channels_first"]
 DATA_FORMATS: tuple[str, ...] = ("channels_last", "channels_first")
 
 
-def format_shape(shape: tuple[int | None, ...], batch: str | None = None) -> str:
+def format_shape(shape: tuple[object, ...], batch: str | None = None) -> str:
     """Format a shape for messages, e.g. ``(N, 28, 28, 1)``; unknown sizes print as ``None``.
 
     Args:
@@ -58,17 +59,29 @@ class InputSpec:
                 f"model input {self.name!r} has shape {format_shape(shape)}; convscope reads inputs of "
                 "shape (L, C), (H, W, C) or (D, H, W, C) (channel axis first or last), without the batch axis"
             )
-        for d in shape:
-            if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1):
-                raise InputError(
-                    f"model input {self.name!r} has shape {format_shape(shape)}; every size must be a "
-                    "positive integer or None"
-                )
-        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "shape", tuple(self._size(d, shape) for d in shape))
+
+    def _size(self, d: Any, shape: tuple[object, ...]) -> int | None:
+        """One size as a Python int (numpy integers accepted) or None; anything else is refused."""
+        if d is None:
+            return None
+        try:
+            value = 0 if isinstance(d, bool) else operator.index(d)
+        except TypeError:
+            value = 0
+        if value < 1:
+            raise InputError(
+                f"model input {self.name!r} has shape {format_shape(shape)}; every size must be a "
+                "positive integer or None"
+            )
+        return value
 
     @classmethod
     def from_batch_shape(
-        cls, batch_shape: tuple[int | None, ...], data_format: DataFormat = "channels_last", name: str = "input"
+        cls,
+        batch_shape: tuple[int | None, ...],
+        data_format: DataFormat = "channels_last",
+        name: str = "input",
     ) -> InputSpec:
         """Build a spec from a Keras-style shape that includes the batch axis, e.g. ``(None, 28, 28, 1)``.
 
@@ -109,7 +122,7 @@ class InputSpec:
 
     @property
     def is_image(self) -> bool:
-        """True when image files can be fed: a 2D input with 1 or 3 channels (or any channel count)."""
+        """True when image files can be fed: a 2D input with 1, 3 or a free (``None``) channel count."""
         return self.rank == 2 and self.channels in (1, 3, None)
 
     def sample_shape(
