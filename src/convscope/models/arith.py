@@ -53,7 +53,7 @@ ZERO_PARAM_LAYERS = frozenset(
 POINTWISE_LAYERS = frozenset(
     "Activation ReLU LeakyReLU PReLU ELU Softmax Dropout SpatialDropout1D SpatialDropout2D SpatialDropout3D "
     "GaussianDropout GaussianNoise AlphaDropout ActivityRegularization Masking Identity Rescaling "
-    "BatchNormalization LayerNormalization GroupNormalization UnitNormalization Normalization".split()
+    "BatchNormalization LayerNormalization RMSNormalization GroupNormalization UnitNormalization Normalization".split()
 )
 """Layer classes whose output position ``i`` depends on input position ``i`` only (geometry unchanged)."""
 
@@ -105,11 +105,15 @@ def conv_output_length(
         raise InputError(f"padding must be 'valid', 'same' or 'causal'; got {padding!r}")
     k_eff = effective_kernel(kernel, dilation)
     if size < k_eff:
-        raise InputError(f"input length {size} is shorter than the (dilated) kernel {k_eff} with 'valid' padding")
+        raise InputError(
+            f"input length {size} is shorter than the (dilated) kernel {k_eff} with 'valid' padding"
+        )
     return (size - k_eff) // stride + 1
 
 
-def pool_output_length(size: int | None, pool: int, stride: int | None = None, padding: str = "valid") -> int | None:
+def pool_output_length(
+    size: int | None, pool: int, stride: int | None = None, padding: str = "valid"
+) -> int | None:
     """Output length of a max/average pooling along one axis (``stride`` defaults to ``pool``)."""
     padding = padding.lower()
     if padding not in ("valid", "same"):
@@ -273,7 +277,9 @@ def layer_geometry(class_name: str, config: Mapping[str, Any]) -> Geometry | Non
         n = int(m.group(2))
         pool = _tuple(config.get("pool_size"), n, 2)
         strides = pool if config.get("strides") is None else _tuple(config.get("strides"), n)
-        return Geometry("pool", pool, strides, (1,) * n, str(config.get("padding", "valid")).lower(), channels_first)
+        return Geometry(
+            "pool", pool, strides, (1,) * n, str(config.get("padding", "valid")).lower(), channels_first
+        )
     if m := _PAD.match(class_name):
         n = int(m.group(2))
         kind = "pad" if m.group(1) == "ZeroPadding" else "crop"
@@ -283,7 +289,9 @@ def layer_geometry(class_name: str, config: Mapping[str, Any]) -> Geometry | Non
         n = int(m.group(1))
         size = _tuple(config.get("size"), n, 2)
         interpolation = str(config.get("interpolation", "nearest"))
-        return Geometry("upsample", (1,) * n, size, (1,) * n, "valid", channels_first, interpolation=interpolation)
+        return Geometry(
+            "upsample", (1,) * n, size, (1,) * n, "valid", channels_first, interpolation=interpolation
+        )
     return None
 
 
@@ -365,6 +373,8 @@ def param_count(class_name: str, config: Mapping[str, Any], input_shape: Sequenc
             rms = bool(config.get("rms_scaling", False))
             vectors = bool(config.get("scale", True) or rms) + bool(config.get("center", True) and not rms)
             return None if size is None else vectors * size
+        if class_name == "RMSNormalization":
+            return _axes_size(input_shape, config.get("axis", -1))
         if class_name == "GroupNormalization":
             size = _axes_size(input_shape, config.get("axis", -1))
             vectors = bool(config.get("center", True)) + bool(config.get("scale", True))
@@ -426,8 +436,12 @@ class ReceptiveField:
         return ReceptiveField(self.size, self.jump, self.start, False)
 
 
-def _through_geometry(rf: ReceptiveField, g: Geometry, in_spatial: Sequence[int | None] | None,
-                      out_spatial: Sequence[int | None] | None) -> ReceptiveField:
+def _through_geometry(
+    rf: ReceptiveField,
+    g: Geometry,
+    in_spatial: Sequence[int | None] | None,
+    out_spatial: Sequence[int | None] | None,
+) -> ReceptiveField:
     size, jump, start = [], [], []
     exact = rf.exact
     for i in range(g.ndim):
@@ -491,6 +505,17 @@ def merge_fields(fields: Sequence[ReceptiveField]) -> ReceptiveField:
     return ReceptiveField(tuple(size), tuple(jump), tuple(start), exact)
 
 
+def is_known_layer(class_name: str) -> bool:
+    """True if :func:`propagate_field` knows how ``class_name`` moves pixels (not a guess)."""
+    return bool(
+        class_name in GLOBAL_LAYERS
+        or class_name in MERGE_LAYERS
+        or class_name in POINTWISE_LAYERS
+        or class_name == "Dense"
+        or layer_geometry(class_name, {}) is not None
+    )
+
+
 def _spatial_of(shape: Sequence[int | None] | None) -> tuple[int | None, ...] | None:
     return None if shape is None or len(shape) < 3 else tuple(shape[1:-1])
 
@@ -533,7 +558,9 @@ def propagate_field(
     if geometry is not None:
         if inputs[0] is None or geometry.ndim != inputs[0].ndim:
             return None
-        return _through_geometry(inputs[0], geometry, geometry.spatial(input_shape), geometry.spatial(output_shape))
+        return _through_geometry(
+            inputs[0], geometry, geometry.spatial(input_shape), geometry.spatial(output_shape)
+        )
     if class_name in MERGE_LAYERS:
         if class_name == "Concatenate" and input_shape is not None:
             axis = int(config.get("axis", -1)) % len(input_shape)

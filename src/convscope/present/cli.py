@@ -32,6 +32,34 @@ ShapeOpt = Annotated[Optional[str], typer.Option("--input-shape", help="One samp
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
 
+_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on", "cpu_feature_guard",
+          "rebuild TensorFlow with the appropriate compiler flags", "To enable the following instructions")
+
+
+def _quiet_backend_import() -> None:
+    """Import Keras with its backend while filtering TensorFlow's start-up banner out of stderr.
+
+    TensorFlow's C++ runtime writes informational lines straight to file descriptor 2 at import, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says; a CLI whose errors are one line should not open with four. Anything
+    else written during the import (a real problem) is passed through unchanged.
+    """
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401  (imports the backend)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(n in line for n in _NOISE):
+                    print(line, file=sys.stderr)
+
+
 def _setup(verbose: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
@@ -39,6 +67,8 @@ def _setup(verbose: bool) -> None:
         format="convscope: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        _quiet_backend_import()
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:

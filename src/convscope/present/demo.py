@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 DEMO_LAYERS = ("conv_0", "conv_1")
+PREDICTIONS = "predictions"
 
 
 def run_demo(out: str | Path, n_digits: int = 4) -> str:
@@ -30,9 +31,9 @@ def run_demo(out: str | Path, n_digits: int = 4) -> str:
     pick = np.sort(first)[:n_digits]
     x, y = x_all[pick], y_all[pick]
     names = [f"digit{i}_label{int(label)}" for i, label in zip(pick, y)]
-    extractor = get_extractor(model, list(DEMO_LAYERS), include_output=True)
+    extractor = get_extractor(model, [*DEMO_LAYERS, PREDICTIONS])
     acts = extractor(x)
-    probs = acts.pop(extractor.OUTPUT_KEY)
+    probs = acts[PREDICTIONS]
     displays = load_inputs_for(model, x).display
     written = write_maps(extractor, x, names, out, GridOptions(channels="all", overlay="mean"),
                          displays=displays)
@@ -56,7 +57,8 @@ def run_demo(out: str | Path, n_digits: int = 4) -> str:
         )
     lines.append("  conv_0 channels respond to strokes and edges at one orientation each: compare the bright")
     lines.append("  tiles in conv_0.png across digits. conv_1 combines them into corners, curves and stroke ends;")
-    lines.append("  its *.overlay.png shows where on the digit the layer is most active on average.")
+    lines.append("  its *.overlay.png shows where on the digit the layer is most active on average;")
+    lines.append("  predictions.png is the softmax output as bars.")
     lines.append("")
     lines.append(f"Wrote {len(written)} files, e.g. {written[0]}")
     return "\n".join(lines)

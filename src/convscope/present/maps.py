@@ -106,6 +106,7 @@ def write_maps(
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for rows, batch in extractor.iter_batches(x, batch_size):
+                batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
                 if stream is not None:
                     stream.write(rows, batch)
                 jobs = []

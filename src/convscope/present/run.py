@@ -36,6 +36,22 @@ def make_preprocess(value_range: str | None, mean: str | None, std: str | None, 
     return Preprocess(**kwargs)
 
 
+def validate_grid_options(options: Any) -> None:
+    """Raise :class:`OptionError` now for a bad norm, colormap or channel spec (before any work)."""
+    from convscope.render import parse_channels, resolve_cmap
+    from convscope.render.normalize import check_mode
+
+    check_mode(options.norm)
+    if options.cmap is not None:
+        resolve_cmap(options.cmap)
+    if options.channels is not None:
+        parse_channels(options.channels, 1 << 30)  # grammar only; indices are checked per layer
+    for name in ("cols", "scale", "max_channels"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise OptionError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def run_maps(
     model: Any,
     inputs: Sequence[str],
@@ -65,7 +81,6 @@ def run_maps(
     from convscope.models.load import load_model
     from convscope.models.spec import data_format
     from convscope.present.maps import GridOptions, write_maps
-    from convscope.render import validate_options
 
     if batch_size < 1:
         raise OptionError(f"--batch-size must be >= 1, got {batch_size}")
@@ -73,7 +88,7 @@ def run_maps(
         raise OptionError(f"--overlay {overlay!r} is not valid; expected 'mean' or a channel index such as 3")
     options = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=labels,
                           max_channels=max_channels, overlay=overlay)
-    validate_options(**options.render_kwargs())  # bad --norm/--cmap/--channels fail before any work
+    validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
     keras_model = load_model(model, safe_mode=safe_mode)
     prep = make_preprocess(value_range, mean, std, invert)
     data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)

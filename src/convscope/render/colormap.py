@@ -14,12 +14,13 @@ Values that are not finite get colors reserved for them, chosen to stand out fro
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Final
 
 import numpy as np
 
-from convscope.errors import OptionError, nearest
+from convscope.errors import OptionError, RenderError, nearest
 
 NAN_COLOR: Final = (255, 0, 255)
 POSINF_COLOR: Final = (255, 128, 0)
@@ -95,58 +96,121 @@ def get_lut(name: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _lut32(name: str) -> np.ndarray:
-    """The LUT packed as one uint32 per entry (RGBA bytes, A unused): a 1-D ``take`` is ~5x faster."""
-    rgba = np.zeros((256, 4), np.uint8)
-    rgba[:, :3] = get_lut(name)
-    packed = rgba.view(np.uint32).ravel()
+def _lut_v3(name: str) -> np.ndarray:
+    """The LUT as 256 opaque 3-byte items, so ``take`` copies whole pixels."""
+    packed = np.ascontiguousarray(get_lut(name)).view("V3").reshape(256)
     packed.flags.writeable = False
     return packed
 
 
-def apply_colormap(values01: np.ndarray, name: str = "gray") -> np.ndarray:
-    """Colorize values in [0, 1] with a colormap; NaN, +Inf and -Inf get their reserved colors.
+@lru_cache(maxsize=8)
+def _lut_pairs(name: str) -> np.ndarray:
+    """A 65536-entry LUT of pixel *pairs* (6-byte items, 384 KiB).
 
-    Values outside [0, 1] are clipped. The result may be a strided view into an RGBA buffer (this
-    avoids a copy on the rendering hot path); call ``np.ascontiguousarray`` if you need a compact array.
+    It is indexed by two neighbouring uint8 indices read as one little-endian uint16. Looking up pairs
+    halves the number of items ``take`` copies: ~4x faster than ``lut[indices]`` on a whole mosaic.
+    """
+    lut = get_lut(name)
+    pairs = np.empty((256, 256, 6), np.uint8)  # [second, first]: uint16 value = first + 256 * second
+    pairs[:, :, :3] = lut[None, :, :]
+    pairs[:, :, 3:] = lut[:, None, :]
+    packed = pairs.reshape(-1).view("V6")
+    packed.flags.writeable = False
+    return packed
+
+
+def _lookup(name: str, indices: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = lut[indices]`` for C-contiguous ``indices`` ``S`` and ``out`` ``S + (3,)``."""
+    flat, dst = indices.reshape(-1), out.reshape(-1)
+    n = flat.size
+    even = n - n % 2
+    if even and sys.byteorder == "little":
+        np.take(_lut_pairs(name), flat[:even].view(np.uint16), out=dst[: even * 3].view("V6"), mode="clip")
+    else:
+        even = 0
+    if even < n:
+        np.take(_lut_v3(name), flat[even:], out=dst[even * 3 :].view("V3"), mode="clip")
+
+
+# Codes for non-finite values, as returned by :func:`to_indices`.
+FINITE, NAN, POSINF, NEGINF = 0, 1, 2, 3
+_SPECIAL = {NAN: NAN_COLOR, POSINF: POSINF_COLOR, NEGINF: NEGINF_COLOR}
+
+
+def to_indices(values01: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Quantize values in [0, 1] to LUT indices (rounded, clipped to 0..255).
 
     Args:
-        values01: float array of shape ``(...)``.
+        values01: float array of any shape ``S``.
+
+    Returns:
+        ``(indices, codes)``: uint8 indices of shape ``S`` (0 where the value is not finite), and uint8
+        codes of shape ``S`` (:data:`FINITE`, :data:`NAN`, :data:`POSINF`, :data:`NEGINF`), or ``None``
+        when every value is finite (the common case: detected with one cheap sum, no mask is built).
+    """
+    values01 = np.asarray(values01)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.multiply(values01, 255.0, dtype=np.float32)
+        scaled += 0.5
+        finite = not scaled.size or bool(np.isfinite(scaled.sum()))
+    codes = None
+    if not finite:
+        bad = ~np.isfinite(values01)
+        if bad.any():
+            codes = np.zeros(values01.shape, np.uint8)
+            codes[np.isnan(values01)] = NAN
+            codes[values01 == np.inf] = POSINF
+            codes[values01 == -np.inf] = NEGINF
+            scaled[bad] = 0.0
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    return scaled.astype(np.uint8), codes
+
+
+def colorize(
+    indices: np.ndarray, codes: np.ndarray | None, name: str, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Look ``indices`` up in colormap ``name``; pixels flagged in ``codes`` get the special colors.
+
+    Args:
+        indices: uint8 array of shape ``S``.
+        codes: ``None`` or uint8 codes of shape ``S`` from :func:`to_indices`.
+        name: Colormap name or alias.
+        out: Optional uint8 array of shape ``S + (3,)`` to write into (fastest when C-contiguous).
+
+    Returns:
+        uint8 array of shape ``S + (3,)`` (``out`` if given).
+    """
+    key = resolve_cmap(name)
+    if out is None:
+        out = np.empty((*indices.shape, 3), np.uint8)
+    if out.shape != (*indices.shape, 3) or out.dtype != np.uint8:
+        raise RenderError(f"out must be uint8 of shape {(*indices.shape, 3)}, got {out.dtype} {out.shape}")
+    indices = np.ascontiguousarray(indices, dtype=np.uint8)
+    if out.flags.c_contiguous:
+        _lookup(key, indices, out)
+    else:  # e.g. a body area narrower than its picture: look up compactly, then copy
+        tmp = np.empty(out.shape, np.uint8)
+        _lookup(key, indices, tmp)
+        out[...] = tmp
+    if codes is not None:
+        for code, color in _SPECIAL.items():
+            out[codes == code] = color
+    return out
+
+
+def apply_colormap(values01: np.ndarray, name: str = "gray") -> np.ndarray:
+    """Colorize values in [0, 1]; values outside are clipped, NaN / +Inf / -Inf get their special colors.
+
+    Args:
+        values01: float array of shape ``S``.
         name: A colormap name or alias (see :data:`COLORMAPS`, :data:`ALIASES`).
 
     Returns:
-        uint8 array of shape ``(..., 3)``.
+        uint8 array of shape ``S + (3,)``.
 
     Raises:
         OptionError: unknown colormap name.
     """
-    values01 = np.asarray(values01)
-    lut = _lut32(resolve_cmap(name))
-    flat = values01.reshape(-1)
-    scaled = np.multiply(flat, 255.0, dtype=np.float32)
-    scaled += 0.5
-    finite = bool(np.isfinite(scaled.sum())) if flat.size else True
-    if not finite:
-        bad = ~np.isfinite(flat)
-        scaled[bad] = 0.0
-    np.clip(scaled, 0.0, 255.0, out=scaled)
-    rgba = lut.take(scaled.astype(np.uint8)).view(np.uint8).reshape(flat.size, 4)
-    if not finite:
-        paint_nonfinite(rgba, bad, flat[bad])
-    return rgba.reshape(*values01.shape, 4)[..., :3]
-
-
-def paint_nonfinite(rgb: np.ndarray, bad: np.ndarray, values: np.ndarray) -> None:
-    """Overwrite the pixels flagged in ``bad`` with the NaN / +Inf / -Inf colors, in place.
-
-    Args:
-        rgb: uint8 ``(..., 3)`` or ``(..., 4)`` pixels.
-        bad: bool mask of shape ``rgb.shape[:-1]``.
-        values: the original values at ``bad`` (1-D, in mask order), used to tell NaN from +/-Inf.
-    """
-    colors = np.empty((values.size, rgb.shape[-1]), np.uint8)
-    colors[:] = 0
-    colors[:, :3] = NAN_COLOR
-    colors[values == np.inf, :3] = POSINF_COLOR
-    colors[values == -np.inf, :3] = NEGINF_COLOR
-    rgb[bad] = colors
+    resolve_cmap(name)
+    indices, codes = to_indices(values01)
+    return colorize(indices, codes, name)

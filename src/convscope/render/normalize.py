@@ -1,0 +1,232 @@
+"""Scale activation maps to [0, 1] for a colormap; the mode is a choice the user sees in the picture.
+
+Modes (``maps`` is channel-first, ``(C, ...)``; "layer" means all channels passed in, i.e. the ones shown):
+
+* ``channel``: each channel by its own finite min..max (best contrast, hides magnitudes).
+* ``layer``: one finite min..max for all channels (channels comparable).
+* ``symmetric``: ``0.5 + 0.5 * v / max|v|`` over the layer, so 0 -> 0.5 (the middle of the diverging
+  map). For tanh outputs and pre-activations.
+* ``percentile``: clip at two percentiles of the layer's finite values, then scale (robust to outliers).
+* ``raw``: a fixed ``vrange=(lo, hi)``, values outside clipped; without ``vrange`` the layer's finite
+  min..max. Always drawn with a legend.
+
+Constant data never divides by zero: a channel (or layer) whose finite values are all equal maps to 0
+(0.5 in ``symmetric`` mode) and is flagged in :attr:`Normalized.constant`. NaN and +/-Inf are kept as
+NaN / +/-Inf so the colormap can show them in their own colors; they never enter a min, max or
+percentile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from convscope.errors import OptionError, RenderError, nearest
+
+log = logging.getLogger(__name__)
+
+NORM_MODES: Final = ("channel", "layer", "symmetric", "percentile", "raw")
+_SPANNED: Final = ("layer", "symmetric", "percentile", "raw")  # modes drawn with a colorbar legend
+
+
+@dataclass(frozen=True, eq=False)
+class Normalized:
+    """Maps scaled to [0, 1] and the value range each channel was scaled from.
+
+    Attributes:
+        values: float32 ``(C, ...)`` in [0, 1]; NaN / +Inf / -Inf where the input had them.
+        lo: float64 ``(C,)`` value mapped to 0 (NaN for a channel without finite values).
+        hi: float64 ``(C,)`` value mapped to 1.
+        mode: The normalization mode used.
+        constant: bool ``(C,)``, True where a channel's finite values are all equal (or absent).
+    """
+
+    values: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    mode: str
+    constant: np.ndarray
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` lower-cased if it is one of :data:`NORM_MODES`.
+
+    Raises:
+        OptionError: unknown mode; the message lists the valid ones.
+    """
+    key = mode.strip().lower() if isinstance(mode, str) else mode
+    if key not in NORM_MODES:
+        hint = nearest(str(mode), NORM_MODES, n=1) if isinstance(mode, str) else []
+        more = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise OptionError(f"unknown normalization {mode!r}; valid: {', '.join(NORM_MODES)}{more}")
+    return key
+
+
+def default_cmap(mode: str) -> str:
+    """The colormap that suits a normalization mode: ``diverging`` for ``symmetric``, else ``gray``."""
+    return "diverging" if check_mode(mode) == "symmetric" else "gray"
+
+
+def has_legend(mode: str) -> bool:
+    """True for modes whose picture carries a colorbar legend (all but ``channel``)."""
+    return check_mode(mode) in _SPANNED
+
+
+def check_percentile(percentile: Sequence[float]) -> tuple[float, float]:
+    """Validate ``(low, high)`` percentiles with ``0 <= low < high <= 100``.
+
+    Raises:
+        OptionError: malformed pair, echoing it.
+    """
+    try:
+        low, high = (float(p) for p in percentile)
+    except (TypeError, ValueError):
+        raise OptionError(f"percentile must be two numbers (low, high), got {percentile!r}") from None
+    if not (0.0 <= low < high <= 100.0):
+        raise OptionError(f"percentile must satisfy 0 <= low < high <= 100, got {percentile!r}")
+    return low, high
+
+
+def check_vrange(vrange: Sequence[float]) -> tuple[float, float]:
+    """Validate a fixed value range ``(lo, hi)``: two finite numbers with ``lo < hi``.
+
+    Raises:
+        OptionError: malformed range, echoing it.
+    """
+    try:
+        lo, hi = (float(v) for v in vrange)
+    except (TypeError, ValueError):
+        raise OptionError(f"vrange must be two numbers (lo, hi), got {vrange!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise OptionError(f"vrange must be finite with lo < hi, got {vrange!r}")
+    return lo, hi
+
+
+def channel_min_max(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Finite min and max of each row of ``flat``.
+
+    Args:
+        flat: float ``(C, N)``.
+
+    Returns:
+        ``(mins, maxs, all_finite)``: float64 ``(C,)`` each (NaN for a row without finite values), and
+        whether every value in ``flat`` is finite.
+    """
+    mins = flat.min(axis=1).astype(np.float64)
+    maxs = flat.max(axis=1).astype(np.float64)
+    odd = ~(np.isfinite(mins) & np.isfinite(maxs))  # NaN propagates through min/max, Inf shows up
+    if odd.any():
+        for c in np.flatnonzero(odd):
+            finite = flat[c][np.isfinite(flat[c])]
+            mins[c], maxs[c] = (finite.min(), finite.max()) if finite.size else (np.nan, np.nan)
+    return mins, maxs, not odd.any()
+
+
+def _layer_span(mins: np.ndarray, maxs: np.ndarray) -> tuple[float, float]:
+    """One finite min and max over all channels (NaN, NaN if there is no finite value at all)."""
+    if np.isnan(mins).all():
+        return math.nan, math.nan
+    return float(np.nanmin(mins)), float(np.nanmax(maxs))
+
+
+def normalize(
+    maps: np.ndarray,
+    mode: str = "channel",
+    *,
+    percentile: Sequence[float] = (1.0, 99.0),
+    vrange: Sequence[float] | None = None,
+) -> Normalized:
+    """Scale channel-first maps to [0, 1] with the chosen mode (see the module docstring).
+
+    Args:
+        maps: ``(C, ...)`` numbers (any real dtype); not modified.
+        mode: One of :data:`NORM_MODES`.
+        percentile: ``(low, high)`` percentiles for ``mode="percentile"``.
+        vrange: ``(lo, hi)`` for ``mode="raw"``; only allowed with that mode.
+
+    Returns:
+        A :class:`Normalized` with float32 ``values`` of the same shape as ``maps``.
+
+    Raises:
+        OptionError: unknown mode, malformed ``percentile`` / ``vrange``, or ``vrange`` with another mode.
+        RenderError: ``maps`` is empty, 0-d or not real-valued.
+    """
+    mode = check_mode(mode)
+    x = np.asarray(maps)
+    if x.ndim < 1 or x.size == 0:
+        raise RenderError(f"cannot normalize an empty or 0-d array of shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise RenderError(f"activations must be real numbers, got dtype {x.dtype}")
+    if vrange is not None and mode != "raw":
+        raise OptionError(f"vrange={vrange!r} only applies to norm='raw' (got norm={mode!r})")
+    flat = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+    mins, maxs, all_finite = channel_min_max(flat)
+    constant = ~(maxs > mins)  # also True for channels without finite values (NaN compares False)
+    n = len(mins)
+
+    if mode == "channel":
+        lo, hi = mins, maxs
+    elif mode == "symmetric":
+        lo_l, hi_l = _layer_span(mins, maxs)
+        m = max(abs(lo_l), abs(hi_l)) if math.isfinite(lo_l) else math.nan
+        lo, hi = np.full(n, -m), np.full(n, m)
+    elif mode == "percentile":
+        low_p, high_p = check_percentile(percentile)
+        finite = flat if all_finite else flat[np.isfinite(flat)]
+        lo_l, hi_l = np.percentile(finite, [low_p, high_p]) if finite.size else (math.nan, math.nan)
+        lo, hi = np.full(n, float(lo_l)), np.full(n, float(hi_l))
+    else:  # layer, raw
+        lo_l, hi_l = check_vrange(vrange) if vrange is not None else _layer_span(mins, maxs)
+        lo, hi = np.full(n, lo_l), np.full(n, hi_l)
+
+    values = _scale(flat, lo, hi, symmetric=mode == "symmetric")
+    if mode in ("percentile", "raw"):
+        _clip_finite(values, all_finite)
+    if constant.any():
+        log.debug("normalize(%s): %d constant channel(s): %s", mode, constant.sum(), np.flatnonzero(constant))
+    return Normalized(values.reshape(x.shape), lo, hi, mode, constant)
+
+
+def _scale(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, symmetric: bool) -> np.ndarray:
+    """``(v - lo) / (hi - lo)`` per row; rows with a zero, NaN or unusable span are handled apart.
+
+    Degenerate rows (``hi == lo``): finite values above ``hi`` -> 1, others -> 0 (0.5 if ``symmetric``);
+    non-finite values pass through.
+    """
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return _scale_rows(flat, lo, hi, symmetric)
+
+
+def _scale_rows(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, symmetric: bool) -> np.ndarray:
+    span = hi - lo
+    inv = 1.0 / span
+    good = np.isfinite(inv) & (span > 0)
+    if symmetric:  # v * 0.5 / m + 0.5, with lo = -m
+        mult = np.where(good, inv, 0.0).astype(np.float32)[:, None]
+        out = np.multiply(flat, mult)
+        out += np.float32(0.5)
+    else:
+        out = np.subtract(flat, np.where(good, lo, 0.0).astype(np.float32)[:, None])
+        out *= np.where(good, inv, 0.0).astype(np.float32)[:, None]
+    for c in np.flatnonzero(~good):
+        row = flat[c]
+        flat_value = 0.5 if symmetric else 0.0
+        above = row > hi[c] if math.isfinite(hi[c]) else np.zeros(row.shape, bool)
+        out[c] = np.where(np.isfinite(row), np.where(above, 1.0, flat_value), row)
+    return out
+
+
+def _clip_finite(values: np.ndarray, all_finite: bool) -> None:
+    """Clip finite values to [0, 1] in place, leaving +/-Inf (and NaN) as they are."""
+    if all_finite:
+        np.clip(values, 0.0, 1.0, out=values)
+        return
+    inf = np.isinf(values)
+    saved = values[inf]
+    np.clip(values, 0.0, 1.0, out=values)
+    values[inf] = saved

@@ -1,0 +1,117 @@
+"""A channel (or the channel mean) of a feature map, upsampled and blended over the input image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from convscope.errors import OptionError, RenderError
+from convscope.render.annotate import fmt
+from convscope.render.checks import is_int
+from convscope.render.colormap import apply_colormap, resolve_cmap
+from convscope.render.normalize import check_mode, normalize
+from convscope.render.prepare import layer_stats
+from convscope.render.result import FeatureGrid
+
+
+def as_rgb_image(image: Any) -> np.ndarray:
+    """An input picture as uint8 ``(H, W, 3)``.
+
+    Accepts uint8 ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` (alpha dropped); float
+    pictures are taken as 0..1 if their max is <= 1, else as 0..255, and clipped.
+
+    Raises:
+        RenderError: any other shape or dtype.
+    """
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] in (1, 3, 4):
+        img = img[..., :3] if img.shape[2] != 1 else img[..., 0]
+    if (img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3) or img.size == 0
+            or not np.issubdtype(img.dtype, np.number)):
+        raise RenderError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) numbers, "
+                          f"got {img.dtype} {img.shape}")
+    if img.dtype != np.uint8:
+        f = np.nan_to_num(img.astype(np.float32), nan=0.0)
+        if f.max(initial=0.0) <= 1.0:
+            f = f * 255.0
+        img = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else np.ascontiguousarray(img)
+
+
+def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a float ``(h, w)`` map to ``(height, width)`` (Pillow, float32 'F' image)."""
+    src = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
+    return np.asarray(src.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def overlay(
+    image: Any,
+    act: Any,
+    channel: int | str = "mean",
+    *,
+    cmap: str = "magma",
+    alpha: float = 0.5,
+    norm: str = "channel",
+    layer: str = "",
+) -> FeatureGrid:
+    """Blend one channel (or the mean of all channels) of a feature map over the input picture.
+
+    The map is normalized at its own resolution, then resized bilinearly to the picture, colorized
+    (NaN / Inf keep their special colors) and alpha-blended: ``out = (1 - alpha) * image + alpha * heat``.
+
+    Args:
+        image: The model input for this sample (see :func:`as_rgb_image`), ``(H, W[, 3])``.
+        act: ``(h, w, C)`` channels-last activation of ONE sample (``(h, w)`` is taken as one channel).
+        channel: A channel index, or ``"mean"`` for the mean over channels.
+        cmap: Colormap name.
+        alpha: Heat-map opacity in [0, 1]; 0 returns the picture unchanged.
+        norm: Normalization mode (``channel`` and ``layer`` coincide for a single map).
+        layer: Layer name for the caption.
+
+    Returns:
+        A :class:`FeatureGrid` whose ``image`` has the picture's size ``(H, W, 3)`` (no caption strip;
+        the caption is in ``.caption`` and in :meth:`FeatureGrid.to_figure`).
+
+    Raises:
+        RenderError: bad image or activation shape.
+        OptionError: bad channel, alpha, cmap or norm.
+    """
+    mode, cmap_name = check_mode(norm), resolve_cmap(cmap)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise OptionError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    rgb = as_rgb_image(image)
+    arr = np.asarray(act)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
+        raise RenderError(f"overlay needs a (h, w, C) channels-last activation of one sample, got shape "
+                          f"{arr.shape}; for a batch pass act[i]")
+    n_channels = arr.shape[2]
+    if isinstance(channel, str):
+        if channel != "mean":
+            raise OptionError(f"channel must be an index 0..{n_channels - 1} or 'mean', got {channel!r}")
+        with np.errstate(invalid="ignore"):
+            fmap = arr.astype(np.float32).mean(axis=2)
+        shown, what = tuple(range(n_channels)), f"mean of {n_channels} channels"
+    else:
+        if not is_int(channel) or not 0 <= channel < n_channels:
+            raise OptionError(f"channel {channel!r} is out of range: valid are 0..{n_channels - 1} or 'mean'")
+        fmap = arr[:, :, int(channel)].astype(np.float32)
+        shown, what = (int(channel),), f"channel {int(channel)} of {n_channels}"
+    normed = normalize(fmap[None], mode)
+    heat = apply_colormap(resize_map(normed.values[0], rgb.shape[0], rgb.shape[1]), cmap_name)
+    a = np.float32(alpha)
+    blended = rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a
+    out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    stats = layer_stats(arr, -1)
+    caption = "  ".join(f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
+                                    f"alpha={fmt(alpha)}", f"range [{fmt(stats.value_range[0])}, "
+                                    f"{fmt(stats.value_range[1])}]") if f)
+    return FeatureGrid(
+        image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
+        n_channels=n_channels, value_range=stats.value_range,
+        dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
+        caption=caption, kind="overlay",
+    )

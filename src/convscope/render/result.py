@@ -1,0 +1,107 @@
+"""The result of rendering: a picture plus the facts needed to read it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from convscope.render.encode import encode_image, encode_png, write_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class FeatureGrid:
+    """A rendered activation picture and what it shows.
+
+    Attributes:
+        image: Read-only uint8 ``(H, W, 3)`` picture (caption strip, maps, legend).
+        layer: Layer name (may be empty).
+        shape: Shape of the activation for one sample, as the layer outputs it.
+        norm: Normalization mode used.
+        cmap: Colormap name used.
+        channels: Channel (or unit) indices shown, in display order.
+        n_channels: Channels (units) the layer has.
+        value_range: Finite ``(min, max)`` of the raw activation (NaN, NaN if nothing is finite).
+        dead: Channels that are exactly zero everywhere (over all channels, shown or not).
+        n_nan: NaN values in the activation.
+        n_inf: +/-Inf values in the activation.
+        caption: The text printed at the top of the picture.
+        kind: ``"2d"``, ``"1d"``, ``"3d"``, ``"vector"`` or ``"overlay"``.
+    """
+
+    image: np.ndarray
+    layer: str
+    shape: tuple[int, ...]
+    norm: str
+    cmap: str
+    channels: tuple[int, ...]
+    n_channels: int
+    value_range: tuple[float, float]
+    dead: tuple[int, ...]
+    n_nan: int
+    n_inf: int
+    caption: str
+    kind: str = "2d"
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"FeatureGrid.image must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
+        if img.flags.writeable:
+            img = img.view()
+            img.flags.writeable = False
+        object.__setattr__(self, "image", img)
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[:2]
+        return (f"FeatureGrid(layer={self.layer!r}, shape={self.shape}, norm={self.norm!r}, "
+                f"cmap={self.cmap!r}, channels={len(self.channels)} of {self.n_channels}, image={h}x{w})")
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        arr = self.image if dtype is None else self.image.astype(dtype)
+        return arr.copy() if copy else arr
+
+    def to_png(self, compress_level: int = 1) -> bytes:
+        """The picture as PNG bytes (see :func:`convscope.render.encode.encode_png`)."""
+        return encode_png(self.image, compress_level)
+
+    def _repr_png_(self) -> bytes:
+        """PNG for Jupyter's rich display."""
+        return self.to_png()
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False, compress_level: int = 1) -> Path:
+        """Write the picture; the format follows the extension (``.png`` default; ``.jpg``, ``.webp`` ...).
+
+        The file is written to a temporary name in the same folder and then moved into place.
+
+        Returns:
+            The path written.
+
+        Raises:
+            FileExistsError: ``path`` exists and ``overwrite`` is False.
+            OptionError: unsupported extension.
+        """
+        data = encode_image(self.image, Path(path).suffix, compress_level)
+        return write_atomic(path, data, overwrite=overwrite)
+
+    def to_figure(self, *, dpi: int = 100) -> Figure:
+        """A matplotlib Figure showing the picture at its pixel size, with the caption as title.
+
+        Matplotlib is imported only here (``pip install convscope[plot]``). The figure is created without
+        pyplot, so it is not shown or registered; display it in a notebook or call ``fig.savefig``.
+        """
+        from matplotlib.figure import Figure
+
+        h, w = self.image.shape[:2]
+        fig = Figure(figsize=(w / dpi, h / dpi + 0.4), dpi=dpi)
+        ax = fig.add_axes((0.0, 0.0, 1.0, h / (h + 0.4 * dpi)))
+        ax.imshow(self.image, interpolation="nearest")
+        ax.set_axis_off()
+        fig.suptitle(self.caption, fontsize=8, y=0.995, va="top")
+        return fig
