@@ -5,6 +5,8 @@ Importing this package is light: TensorFlow/Keras load only when a function that
 Example:
     >>> import convscope
     >>> acts = convscope.activations("model.keras", "digit.png")   # {layer path: (N, ...) array}
+    >>> grid = convscope.render_activation(acts["conv_1"][0], layer="conv_1")
+    >>> grid.save("conv_1.png")
 """
 
 from __future__ import annotations
@@ -18,22 +20,25 @@ _LAZY = {
     "activations": "convscope.api",
     "get_extractor": "convscope.api",
     "inspect": "convscope.api",
-    "render": "convscope.api",
     "load_model": "convscope.models.load",
     "inspect_model": "convscope.models.inspect",
     "Extractor": "convscope.probe.extractor",
-    "errors": "convscope.errors",
+    "render_activation": "convscope.render",
+    "overlay": "convscope.render",
+    "FeatureGrid": "convscope.render",
 }
+_SUBPACKAGES = ("errors", "render", "data", "models", "probe", "backend", "store", "present")
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"convscope.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'convscope' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    return mod if name == "errors" else getattr(mod, name)
+    return getattr(importlib.import_module(module), name)
 
 
 def __dir__() -> list[str]:

@@ -128,16 +128,6 @@ def activations(
     return extractor(data.x)
 
 
-def render(activation: np.ndarray, **options: Any) -> Any:
-    """Draw one sample's activation (no batch axis) as a :class:`~convscope.render.FeatureGrid`.
-
-    See :func:`convscope.render.render_activation` for the options.
-    """
-    from convscope.render import render_activation
-
-    return render_activation(activation, **options)
-
-
 def inspect(model: Any, *, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True) -> Any:
     """The layer table of a model (path, class, shape, params, receptive field)."""
     from convscope.models.inspect import inspect_model
@@ -146,4 +136,4 @@ def inspect(model: Any, *, input_shape: tuple[int, ...] | None = None, safe_mode
     return inspect_model(load_model(model, safe_mode=safe_mode), input_shape=input_shape)
 
 
-__all__ = ["activations", "get_extractor", "render", "inspect", "load_inputs_for", "model_spec"]
+__all__ = ["activations", "get_extractor", "inspect", "load_inputs_for", "model_spec"]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -81,7 +84,9 @@ def test_conv_asymmetric_kernel_strides_and_channels_first() -> None:
     input_shape = (1, 4, 11, 9)
     g = arith.layer_geometry("Conv2D", layer.get_config())
     assert g is not None and g.channels_first
-    expected = arith.output_spatial_shape(g, g.spatial(input_shape))
+    spatial = g.spatial(input_shape)
+    assert spatial == (11, 9)
+    expected = arith.output_spatial_shape(g, spatial)
     assert tuple(layer.compute_output_shape(input_shape))[2:] == expected
     layer.build(input_shape)
     assert arith.param_count("Conv2D", layer.get_config(), input_shape) == layer.count_params()
@@ -165,6 +170,7 @@ def test_conv2d_transpose(k: int, s: int, d: int, padding: str, n: int, op: int 
     )
     input_shape = (1, n, n, 2)
     length = arith.conv_transpose_output_length(n, k, s, padding, op, d)
+    assert length is not None
     params = arith.param_count("Conv2DTranspose", layer.get_config(), input_shape)
     # TF cannot run a 'same' transposed conv whose output would not map back to the input length
     # (e.g. k=2, s=2, output_padding=0); Keras still reports that shape, so only compare the shape.
@@ -239,7 +245,7 @@ def test_pooling_1d_3d(cls_name: str) -> None:
         lambda: keras.layers.UpSampling3D(2),
     ],
 )
-def test_pad_crop_upsample_shapes(make) -> None:
+def test_pad_crop_upsample_shapes(make: Callable[[], keras.layers.Layer]) -> None:
     layer = make()
     name = type(layer).__name__
     rank = int(name[-2])
@@ -274,7 +280,7 @@ def test_pad_crop_upsample_shapes(make) -> None:
         (lambda: keras.layers.Conv3D(4, (1, 2, 3), groups=2), (1, 5, 5, 5, 6)),
     ],
 )
-def test_param_count_matches_keras(make, input_shape: tuple) -> None:
+def test_param_count_matches_keras(make: Callable[[], keras.layers.Layer], input_shape: tuple) -> None:
     layer = make()
     layer.build(input_shape)
     assert arith.param_count(type(layer).__name__, layer.get_config(), input_shape) == layer.count_params()
@@ -295,7 +301,7 @@ def test_param_count_matches_keras(make, input_shape: tuple) -> None:
         lambda: keras.layers.SpatialDropout2D(0.1),
     ],
 )
-def test_simple_layers_have_no_params(make) -> None:
+def test_simple_layers_have_no_params(make: Callable[[], keras.layers.Layer]) -> None:
     layer = make()
     layer.build((1, 8, 8, 3))
     assert layer.count_params() == 0
@@ -372,3 +378,8 @@ def test_unknown_layer_rf_is_flagged() -> None:
     assert arith.propagate_field("Weird", {}, [rf], (None, 8, 8, 3), (None, 4, 4, 3)) is None
     assert not arith.is_known_layer("Weird") and arith.is_known_layer("Conv2D")
     assert math.isclose(arith.effective_kernel(3, 3), 7)
+
+
+def test_arith_does_not_import_keras() -> None:
+    code = "import sys, convscope.models.arith; assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -48,8 +48,8 @@ def predicted_bounds(
 def last_field(model: keras.Model) -> tuple[ReceptiveField, tuple[int, ...]]:
     info = inspect_model(model)
     row = info.layers[-1]
-    assert row.rf_size is not None and row.rf_exact, row
-    out_spatial = tuple(int(d) for d in row.output_shape[1:-1])  # type: ignore[index]
+    assert row.rf_size is not None and row.output_shape is not None and row.rf_exact, row
+    out_spatial = tuple(d for d in row.output_shape[1:-1] if d is not None)
     return ReceptiveField(row.rf_size, row.rf_jump, row.rf_start), out_spatial  # type: ignore[arg-type]
 
 

@@ -6,6 +6,7 @@ import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -139,7 +140,7 @@ def _assert_unchanged(model: keras.Model, before: dict[str, object]) -> None:
         assert "quantized_call" not in vars(node.layer)
 
 
-def _eager_shapes(layers: list[keras.layers.Layer], x: object) -> list[tuple]:
+def _eager_shapes(layers: list[keras.layers.Layer], x: Any) -> list[tuple]:
     shapes = []
     for layer in layers:
         x = layer(x)
@@ -410,3 +411,21 @@ def test_format_table_alignment() -> None:
     body = lines[2 : 2 + len(info.layers)]
     col = header.index("class")
     assert all(line[col - 2 : col] == "  " for line in body)
+
+
+def test_existing_instance_call_attribute_is_restored() -> None:
+    model = sequential_with_input()
+    layer = model.get_layer("relu")
+    seen: list[int] = []
+    original = layer.call
+
+    def user_patch(*args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        return original(*args, **kwargs)
+
+    vars(layer)["call"] = user_patch
+    try:
+        inspect_model(model)
+        assert vars(layer)["call"] is user_patch and seen  # the user's own patch ran and is back in place
+    finally:
+        del vars(layer)["call"]

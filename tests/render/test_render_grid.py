@@ -175,3 +175,15 @@ def test_huge_mosaics_are_drawn_from_block_means(monkeypatch: pytest.MonkeyPatch
     reduced = grid_module.block_mean(np.ascontiguousarray(np.moveaxis(a, -1, 0)), 2)
     assert reduced.shape == (4, 60, 60)
     np.testing.assert_allclose(reduced[0], expected, rtol=1e-6)
+
+
+def test_rendering_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, convscope.render as r; r.render_activation(np.ones((4, 4, 2))).to_png(); "
+        "print(sorted(m for m in ('matplotlib', 'keras', 'tensorflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -21,43 +21,53 @@ def act() -> np.ndarray:
 
 
 def test_shape_and_alpha_zero_returns_picture(picture: np.ndarray, act: np.ndarray) -> None:
-    g = overlay(picture, act, 2, alpha=0.0)
+    g = overlay(picture, act, 2, alpha=0.0, min_size=1, caption=False)
     assert g.image.shape == picture.shape and g.kind == "overlay"
     np.testing.assert_array_equal(g.image, picture)
     assert g.channels == (2,) and g.n_channels == 4 and "channel 2 of 4" in g.caption
 
 
 def test_alpha_one_is_the_upsampled_colored_map(picture: np.ndarray, act: np.ndarray) -> None:
-    g = overlay(picture, act, 1, alpha=1.0, cmap="viridis")
+    g = overlay(picture, act, 1, alpha=1.0, cmap="viridis", min_size=1, caption=False)
     values = normalize(act[None, :, :, 1], "channel").values[0]
     resized = np.asarray(Image.fromarray(values).resize((60, 40), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(g.image, apply_colormap(resized, "viridis"))
 
 
 def test_half_blend(picture: np.ndarray, act: np.ndarray) -> None:
-    heat = overlay(picture, act, "mean", alpha=1.0).image.astype(np.float64)
-    half = overlay(picture, act, "mean", alpha=0.5).image.astype(np.float64)
+    heat = overlay(picture, act, "mean", alpha=1.0, min_size=1, caption=False).image.astype(np.float64)
+    half = overlay(picture, act, "mean", alpha=0.5, min_size=1, caption=False).image.astype(np.float64)
     np.testing.assert_allclose(half, (picture + heat) / 2, atol=1.0)
 
 
 def test_gray_and_float_pictures(act: np.ndarray) -> None:
     gray = np.full((20, 30), 100, np.uint8)
-    g = overlay(gray, act, 0, alpha=0.0)
+    g = overlay(gray, act, 0, alpha=0.0, min_size=1, caption=False)
     assert g.image.shape == (20, 30, 3) and (g.image == 100).all()
-    g = overlay(np.full((20, 30, 3), 0.5, np.float32), act, 0, alpha=0.0)
+    g = overlay(np.full((20, 30, 3), 0.5, np.float32), act, 0, alpha=0.0, min_size=1, caption=False)
     assert (g.image == 128).all()
-    g = overlay(np.zeros((20, 30, 4), np.uint8), act[..., 0], 0)  # (h, w) act, RGBA picture
+    g = overlay(np.zeros((20, 30, 4), np.uint8), act[..., 0], 0, min_size=1, caption=False)  # (h, w), RGBA
     assert g.image.shape == (20, 30, 3)
 
 
 def test_bad_arguments(picture: np.ndarray, act: np.ndarray) -> None:
     with pytest.raises(OptionError, match="0..3"):
-        overlay(picture, act, 4)
+        overlay(picture, act, 4, min_size=1, caption=False)
     with pytest.raises(OptionError, match="'max'"):
-        overlay(picture, act, "max")
+        overlay(picture, act, "max", min_size=1, caption=False)
     with pytest.raises(OptionError, match="alpha"):
-        overlay(picture, act, 0, alpha=1.5)
+        overlay(picture, act, 0, alpha=1.5, min_size=1, caption=False)
     with pytest.raises(RenderError, match="act\\[i\\]"):
-        overlay(picture, act[None], 0)
+        overlay(picture, act[None], 0, min_size=1, caption=False)
     with pytest.raises(RenderError, match="image"):
-        overlay(np.zeros((4, 4, 2)), act, 0)
+        overlay(np.zeros((4, 4, 2)), act, 0, min_size=1, caption=False)
+
+
+def test_small_pictures_are_enlarged_and_captioned(act: np.ndarray) -> None:
+    digit = np.random.default_rng(2).integers(0, 256, (28, 28), dtype=np.uint8)
+    plain = overlay(digit, act, 0, alpha=0.0, caption=False)  # default min_size=224 -> 8x
+    assert plain.image.shape == (224, 224, 3)
+    np.testing.assert_array_equal(plain.image[::8, ::8, 0], digit)  # nearest-neighbour enlargement
+    framed = overlay(digit, act, 0, alpha=0.0)
+    assert framed.image.shape[0] > 224 and framed.image.shape[1] >= 224  # caption strip + legend
+    assert "channel 0 of 4" in framed.caption

@@ -95,7 +95,8 @@ def test_to_figure(grid: FeatureGrid) -> None:
 
     fig = grid.to_figure()
     assert isinstance(fig, Figure)
-    assert fig._suptitle is not None and fig._suptitle.get_text() == grid.caption
+    assert fig._suptitle is not None
+    assert fig._suptitle.get_text().split() == grid.caption.split()  # wrapped to the figure width
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:4] == b"\x89PNG"

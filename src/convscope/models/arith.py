@@ -37,33 +37,37 @@ _POOL = re.compile(r"^(MaxPooling|AveragePooling)([123])D$")
 _PAD = re.compile(r"^(ZeroPadding|Cropping)([123])D$")
 _UPSAMPLE = re.compile(r"^UpSampling([123])D$")
 
-ZERO_PARAM_LAYERS = frozenset(
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+ZERO_PARAM_LAYERS = _names(
     "InputLayer Activation ReLU LeakyReLU ELU Softmax Dropout SpatialDropout1D SpatialDropout2D "
     "SpatialDropout3D GaussianDropout GaussianNoise AlphaDropout ActivityRegularization Masking Identity "
-    "Flatten Reshape Permute RepeatVector Rescaling Resizing CenterCrop UnitNormalization "
-    "Add Subtract Multiply Average Maximum Minimum Concatenate Dot "
-    "MaxPooling1D MaxPooling2D MaxPooling3D AveragePooling1D AveragePooling2D AveragePooling3D "
-    "GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D "
-    "GlobalAveragePooling1D GlobalAveragePooling2D GlobalAveragePooling3D "
-    "ZeroPadding1D ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D "
-    "UpSampling1D UpSampling2D UpSampling3D".split()
+    "Flatten Reshape Permute RepeatVector Rescaling Resizing CenterCrop UnitNormalization Add Subtract "
+    "Multiply Average Maximum Minimum Concatenate Dot MaxPooling1D MaxPooling2D MaxPooling3D "
+    "AveragePooling1D AveragePooling2D AveragePooling3D GlobalMaxPooling1D GlobalMaxPooling2D "
+    "GlobalMaxPooling3D GlobalAveragePooling1D GlobalAveragePooling2D GlobalAveragePooling3D "
+    "ZeroPadding1D ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D UpSampling1D "
+    "UpSampling2D UpSampling3D"
 )
 """Layer classes that never hold weights."""
 
-POINTWISE_LAYERS = frozenset(
-    "Activation ReLU LeakyReLU PReLU ELU Softmax Dropout SpatialDropout1D SpatialDropout2D SpatialDropout3D "
-    "GaussianDropout GaussianNoise AlphaDropout ActivityRegularization Masking Identity Rescaling "
-    "BatchNormalization LayerNormalization RMSNormalization GroupNormalization UnitNormalization Normalization".split()
+POINTWISE_LAYERS = _names(
+    "Activation ReLU LeakyReLU PReLU ELU Softmax Dropout SpatialDropout1D SpatialDropout2D "
+    "SpatialDropout3D GaussianDropout GaussianNoise AlphaDropout ActivityRegularization Masking Identity "
+    "Rescaling BatchNormalization LayerNormalization RMSNormalization GroupNormalization "
+    "UnitNormalization Normalization"
 )
 """Layer classes whose output position ``i`` depends on input position ``i`` only (geometry unchanged)."""
 
-MERGE_LAYERS = frozenset("Add Subtract Multiply Average Maximum Minimum Concatenate".split())
+MERGE_LAYERS = _names("Add Subtract Multiply Average Maximum Minimum Concatenate")
 """Element-wise merges: the output field is the union (hull) of the inputs' fields."""
 
-GLOBAL_LAYERS = frozenset(
-    "Flatten Reshape Permute RepeatVector Embedding Dot "
-    "GlobalMaxPooling1D GlobalMaxPooling2D GlobalMaxPooling3D "
-    "GlobalAveragePooling1D GlobalAveragePooling2D GlobalAveragePooling3D".split()
+GLOBAL_LAYERS = _names(
+    "Flatten Reshape Permute RepeatVector Embedding Dot GlobalMaxPooling1D GlobalMaxPooling2D "
+    "GlobalMaxPooling3D GlobalAveragePooling1D GlobalAveragePooling2D GlobalAveragePooling3D"
 )
 """Layer classes after which every output value may depend on the whole input (field ``None``)."""
 
@@ -321,10 +325,14 @@ def output_spatial_shape(geometry: Geometry, spatial: Sequence[int | None]) -> t
 # --------------------------------------------------------------------------------------------------
 
 
+def _product(sizes: Sequence[int | None]) -> int | None:
+    known = [int(s) for s in sizes if s is not None]
+    return math.prod(known) if len(known) == len(sizes) else None
+
+
 def _axes_size(shape: Sequence[int | None], axis: Any) -> int | None:
     axes = [axis] if isinstance(axis, int) else list(axis)
-    sizes = [shape[a] for a in axes]
-    return None if any(s is None for s in sizes) else math.prod(int(s) for s in sizes)  # type: ignore[arg-type]
+    return _product([shape[a] for a in axes])
 
 
 def param_count(class_name: str, config: Mapping[str, Any], input_shape: Sequence[int | None]) -> int | None:
@@ -383,7 +391,7 @@ def param_count(class_name: str, config: Mapping[str, Any], input_shape: Sequenc
             shape = list(input_shape[1:])
             for axis in config.get("shared_axes") or []:
                 shape[int(axis) - 1] = 1
-            return None if any(s is None for s in shape) else math.prod(int(s) for s in shape)  # type: ignore[arg-type]
+            return _product(shape)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         logger.debug("cannot count parameters of %s from its config: %s", class_name, err)
     return None
@@ -534,7 +542,8 @@ def propagate_field(
     layers (activations, normalizations, dropout, ``Dense`` on a rank > 2 tensor) pass the field
     through; merges (Add, Concatenate, ...) take the hull of their spatial inputs (:func:`merge_fields`,
     i.e. the largest size when the fields are centred alike; a non-spatial input such as a
-    squeeze-and-excitation gate is ignored and the result marked approximate); ``Flatten``, ``Reshape``,
+    squeeze-and-excitation gate is ignored and the result marked approximate; a concatenation along a
+    spatial axis keeps the first input's field, marked approximate); ``Flatten``, ``Reshape``,
     global pooling and the like give ``None`` (every output sees the whole input). An unknown layer
     whose spatial shape is unchanged passes the field through, marked approximate; otherwise ``None``.
 
@@ -564,8 +573,8 @@ def propagate_field(
     if class_name in MERGE_LAYERS:
         if class_name == "Concatenate" and input_shape is not None:
             axis = int(config.get("axis", -1)) % len(input_shape)
-            if 0 < axis < len(input_shape) - 1:  # concatenation along a spatial axis
-                return None
+            if 0 < axis < len(input_shape) - 1:  # a spatial axis (or channels-first data): a guess
+                return first.approximate()
         dims = {f.ndim for f in spatial}
         merged = merge_fields([f for f in spatial if f.ndim == first.ndim])
         complete = len(spatial) == len(inputs) and len(dims) == 1

@@ -79,7 +79,7 @@ def _declared_input_shapes(model: Any) -> tuple[Shape, ...] | None:
     if getattr(model, "built", False):  # a subclassed model built by a call remembers its input shape
         with contextlib.suppress(Exception):
             shape = (model.get_build_config() or {}).get("input_shape")
-            if _is_shape(shape):
+            if shape is not None and _is_shape(shape):
                 return ((None, *_as_shape(shape)[1:]),)
             if isinstance(shape, (list, tuple)) and shape and all(_is_shape(s) for s in shape):
                 return tuple((None, *_as_shape(s)[1:]) for s in shape)
@@ -89,14 +89,11 @@ def _declared_input_shapes(model: Any) -> tuple[Shape, ...] | None:
 def _given_input_shapes(input_shape: Any, declared: tuple[Shape, ...] | None) -> tuple[Shape, ...] | None:
     if input_shape is None:
         return None
-    shapes = (
-        [input_shape]
-        if _is_shape(input_shape)
-        else list(input_shape)
-        if _is_shape_list(input_shape)
-        else None
-    )
-    if shapes is None:
+    if _is_shape(input_shape):
+        shapes = [input_shape]
+    elif _is_shape_list(input_shape):
+        shapes = list(input_shape)
+    else:
         raise InputError(
             f"input_shape must be a shape such as (28, 28, 1) or a list of shapes; got {input_shape!r}"
         )
@@ -234,7 +231,7 @@ class Recording:
     calls: tuple[CallRecord, ...]
 
     def output_shapes(self) -> dict[str, list[Shape | tuple[Shape, ...]]]:
-        """``{path: [shape of call 0, shape of call 1, ...]}``; a multi-output call gives a tuple of shapes."""
+        """``{path: [shape of call 0, shape of call 1, ...]}`` (a tuple of shapes per multi-output call)."""
         result: dict[str, list[Shape | tuple[Shape, ...]]] = defaultdict(list)
         for call in sorted(self.calls, key=lambda c: c.index):
             shapes = call.output_shapes
@@ -300,7 +297,7 @@ def _zeros(shapes: Sequence[Shape], model: Any) -> tuple[Any, ...]:
 def _run(model: Any, inputs: tuple[Any, ...]) -> None:
     try:
         model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
-    except Exception as err:  # noqa: BLE001 - any failure here means the input does not fit
+    except Exception as err:  # any failure here means the input does not fit
         shapes = [tuple(_tensor_shape(t)) for t in inputs]
         raise InputError(
             f"running model {getattr(model, 'name', '?')!r} on zeros of shape {shapes} failed: {err}"
@@ -382,6 +379,14 @@ def _functional_config(layer: Any) -> dict[str, Any] | None:
     return None
 
 
+def _get_layer(model: Any, name: str) -> Any:
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        logger.debug("layer %r of the config of %s not found on the model", name, model.name)
+        return None
+
+
 def _pick(fields: list[ReceptiveField | None] | None, index: int) -> ReceptiveField | None:
     if not fields:
         return None
@@ -461,7 +466,7 @@ class _FieldWalker:
             for name, index, refs in pending:
                 if all((ref[0], ref[1]) in produced for ref in refs):
                     inputs = [_pick(produced[(ref[0], ref[1])], ref[2]) for ref in refs]
-                    produced[(name, index)] = self.layer(model.get_layer(name), inputs)
+                    produced[(name, index)] = self.layer(_get_layer(model, name), inputs)
                 else:
                     waiting.append((name, index, refs))
             if len(waiting) == len(pending):
@@ -501,9 +506,9 @@ class _FieldWalker:
     def layer(
         self, layer: Any, fields: list[ReceptiveField | None], index: int | None = None
     ) -> list[ReceptiveField | None]:
-        path = self.path_of.get(id(layer))
+        path = self.path_of.get(id(layer)) if layer is not None else None
         if path is None:  # an InputLayer or a layer outside the tree: identity
-            return fields[:1]
+            return _approx(fields[:1]) if layer is None else fields[:1]
         index = self.next_call[path] if index is None else index
         self.next_call[path] = max(self.next_call[path], index + 1)
         call = self.calls.get((path, index))
@@ -577,7 +582,7 @@ class LayerInfo:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples become lists; ``class_name`` is stored as ``class``)."""
         data = asdict(self)
-        data["class"] = data.pop("class_name")
+        data = {"path": data.pop("path"), "class": data.pop("class_name"), **data}
         return {k: _jsonable(v) for k, v in data.items()}
 
 
@@ -642,15 +647,15 @@ def _params(layer: Any, config: dict[str, Any], call: CallRecord | None) -> int:
 
 def _rows(nodes: Sequence[LayerNode], recording: Recording, walker: _FieldWalker) -> list[LayerInfo]:
     by_path: dict[str, list[CallRecord]] = defaultdict(list)
-    for call in recording.calls:
-        by_path[call.path].append(call)
+    for record in recording.calls:
+        by_path[record.path].append(record)
     rows = []
     for node in nodes:
         config = walker.config(node.layer)
         class_name = type(node.layer).__name__
         geometry = layer_geometry(class_name, config)
-        conv_like = geometry is not None and geometry.kind in ("conv", "transpose", "pool")
-        calls: list[CallRecord | None] = sorted(by_path[node.path], key=lambda c: c.index) or [None]
+        shown = geometry if geometry is not None and geometry.kind in ("conv", "transpose", "pool") else None
+        calls: list[CallRecord | None] = [*sorted(by_path[node.path], key=lambda c: c.index)] or [None]
         for call in calls:
             index = call.index if call else 0
             rf = walker.fields.get((node.path, index))
@@ -665,12 +670,10 @@ def _rows(nodes: Sequence[LayerNode], recording: Recording, walker: _FieldWalker
                     output_shapes=shapes,
                     params=_params(node.layer, config, call) if index == 0 else 0,
                     trainable=bool(getattr(node.layer, "trainable", True)),
-                    kernel=geometry.kernel if conv_like and geometry else None,
-                    strides=geometry.strides if conv_like and geometry else None,
-                    padding=geometry.padding if conv_like and geometry else None,
-                    dilation=geometry.dilation
-                    if geometry and geometry.kind in ("conv", "transpose")
-                    else None,
+                    kernel=shown.kernel if shown else None,
+                    strides=shown.strides if shown else None,
+                    padding=shown.padding if shown else None,
+                    dilation=shown.dilation if shown and shown.kind != "pool" else None,
                     rf_size=_nums(rf.size) if rf else None,
                     rf_jump=_nums(rf.jump) if rf else None,
                     rf_start=_nums(rf.start) if rf else None,
@@ -785,8 +788,10 @@ def format_table(info: ModelInfo) -> str:
     rule = "-" * len(max(text, key=len))
     inputs = ", ".join(_fmt_shape(s) for s in info.input_shapes)
     footer = [
-        f"Total params: {info.total_params:,} (trainable {info.trainable_params:,}, "
-        f"non-trainable {info.total_params - info.trainable_params:,})",
+        (
+            f"Total params: {info.total_params:,} (trainable {info.trainable_params:,}, "
+            f"non-trainable {info.total_params - info.trainable_params:,})"
+        ),
         f"Input: {inputs}   model: {info.name} ({info.kind})",
     ]
     return "\n".join([text[0], rule, *text[1:], rule, *footer, *info.notes])

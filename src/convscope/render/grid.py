@@ -16,9 +16,9 @@ from convscope.render.nonspatial import render_1d, render_3d, render_vector
 from convscope.render.normalize import normalize
 from convscope.render.prepare import (
     LayerStats,
-    gather_channels,
     RenderOptions,
     as_activation,
+    gather_channels,
     layer_stats,
     make_grid,
     make_legend,
@@ -27,7 +27,8 @@ from convscope.render.prepare import (
 )
 from convscope.render.result import FeatureGrid
 
-MAX_PIXELS = 40_000_000  # a bigger mosaic of full-size maps is drawn from block means (stated in the caption)
+# A mosaic of full-size maps bigger than this is drawn from block means (and the caption says so).
+MAX_PIXELS = 40_000_000
 _ACCEPTED = "(C,) vector, (L, C) Conv1D, (H, W, C) Conv2D or (D, H, W, C) Conv3D (channels_last)"
 
 

@@ -125,8 +125,7 @@ def plan_mosaic(
         rows = positive_int("rows", rows)
         cols = math.ceil(n_tiles / rows)
     else:
-        s = auto_scale(tile_h, tile_w)
-        rows, cols = auto_grid(n_tiles, tile_h * s, tile_w * s)
+        rows, cols = auto_grid(n_tiles, tile_h, tile_w)  # the upscale is uniform: aspect unchanged
     scale = auto_scale(tile_h, tile_w) if scale is None else positive_int("scale", scale)
     return MosaicLayout(n_tiles, rows, cols, tile_h, tile_w, scale, int(sep), LABEL_H if labels else 0)
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from convscope.errors import OptionError, RenderError
-from convscope.render.annotate import fmt
+from convscope.render.annotate import Legend, compose, fmt
 from convscope.render.checks import is_int
 from convscope.render.colormap import apply_colormap, resolve_cmap
 from convscope.render.normalize import check_mode, normalize
@@ -55,6 +55,8 @@ def overlay(
     alpha: float = 0.5,
     norm: str = "channel",
     layer: str = "",
+    min_size: int = 224,
+    caption: bool = True,
 ) -> FeatureGrid:
     """Blend one channel (or the mean of all channels) of a feature map over the input picture.
 
@@ -69,10 +71,14 @@ def overlay(
         alpha: Heat-map opacity in [0, 1]; 0 returns the picture unchanged.
         norm: Normalization mode (``channel`` and ``layer`` coincide for a single map).
         layer: Layer name for the caption.
+        min_size: Small pictures (e.g. 28x28 digits) are enlarged by an integer factor (nearest
+            neighbour, at most 16x) until their shorter side reaches this; the heat map is resized
+            bilinearly to the enlarged size. ``1`` keeps the input size.
+        caption: Draw the caption strip and a colorbar above/below the blend.
 
     Returns:
-        A :class:`FeatureGrid` whose ``image`` has the picture's size ``(H, W, 3)`` (no caption strip;
-        the caption is in ``.caption`` and in :meth:`FeatureGrid.to_figure`).
+        A :class:`FeatureGrid`. Without ``caption``, ``image`` is exactly the (enlarged) picture,
+        ``(k*H, k*W, 3)``; with it, a caption strip and a legend frame the picture.
 
     Raises:
         RenderError: bad image or activation shape.
@@ -101,17 +107,27 @@ def overlay(
         fmap = arr[:, :, int(channel)].astype(np.float32)
         shown, what = (int(channel),), f"channel {int(channel)} of {n_channels}"
     normed = normalize(fmap[None], mode)
+    k = min(16, max(1, -(-int(min_size) // max(1, min(rgb.shape[:2])))))
+    if k > 1:
+        rgb = np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)
     heat = apply_colormap(resize_map(normed.values[0], rgb.shape[0], rgb.shape[1]), cmap_name)
     a = np.float32(alpha)
     blended = rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a
     out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     stats = layer_stats(arr, -1)
-    caption = "  ".join(f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
-                                    f"alpha={fmt(alpha)}", f"range [{fmt(stats.value_range[0])}, "
-                                    f"{fmt(stats.value_range[1])}]") if f)
+    fields = [f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
+                          f"alpha={fmt(alpha)}", f"range [{fmt(stats.value_range[0])}, "
+                          f"{fmt(stats.value_range[1])}]") if f]
+    if caption:
+        lo, hi = float(normed.lo[0]), float(normed.hi[0])
+        framed, body, text = compose(out.shape[0], out.shape[1], fields, Legend(cmap_name, lo, hi))
+        body[...] = out
+        out, caption_text = framed, text
+    else:
+        caption_text = "  ".join(fields)
     return FeatureGrid(
         image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
         n_channels=n_channels, value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption, kind="overlay",
+        caption=caption_text, kind="overlay",
     )

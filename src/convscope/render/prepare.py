@@ -15,7 +15,6 @@ from convscope.render.annotate import Legend, fmt
 from convscope.render.channels import ChannelSpec
 from convscope.render.checks import positive_int
 from convscope.render.colormap import resolve_cmap
-from convscope.render.result import FeatureGrid
 from convscope.render.normalize import (
     Normalized,
     check_mode,
@@ -24,6 +23,7 @@ from convscope.render.normalize import (
     default_cmap,
     has_legend,
 )
+from convscope.render.result import FeatureGrid
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ class RenderOptions:
         if data_format not in DATA_FORMATS:
             raise OptionError(f"unknown data_format {data_format!r}; valid: {', '.join(DATA_FORMATS)}")
         max_channels = positive_int("max_channels", max_channels)
+        for name in ("rows", "cols", "scale"):
+            if rest.get(name) is not None:
+                rest[name] = positive_int(name, rest[name])
         if vrange is not None and mode != "raw":
             raise OptionError(f"vrange={vrange!r} only applies to norm='raw' (got norm={mode!r})")
         return cls(norm=mode, cmap=resolve_cmap(cmap if cmap is not None else default_cmap(mode)),

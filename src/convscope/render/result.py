@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ from convscope.render.encode import encode_image, encode_png, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+_TITLE_PT = 8
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -99,9 +102,12 @@ class FeatureGrid:
         from matplotlib.figure import Figure
 
         h, w = self.image.shape[:2]
-        fig = Figure(figsize=(w / dpi, h / dpi + 0.4), dpi=dpi)
-        ax = fig.add_axes((0.0, 0.0, 1.0, h / (h + 0.4 * dpi)))
+        chars_per_line = max(20, int(w / dpi * 72 / (_TITLE_PT * 0.6)))  # ~0.6 em per character
+        title = textwrap.fill(self.caption, chars_per_line)
+        title_in = (title.count("\n") + 1) * _TITLE_PT * 1.3 / 72 + 0.1
+        fig = Figure(figsize=(w / dpi, h / dpi + title_in), dpi=dpi)
+        ax = fig.add_axes((0.0, 0.0, 1.0, (h / dpi) / (h / dpi + title_in)))
         ax.imshow(self.image, interpolation="nearest")
         ax.set_axis_off()
-        fig.suptitle(self.caption, fontsize=8, y=0.995, va="top")
+        fig.suptitle(title, fontsize=_TITLE_PT, y=1.0, va="top")
         return fig
