@@ -132,7 +132,7 @@ def target(name: str, measured: float, op: str, threshold: float, unit: str, not
 
 
 def verdict_table(targets: Sequence[dict[str, Any]]) -> str:
-    rows = [[t["target"], f"{t['measured']:.3g}{t['unit']}", f"{t['op']} {t['threshold']:g}{t['unit']}",
+    rows = [[t["target"], f"{t['measured']:.4g}{t['unit']}", f"{t['op']} {t['threshold']:g}{t['unit']}",
              "PASS" if t["pass"] else "MISS"] for t in targets]
     return table(["target", "measured", "required", "verdict"], rows)
 

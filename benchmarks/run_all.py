@@ -70,7 +70,7 @@ def run_one(name: str, extra: list[str]) -> dict[str, Any] | None:
 
 def fmt_measured(t: dict[str, Any]) -> str:
     v = t["measured"]
-    text = f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    text = f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return f"{text}{t['unit']}"
 
 

@@ -60,7 +60,7 @@ def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOption
     if options.overlay is not None and display is not None and act.ndim == 3:
         spatial = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act
         channel: int | str = "mean" if options.overlay == "mean" else int(options.overlay)
-        files.append((f"{slug(key)}.overlay.png", overlay(display, spatial, channel).to_png()))
+        files.append((f"{slug(key)}.overlay.png", overlay(display, spatial, channel, layer=key).to_png()))
     return files
 
 
