@@ -262,3 +262,12 @@ def test_console_script_exit_code_in_subprocess(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such model file" in proc.stderr
+
+
+def test_overlay_grids_come_from_the_receptive_field_table():
+    from convscope.present.maps import receptive_grids
+
+    grids = receptive_grids(convscope.load_model("mnist-cnn"))
+    assert grids["conv_0"] == ((1.0, 1.0), (1.0, 1.0))  # 3x3 valid: position 0 centred on pixel 1
+    assert grids["conv_1"] == ((2.0, 2.0), (1.0, 1.0))
+    assert grids["pool"] == ((2.5, 2.5), (2.0, 2.0))

@@ -71,3 +71,20 @@ def test_small_pictures_are_enlarged_and_captioned(act: np.ndarray) -> None:
     framed = overlay(digit, act, 0, alpha=0.0)
     assert framed.image.shape[0] > 224 and framed.image.shape[1] >= 224  # caption strip + legend
     assert "channel 0 of 4" in framed.caption
+
+
+def test_receptive_field_grid_places_each_position_over_its_centre() -> None:
+    # a 3x3 map from a 'valid' 3x3 conv on a 5x5 input: position (i, j) is centred on pixel (1+i, 1+j)
+    picture = np.zeros((5, 5), np.uint8)
+    act = np.zeros((3, 3, 1), np.float32)
+    act[0, 2, 0] = 1.0  # one hot position -> must light input pixel (1, 3) only at full strength
+    g = overlay(picture, act, 0, alpha=1.0, cmap="gray", min_size=1, caption=False, grid=((1.0, 1.0), (1.0, 1.0)))
+    red = g.image[..., 0]
+    assert red[1, 3] == 255 and red[1, 1] == 0 and red[3, 1] == 0
+    assert (red[0, :] == 0).all() and (red[:, 0] == 0).all() and (red[4, :] == 0).all()  # uncovered border
+    # a pooled map: start 0.5, jump 2 on a 4x4 input -> position 1 covers pixels 2 and 3
+    act2 = np.zeros((2, 2, 1), np.float32)
+    act2[1, 1, 0] = 1.0
+    g2 = overlay(np.zeros((4, 4), np.uint8), act2, 0, alpha=1.0, cmap="gray", min_size=1, caption=False,
+                 grid=((0.5, 0.5), (2.0, 2.0)))
+    assert g2.image[0, 0, 0] == 0 and g2.image[3, 3, 0] == 255

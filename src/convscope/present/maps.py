@@ -52,15 +52,45 @@ def slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
 
 
-def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOptions, display: np.ndarray | None) -> list[tuple[str, bytes]]:
+Grid = tuple[tuple[float, float], tuple[float, float]]
+
+
+def receptive_grids(model: Any) -> dict[str, Grid]:
+    """``{activation key: ((start_y, start_x), (jump_y, jump_x))}`` for 2D layers, from the layer table.
+
+    Overlays use it to put each map position over the input pixel its receptive field is centred on.
+    Returns ``{}`` when the table cannot be computed (overlays then stretch the map over the picture).
+    """
+    from convscope.models.inspect import inspect_model
+
+    try:
+        info = inspect_model(model)
+    except Exception as exc:  # overlays still work without it; say why at debug level
+        log.debug("no receptive-field grid for overlays: %s", exc)
+        return {}
+    calls: dict[str, int] = {}
+    for row in info.layers:
+        calls[row.path] = max(calls.get(row.path, 0), row.call + 1)
+    grids: dict[str, Grid] = {}
+    for row in info.layers:
+        if row.rf_start is None or row.rf_jump is None or len(row.rf_start) != 2:
+            continue
+        key = row.path if calls[row.path] == 1 else f"{row.path}@{row.call}"
+        grids[key] = ((float(row.rf_start[0]), float(row.rf_start[1])), (float(row.rf_jump[0]), float(row.rf_jump[1])))
+    return grids
+
+
+def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOptions, display: np.ndarray | None,
+                grid: Grid | None) -> list[tuple[str, bytes]]:
     from convscope.render import overlay, render_activation
 
-    grid = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
-    files = [(f"{slug(key)}.png", grid.to_png())]
+    picture = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
+    files = [(f"{slug(key)}.png", picture.to_png())]
     if options.overlay is not None and display is not None and act.ndim == 3:
         spatial = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act
         channel: int | str = "mean" if options.overlay == "mean" else int(options.overlay)
-        files.append((f"{slug(key)}.overlay.png", overlay(display, spatial, channel, layer=key).to_png()))
+        blend = overlay(display, spatial, channel, layer=key, grid=grid)
+        files.append((f"{slug(key)}.overlay.png", blend.to_png()))
     return files
 
 
@@ -103,6 +133,7 @@ def write_maps(
     stage = Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
     written: list[Path] = []
     stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
+    grids = receptive_grids(extractor.model) if options.overlay is not None else {}
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for rows, batch in extractor.iter_batches(x, batch_size):
@@ -113,7 +144,8 @@ def write_maps(
                 for i in range(rows.start, rows.stop):
                     for key, value in batch.items():
                         act = value[i - rows.start]
-                        jobs.append((names[i], pool.submit(_render_one, act, key, data_format, options, displays[i])))
+                        jobs.append((names[i], pool.submit(_render_one, act, key, data_format, options, displays[i],
+                                                            grids.get(key))))
                 for name, job in jobs:
                     folder = stage / name
                     folder.mkdir(exist_ok=True)

@@ -46,6 +46,35 @@ def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(src.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
+def _axis_samples(n_out: int, k: int, n_map: int, start: float, jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each of ``n_out`` enlarged pixels: the two map indices, the weight of the second, and coverage."""
+    u = (np.arange(n_out, dtype=np.float64) + 0.5) / k - 0.5  # pixel centre in input pixel coordinates
+    pos = (u - start) / jump  # fractional map index
+    inside = (pos >= -0.5) & (pos <= n_map - 0.5)
+    pos = np.clip(pos, 0.0, n_map - 1.0)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, n_map - 1)
+    return lo, hi, (pos - lo).astype(np.float32), inside
+
+
+def place_map(values: np.ndarray, height: int, width: int, k: int, start: tuple[float, float], jump: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a map onto an input picture enlarged ``k`` times, using the layer's receptive-field grid.
+
+    Map position ``(i, j)`` is centred on input pixel ``(start[0] + i*jump[0], start[1] + j*jump[1])``, so a
+    map from a ``valid`` convolution or a pooling layer lands where its positions really look.
+
+    Returns:
+        ``(map, covered)``: the bilinearly sampled map ``(height, width)`` and a bool mask of the pixels the
+        map's positions cover (outside it, no heat is drawn).
+    """
+    r0, r1, rw, rin = _axis_samples(height, k, values.shape[0], start[0], jump[0])
+    c0, c1, cw, cin = _axis_samples(width, k, values.shape[1], start[1], jump[1])
+    top = values[r0][:, c0] * (1 - cw) + values[r0][:, c1] * cw
+    bottom = values[r1][:, c0] * (1 - cw) + values[r1][:, c1] * cw
+    sampled = top * (1 - rw[:, None]) + bottom * rw[:, None]
+    return sampled.astype(np.float32), rin[:, None] & cin[None, :]
+
+
 def overlay(
     image: Any,
     act: Any,
@@ -57,6 +86,7 @@ def overlay(
     layer: str = "",
     min_size: int = 224,
     caption: bool = True,
+    grid: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> FeatureGrid:
     """Blend one channel (or the mean of all channels) of a feature map over the input picture.
 
@@ -75,6 +105,10 @@ def overlay(
             neighbour, at most 16x) until their shorter side reaches this; the heat map is resized
             bilinearly to the enlarged size. ``1`` keeps the input size.
         caption: Draw the caption strip and a colorbar above/below the blend.
+        grid: ``((start_y, start_x), (jump_y, jump_x))``, the layer's receptive-field grid in input
+            pixels (see ``convscope inspect``): each map position is drawn over the input pixel its field
+            is centred on, and pixels no position covers get no heat. ``None`` stretches the map over
+            the whole picture.
 
     Returns:
         A :class:`FeatureGrid`. Without ``caption``, ``image`` is exactly the (enlarged) picture,
@@ -110,8 +144,13 @@ def overlay(
     k = min(16, max(1, -(-int(min_size) // max(1, min(rgb.shape[:2])))))
     if k > 1:
         rgb = np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)
-    heat = apply_colormap(resize_map(normed.values[0], rgb.shape[0], rgb.shape[1]), cmap_name)
-    a = np.float32(alpha)
+    if grid is None:
+        heat = apply_colormap(resize_map(normed.values[0], rgb.shape[0], rgb.shape[1]), cmap_name)
+        a: Any = np.float32(alpha)
+    else:
+        placed, covered = place_map(normed.values[0], rgb.shape[0], rgb.shape[1], k, grid[0], grid[1])
+        heat = apply_colormap(placed, cmap_name)
+        a = np.where(covered, np.float32(alpha), np.float32(0.0))[..., None]
     blended = rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a
     out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     stats = layer_stats(arr, -1)
