@@ -8,6 +8,9 @@ Each backend module (``tensorflow.py``, ``jax.py``, ``torch.py``) provides the s
     backend tensors. Model weights are read at call time, never baked in, so a model that keeps
     training (e.g. under a callback) is probed with its current weights.
 
+``to_numpy(tensor) -> np.ndarray``
+    The tensor as numpy without copying where the backend allows (the array may be read-only).
+
 The module is chosen once, from ``keras.backend.backend()``.
 """
 

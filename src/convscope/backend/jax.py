@@ -29,3 +29,10 @@ def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *,
         return fn(trainable, non_trainable, inputs)
 
     return run
+
+
+def to_numpy(tensor: Any) -> Any:
+    """A numpy view of a CPU jax array's buffer (no copy; read-only)."""
+    import numpy as np
+
+    return np.asarray(tensor)

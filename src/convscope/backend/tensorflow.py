@@ -26,3 +26,10 @@ def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *,
     if not compile:
         return run
     return tf.function(run, reduce_retracing=True, autograph=False)
+
+
+def to_numpy(tensor: Any) -> Any:
+    """A numpy view of an eager tensor's buffer (no copy; may be read-only)."""
+    import numpy as np
+
+    return np.asarray(tensor)

@@ -22,3 +22,8 @@ def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *,
             return body(call, inputs)
 
     return run
+
+
+def to_numpy(tensor: Any) -> Any:
+    """The tensor's CPU buffer as numpy (no copy on CPU)."""
+    return tensor.detach().cpu().numpy()

@@ -140,18 +140,8 @@ def write_maps(
                 batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
                 if stream is not None:
                     stream.write(rows, batch)
-                jobs = []
-                for i in range(rows.start, rows.stop):
-                    for key, value in batch.items():
-                        act = value[i - rows.start]
-                        jobs.append((names[i], pool.submit(_render_one, act, key, data_format, options, displays[i],
-                                                            grids.get(key))))
-                for name, job in jobs:
-                    folder = stage / name
-                    folder.mkdir(exist_ok=True)
-                    for filename, data in job.result():
-                        (folder / filename).write_bytes(data)
-                        written.append(out / name / filename)
+                written += _render_batch(pool, rows, batch, names, displays, grids, stage, out, data_format, options)
+                del batch  # free this batch's activations before the next forward pass
                 if on_batch is not None:
                     on_batch(rows.stop - rows.start)
         if stream is not None:
@@ -164,6 +154,25 @@ def write_maps(
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    return written
+
+
+def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.ndarray], names: list[str],
+                  displays: list[np.ndarray | None], grids: dict[str, Grid], stage: Path, out: Path,
+                  data_format: str, options: GridOptions) -> list[Path]:
+    """Render every (input, layer) of one batch in the pool and write the PNGs into ``stage``."""
+    jobs = []
+    for i in range(rows.start, rows.stop):
+        for key, value in batch.items():
+            job = pool.submit(_render_one, value[i - rows.start], key, data_format, options, displays[i], grids.get(key))
+            jobs.append((names[i], job))
+    written = []
+    for name, job in jobs:
+        folder = stage / name
+        folder.mkdir(exist_ok=True)
+        for filename, data in job.result():
+            (folder / filename).write_bytes(data)
+            written.append(out / name / filename)
     return written
 
 

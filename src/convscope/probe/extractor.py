@@ -80,7 +80,8 @@ class Extractor:
         self.batch_size = batch_size
         self.input_shapes = input_shapes(model)
         self._labels: list[tuple[int, int, int, int]] = []
-        self._run = backend.get().compile_run(model, self._body, compile=compile)
+        self._backend = backend.get()
+        self._run = self._backend.compile_run(model, self._body, compile=compile)
         self.keys: list[str] | None = None
 
     # -- the traced body -------------------------------------------------------------------------------
@@ -136,9 +137,12 @@ class Extractor:
         return keras.tree.map_structure(convert, x)
 
     def run_batch(self, x: Inputs) -> dict[str, np.ndarray]:
-        """Run one batch (no splitting) and return ``{key: array (n, ...)}`` as numpy arrays."""
-        import keras
+        """Run one batch (no splitting) and return ``{key: array (n, ...)}`` as numpy arrays.
 
+        The arrays are views of the backend's output buffers, not copies (on TensorFlow and JAX they
+        are read-only): copy one before writing into it.
+        """
+        to_numpy = self._backend.to_numpy
         captured, outputs = self._run(self._prepare(x))
         if self.keys is None:
             self.keys = self._make_keys()
@@ -146,9 +150,9 @@ class Extractor:
             self._ordered_keys = [self.keys[i] for i in order]
         by_key = dict(zip(self.keys, captured))
         # report in model order (then call order), whatever order the layers ran in
-        result = {key: keras.ops.convert_to_numpy(by_key[key]) for key in self._ordered_keys}
+        result = {key: to_numpy(by_key[key]) for key in self._ordered_keys}
         if self.include_output:
-            result[self.OUTPUT_KEY] = keras.ops.convert_to_numpy(outputs[0])
+            result[self.OUTPUT_KEY] = to_numpy(outputs[0])
         return result
 
     def iter_batches(self, x: Inputs, batch_size: int | None = None) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
@@ -167,8 +171,14 @@ class Extractor:
             yield rows, self.run_batch(keras.tree.map_structure(lambda a: a[rows], x))
 
     def __call__(self, x: Inputs, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Activations for all rows of ``x``: ``{key: array (N, ...)}`` exactly as the model computes them."""
+        """Activations for all rows of ``x``: ``{key: array (N, ...)}`` exactly as the model computes them.
+
+        When ``x`` fits in one batch the arrays are the backend's buffers themselves (no copy; possibly
+        read-only, see :meth:`run_batch`); otherwise batches are gathered into new arrays.
+        """
         n = _batch_size_of(x)
+        if n <= (batch_size or self.batch_size):
+            return self.run_batch(x)
         result: dict[str, np.ndarray] = {}
         for rows, batch in self.iter_batches(x, batch_size):
             for key, value in batch.items():

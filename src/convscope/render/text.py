@@ -24,6 +24,7 @@ def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(FONT_SIZE)
 
 
+@lru_cache(maxsize=8192)
 def text_width(text: str) -> int:
     """Width in pixels of ``text`` drawn by :func:`text_patch` (including 1 px of padding each side)."""
     return int(np.ceil(_font().getlength(text))) + 2 if text else 0
