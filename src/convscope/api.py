@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import weakref
+from dataclasses import dataclass
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,17 @@ def get_extractor(
     return per_model[key]
 
 
+@dataclass(frozen=True, eq=False)
+class MultiInputs:
+    """Inputs of a multi-input model: one array per model input (taken as already preprocessed)."""
+
+    x: list[np.ndarray]
+    names: tuple[str, ...]
+    display: tuple[None, ...]
+    sources: tuple[str, ...]
+    preprocess: str
+
+
 def model_spec(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     """The :class:`~convscope.data.InputSpec` of a single-input model (or of ``input_shape``)."""
     from convscope.data import InputSpec
@@ -72,14 +83,17 @@ def model_spec(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
 
 def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None, input_shape: tuple[int, ...] | None = None) -> Any:
     """Read/convert ``inputs`` (paths, folders, arrays) into a :class:`~convscope.data.Inputs` for ``model``."""
-    from convscope.data import Inputs, Preprocess, load_inputs
+    from convscope.data import Preprocess, load_inputs
 
-    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(a, np.ndarray) for a in inputs):
-        shapes = model_inputs_count(model)
-        if shapes > 1:  # multi-input model: arrays pass through untouched
-            n = len(inputs[0])
-            return Inputs(x=list(inputs), names=tuple(f"input{i}" for i in range(n)), display=(None,) * n,
-                          sources=("array",) * n, preprocess="arrays taken as-is")
+    if model_inputs_count(model) > 1:
+        if not (isinstance(inputs, (list, tuple)) and all(isinstance(a, np.ndarray) for a in inputs)):
+            raise InputError(
+                f"model {model.name!r} has {model_inputs_count(model)} inputs; pass a list of that many "
+                f"arrays (N, ...), one per input, got {type(inputs).__name__}"
+            )
+        n = len(inputs[0]) if inputs else 0
+        return MultiInputs(x=[np.asarray(a) for a in inputs], names=tuple(f"sample{i}" for i in range(n)),
+                           display=(None,) * n, sources=("array",) * n, preprocess="arrays taken as-is")
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     spec = model_spec(model, input_shape)
     return load_inputs(items, spec, preprocess or Preprocess())
