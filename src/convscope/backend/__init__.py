@@ -8,6 +8,12 @@ Each backend module (``tensorflow.py``, ``jax.py``, ``torch.py``) provides the s
     backend tensors. Model weights are read at call time, never baked in, so a model that keeps
     training (e.g. under a callback) is probed with its current weights.
 
+``value_and_grad(model, fn, *, compile=True) -> Callable[[list, *others], (value, aux, grads)]``
+    ``fn(call, wrt, *others) -> (scalar, aux)`` is differentiated with respect to the list ``wrt``
+    (``call(inputs)`` runs the model in inference mode); returns the scalar, ``aux`` (any tensors
+    ``fn`` wants back, not differentiated) and the gradients, one per ``wrt`` entry. Compiled with
+    ``tf.function`` / ``jax.jit`` where allowed; torch uses autograd eagerly.
+
 ``to_numpy(tensor) -> np.ndarray``
     The tensor as numpy without copying where the backend allows (the array may be read-only).
 

@@ -36,3 +36,26 @@ def to_numpy(tensor: Any) -> Any:
     import numpy as np
 
     return np.asarray(tensor)
+
+
+def value_and_grad(model: Any, fn: Callable[..., Any], *, compile: bool = True) -> Callable[..., Any]:
+    """``run(wrt, *others) -> (value, aux, grads)`` with ``jax.value_and_grad`` (see package doc)."""
+    import jax
+
+    def objective(wrt: list[Any], trainable: list[Any], non_trainable: list[Any], *others: Any) -> Any:
+        def call(x: Any) -> Any:
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return outputs
+
+        return fn(call, wrt, *others)
+
+    grad_fn = jax.value_and_grad(objective, argnums=0, has_aux=True)
+    grad_fn = jax.jit(grad_fn) if compile else grad_fn
+
+    def run(wrt: list[Any], *others: Any) -> Any:
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        (value, aux), grads = grad_fn(list(wrt), trainable, non_trainable, *others)
+        return value, aux, grads
+
+    return run

@@ -33,3 +33,24 @@ def to_numpy(tensor: Any) -> Any:
     import numpy as np
 
     return np.asarray(tensor)
+
+
+def value_and_grad(model: Any, fn: Callable[..., Any], *, compile: bool = True) -> Callable[..., Any]:
+    """``run(wrt, *others) -> (value, aux, grads)`` with a ``GradientTape`` (see package doc)."""
+    import tensorflow as tf
+
+    def call(inputs: Any) -> Any:
+        return model(inputs, training=False)
+
+    def run(wrt: list[Any], *others: Any) -> Any:
+        wrt = [tf.convert_to_tensor(w) for w in wrt]
+        with tf.GradientTape() as tape:
+            for w in wrt:
+                tape.watch(w)
+            value, aux = fn(call, wrt, *others)
+        grads = tape.gradient(value, wrt, unconnected_gradients=tf.UnconnectedGradients.NONE)
+        return value, aux, grads
+
+    if not compile:
+        return run
+    return tf.function(run, reduce_retracing=True, autograph=False)
