@@ -163,6 +163,19 @@ def demo(
     typer.echo(run_demo(out))
 
 
+def _register_extensions() -> None:
+    """Add the commands that live in their own modules (each is light to import: typer only)."""
+    import importlib
+    import importlib.util
+
+    for name in ("cli_why", "cli_scan", "cli_serve", "cli_report"):
+        if importlib.util.find_spec(f"convscope.present.{name}") is not None:
+            importlib.import_module(f"convscope.present.{name}").register(app)
+
+
+_register_extensions()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning convscope errors into one line + exit 2."""
     try:
