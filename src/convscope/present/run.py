@@ -21,9 +21,20 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         raise OptionError(f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406") from None
 
 
-def make_preprocess(value_range: str | None, mean: str | None, std: str | None, invert: bool) -> Any:
-    """Build the :class:`~convscope.data.Preprocess` the CLI options describe."""
+def make_preprocess(value_range: str | None, mean: str | None, std: str | None, invert: bool,
+                    model: Any = None) -> Any:
+    """Build the :class:`~convscope.data.Preprocess` the CLI options describe.
+
+    With no ``--range``/``--mean``/``--std`` and a zoo model name, the zoo model's own preprocessing is
+    used (e.g. ``(x - 127) / 128`` for ``efficientnet-lite0``); otherwise pixels go to ``[0, 1]``.
+    """
+    import dataclasses
+
     from convscope.data import Preprocess, parse_range
+    from convscope.models import zoo
+
+    if value_range is None and mean is None and std is None and isinstance(model, str) and zoo.is_zoo_name(model):
+        return dataclasses.replace(zoo.zoo_preprocess(model), invert=invert)
 
     kwargs: dict[str, Any] = {"invert": invert}
     if value_range is not None:
@@ -90,7 +101,7 @@ def run_maps(
                           max_channels=max_channels, overlay=overlay)
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
     keras_model = load_model(model, safe_mode=safe_mode)
-    prep = make_preprocess(value_range, mean, std, invert)
+    prep = make_preprocess(value_range, mean, std, invert, model)
     data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)
     log.info("inputs: %d (%s)", len(data.names), data.preprocess)
     extractor = get_extractor(keras_model, layers, input_shape=input_shape, batch_size=batch_size)
