@@ -1,6 +1,6 @@
 """Run every convscope benchmark (each in its own subprocess), print everything, and summarise.
 
-    python benchmarks/run_all.py                  # all five scripts, summary at the end
+    python benchmarks/run_all.py                  # every script, summary at the end
     python benchmarks/run_all.py --only grid cli_help
     python benchmarks/run_all.py --skip memory    # the memory one takes several minutes
     python benchmarks/run_all.py --write-results  # also rewrite benchmarks/RESULTS.md with these figures
@@ -26,13 +26,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 PREFIX = "BENCH-RESULT "
-BENCHES = ["grid", "probe_overhead", "batch64", "memory", "cli_help"]
+BENCHES = ["grid", "probe_overhead", "batch64", "memory", "cli_help", "callback", "scan", "serve"]
 TITLES = {
     "grid": "1. Every conv layer of one image to a PNG grid (bench_grid.py)",
     "probe_overhead": "2. Probe overhead vs a compiled forward pass (bench_probe_overhead.py)",
     "batch64": "3. 64 images x all conv layers to PNGs (bench_batch64.py)",
     "memory": "4. Peak memory, VGG16-shaped x 128 images with --save-arrays (bench_memory.py)",
     "cli_help": "5. `convscope --help` wall time (bench_cli_help.py)",
+    "callback": "6. Training slowdown of FeatureMapCallback, MNIST CNN at batch 64 (bench_callback.py)",
+    "scan": "7. Dataset scan: throughput vs a compiled forward pass, peak RSS 5000 vs 500 digits (bench_scan.py)",
+    "serve": "8. `convscope serve`: layer switch over HTTP and a 32-client load test (bench_serve.py)",
 }
 TIMEOUTS = {"memory": 1800}
 NOTES_BEGIN, NOTES_END = "<!-- NOTES -->", "<!-- /NOTES -->"
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     failed = []
     for name in names:
-        extra = ["--quick"] if args.quick and name in {"grid", "probe_overhead", "batch64"} else []
+        extra = ["--quick"] if args.quick and name in {"grid", "probe_overhead", "batch64", "scan"} else []
         r = run_one(name, extra)
         if r is None:
             failed.append(name)

@@ -50,3 +50,8 @@ def nearest(value: str, choices: Iterable[str], n: int = 5) -> list[str]:
         low = value.lower()
         close += [c for c in choices if low and low in c.lower() and c not in close][: n - len(close)]
     return close or choices[:n]
+
+
+class AttributionError(ConvscopeError, ValueError):
+    """An attribution (Grad-CAM, saliency, ...) cannot be computed as asked: a non-spatial or
+    non-differentiable target layer, a class index out of range, a model without spatial layers."""

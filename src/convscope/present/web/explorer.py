@@ -1,0 +1,277 @@
+"""The explorer's engine: one model, one extractor, cached activations and pictures.
+
+Everything here is synchronous and thread-safe; the web app calls it from a thread pool. The extractor is
+built once (every non-container layer plus the model output, one compiled forward pass per image) and the
+forward passes are serialized by a lock. Activations are cached per image and pictures per
+(image, layer, options), both in byte-bounded LRU caches with single-flight computation, so 32 clients
+asking for the same thing run the model once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convscope.errors import LayerNotFound, OptionError, nearest
+from convscope.present.web import plugins
+from convscope.present.web.cache import LRUCache
+from convscope.present.web.gallery import Gallery
+from convscope.present.web.views import channel_stats, grid_meta, mosaic_shape, top_predictions
+from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channels, render_activation, resolve_cmap
+from convscope.render.normalize import check_mode
+
+log = logging.getLogger(__name__)
+
+MAX_SPEC_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """How a feature grid is drawn.
+
+    Attributes:
+        norm: Normalization mode.
+        cmap: Colormap (``None`` = the mode's default).
+        channels: Channel spec (``None`` = the first 64).
+        aspect: Width/height of the screen area the mosaic should fill (``None`` = the renderer's choice);
+            rounded to 0.1 and kept within [0.3, 8] so that similar windows share cached pictures.
+    """
+
+    norm: str = "channel"
+    cmap: str | None = None
+    channels: str | None = None
+    aspect: float | None = None
+
+    @classmethod
+    def parse(cls, norm: str | None, cmap: str | None, channels: str | None,
+              aspect: str | None = None) -> ViewOptions:
+        """Validate request parameters (empty strings mean the default).
+
+        Raises:
+            OptionError: a bad mode, colormap or channel spec; the message echoes it.
+        """
+        mode = check_mode((norm or "channel").strip())
+        cmap_name = resolve_cmap(cmap) if cmap and cmap.strip() not in ("", "auto") else None
+        spec = (channels or "").strip() or None
+        if spec is not None:
+            if len(spec) > MAX_SPEC_CHARS:
+                raise OptionError(f"channel spec {spec[:40]!r}... is longer than {MAX_SPEC_CHARS} characters")
+            parse_channels(spec, 1 << 30)  # grammar only; indices are checked against the layer
+        ratio = None
+        if aspect:
+            try:
+                ratio = float(aspect)
+            except ValueError:
+                raise OptionError(f"aspect must be a number (width / height), got {aspect[:40]!r}") from None
+            if not math.isfinite(ratio) or ratio <= 0:
+                raise OptionError(f"aspect must be a positive number (width / height), got {aspect[:40]!r}")
+            ratio = round(min(8.0, max(0.3, ratio)), 1)
+        return cls(mode, cmap_name, spec, ratio)
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """A picture and its JSON facts."""
+
+    png: bytes
+    meta: dict[str, Any]
+
+
+def _sizeof_acts(acts: dict[str, np.ndarray]) -> int:
+    return sum(a.nbytes for a in acts.values())
+
+
+class Explorer:
+    """Serve views of one model over a :class:`Gallery`.
+
+    Args:
+        model: A Keras model (never modified).
+        gallery: The images.
+        class_names: Output class names for the prediction, index = class id.
+        title: Shown in the page header (e.g. the model file or zoo name).
+        cache_mb: Bound of the activation cache.
+        picture_cache_mb: Bound of the rendered-picture cache.
+        input_shape: One sample's shape for the layer table and the warm-up pass, needed when the model
+            leaves sizes free (e.g. ``(None, None, 3)``); images then keep their own size.
+    """
+
+    def __init__(self, model: Any, gallery: Gallery, *, class_names: Sequence[str] | None = None,
+                 title: str = "", cache_mb: int = 512, picture_cache_mb: int = 128,
+                 input_shape: tuple[int, ...] | None = None) -> None:
+        from convscope.api import get_extractor
+        from convscope.models.inspect import inspect_model
+        from convscope.models.spec import data_format
+        from convscope.models.tree import layer_tree
+        from convscope.present.maps import receptive_grids
+
+        self.model = model
+        self.gallery = gallery
+        self.class_names = list(class_names) if class_names else None
+        self.title = title or model.name
+        self.info = inspect_model(model, input_shape=input_shape)
+        self.grids = receptive_grids(model)
+        self.data_format = data_format(model)
+        self._nodes = {n.path: n for n in layer_tree(model)}
+        paths = [n.path for n in self._nodes.values() if not n.is_container]
+        self.extractor = get_extractor(model, paths, include_output=True)
+        self._output_key = self.extractor.OUTPUT_KEY
+        self._forward = threading.Lock()
+        self._acts: LRUCache[str, dict[str, np.ndarray]] = LRUCache("activations", cache_mb << 20, _sizeof_acts)
+        self._pictures: LRUCache[tuple[Any, ...], Rendered] = LRUCache(
+            "pictures", picture_cache_mb << 20, lambda r: len(r.png) + 512)
+        self.features = plugins.features()
+        self.cam_methods = plugins.cam_methods() if self.features["cam"] else []
+        self.layers = self._layer_rows(self._run(np.zeros((1, *self.info.input_shape[1:]), np.float32)))
+        self._by_key = {row["key"]: row for row in self.layers if row["key"]}
+        if not self.grids:  # receptive_grids probes without a shape: take the fields from our own table
+            self.grids = {row["key"]: (tuple(row["rf_start"]), tuple(row["rf_jump"])) for row in self.layers
+                          if row["key"] and row["rf_start"] and row["rf_jump"] and len(row["rf_start"]) == 2}
+
+    # -- model facts --------------------------------------------------------------------------------------
+    def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        calls: dict[str, int] = {}
+        for row in self.info.layers:
+            calls[row.path] = max(calls.get(row.path, 0), row.call + 1)
+        rows = []
+        for row in self.info.to_dicts():
+            key = row["path"] if calls[row["path"]] == 1 else f"{row['path']}@{row['call']}"
+            key = key if key in acts else f"{key}[0]" if f"{key}[0]" in acts else None
+            shape = list(acts[key].shape[1:]) if key else None
+            spatial = bool(key) and len(shape or ()) == 3
+            filters = self.features["filters"] and "Conv" in row["class"] and not row["call"]
+            rows.append({**row, "key": key, "viewable": key is not None, "spatial": spatial,
+                         "has_filters": bool(filters and key)})
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The model as the page needs it: name, input, layer table, options and optional views."""
+        return {
+            "title": self.title, "name": self.info.name, "kind": self.info.kind,
+            "input_shape": list(self.info.input_shape[1:]), "total_params": self.info.total_params,
+            "data_format": self.data_format, "layers": self.layers, "norms": list(NORM_MODES),
+            "cmaps": ["auto", *COLORMAPS], "class_names": self.class_names,
+            "features": {**self.features, "cam_methods": self.cam_methods},
+            "preprocess": self.gallery.preprocess.describe(self.gallery.spec),
+        }
+
+    def layer(self, key: str) -> dict[str, Any]:
+        """The layer row of activation key ``key``.
+
+        Raises:
+            LayerNotFound: No such viewable layer; the message suggests near keys.
+        """
+        row = self._by_key.get(key)
+        if row is None:
+            raise LayerNotFound(f"no layer {key[:80]!r} with an activation in model {self.info.name!r}; "
+                                f"nearest: {', '.join(nearest(key, list(self._by_key)))}")
+        return row
+
+    # -- forward passes -----------------------------------------------------------------------------------
+    def _run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        with self._forward:
+            return self.extractor(x)
+
+    def activations(self, image_id: str) -> dict[str, np.ndarray]:
+        """Every layer's activation of one image (no batch axis), from one cached forward pass."""
+        def compute() -> dict[str, np.ndarray]:
+            x = self.gallery.prepared(image_id).x
+            return {key: value[0] for key, value in self._run(x[None]).items()}
+
+        return self._acts.get_or_compute(image_id, compute)
+
+    def predict(self, image_id: str) -> dict[str, Any]:
+        """Top-5 classes of one image (labels from the zoo entry when known)."""
+        out = self.activations(image_id).get(self._output_key)
+        if out is None:
+            return {"available": False, "reason": "the model has no single output tensor"}
+        result = top_predictions(out, self.class_names)
+        entry = self.gallery.entry(image_id)
+        return {**result, "image": image_id, "true_label": entry.label}
+
+    # -- pictures -----------------------------------------------------------------------------------------
+    def grid(self, image_id: str, key: str, options: ViewOptions) -> Rendered:
+        """The feature grid of layer ``key`` for one image (cached)."""
+        self.layer(key)
+
+        def render() -> Rendered:
+            act = self.activations(image_id)[key]
+            layout = None
+            if options.aspect is not None:
+                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format)
+            rows, cols = layout or (None, None)
+            picture = render_activation(act, layer=key, data_format=self.data_format, norm=options.norm,
+                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols)
+            meta = grid_meta(picture, key, options.norm, self.data_format, layout)
+            return Rendered(picture.to_png(), {**meta, "image": image_id})
+
+        return self._pictures.get_or_compute(("grid", image_id, key, options), render)
+
+    def channel(self, image_id: str, key: str, channel: int, cmap: str = "magma", alpha: float = 0.5) -> Rendered:
+        """One channel of a 2-D layer, large and overlaid on the input picture, with its statistics."""
+        row = self.layer(key)
+        if not row["spatial"]:
+            raise OptionError(f"layer {key!r} has shape {row['output_shape']}; channel overlays need a 2-D map")
+        cmap_name = resolve_cmap(cmap)
+        if not 0.0 <= alpha <= 1.0:
+            raise OptionError(f"alpha must be in [0, 1], got {alpha}")
+
+        def render() -> Rendered:
+            act = self.activations(image_id)[key]
+            hwc = np.moveaxis(act, 0, -1) if self.data_format == "channels_first" else act
+            if not 0 <= channel < hwc.shape[-1]:
+                raise OptionError(f"channel {channel} is out of range for layer {key!r}: "
+                                  f"valid are 0..{hwc.shape[-1] - 1}")
+            grid = self.grids.get(key)
+            display = self.gallery.prepared(image_id).display
+            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha)
+            stats = channel_stats(hwc, channel, grid, row.get("rf_size"))
+            return Rendered(picture.to_png(), {**stats, "layer": key, "image": image_id,
+                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1])})
+
+        return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
+
+    def cam(self, image_id: str, method: str = "gradcam", target: int | None = None) -> Rendered:
+        """The class-activation map over the input picture (needs :mod:`convscope.attribution`).
+
+        Args:
+            image_id: The image.
+            method: An attribution method (see :func:`~convscope.present.web.plugins.cam_methods`).
+            target: Class to explain; ``None`` = the predicted class.
+        """
+        if target is not None and self.class_names and not 0 <= target < len(self.class_names):
+            raise OptionError(f"target class {target} is out of range: valid are 0..{len(self.class_names) - 1}")
+
+        def render() -> Rendered:
+            prepared = self.gallery.prepared(image_id)
+            with self._forward:
+                heat, facts = plugins.cam_map(self.model, prepared.x, method, target)
+            cls = facts.get("target")
+            name = self.class_names[cls] if self.class_names and cls is not None and 0 <= cls < len(self.class_names) else cls
+            label = f"{method} @ {facts.get('layer') or '?'}" + ("" if cls is None else f" for class {name}")
+            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label)
+            return Rendered(picture.to_png(), {**facts, "image": image_id, "class_name": name,
+                                               "caption": picture.caption})
+
+        return self._pictures.get_or_compute(("cam", image_id, method, target), render)
+
+    def filters(self, key: str) -> Rendered:
+        """The filters of a conv layer (needs :mod:`convscope.render.filters`)."""
+        row = self.layer(key)
+        if not row["has_filters"]:
+            raise OptionError(f"layer {key!r} ({row['class']}) has no filters to show")
+
+        def render() -> Rendered:
+            picture = plugins.render_filters(self._nodes[row["path"]].layer)
+            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption})
+
+        return self._pictures.get_or_compute(("filters", key), render)
+
+    def cache_stats(self) -> list[dict[str, Any]]:
+        """Sizes and hit counts of the caches (for ``/api/health``)."""
+        return [vars(c.stats()) for c in (self._acts, self._pictures)]

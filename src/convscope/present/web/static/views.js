@@ -1,0 +1,129 @@
+// Building the page's pieces from API data. Text always goes through textContent (never innerHTML),
+// so names from files and uploads cannot inject markup.
+import { fmt, shape } from "./api.js";
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+export function rfText(row) {
+  if (!row.rf_size) return "–";
+  const size = row.rf_size.join("×");
+  return row.rf_exact === false ? `~${size}` : size;
+}
+
+export function layerTitle(row) {
+  const parts = [`${row.path} (${row.class})`, `output ${shape(row.output_shape)}`, `${row.params.toLocaleString()} params`];
+  if (row.kernel) parts.push(`kernel ${row.kernel.join("×")}, stride ${row.strides.join("×")}, ${row.padding}`);
+  if (row.rf_size) parts.push(`receptive field ${row.rf_size.join("×")} px, jump ${row.rf_jump.join("×")}, start ${row.rf_start.join(",")}`);
+  if (!row.viewable) parts.push("no activation of its own (container or never called)");
+  return parts.join("\n");
+}
+
+export function renderLayers(tbody, layers, onPick) {
+  tbody.replaceChildren();
+  for (const row of layers) {
+    const name = row.path.split("/").pop() + (row.call ? ` #${row.call}` : "");
+    const tr = el("tr", {
+      class: row.viewable ? "layer" : "layer container", title: layerTitle(row),
+      dataset: { key: row.key || "" }, "aria-disabled": row.viewable ? null : "true",
+    },
+    el("td", { class: "name" }, el("span", { class: "indent", style: null }, "\u00a0".repeat(2 * row.depth)), name,
+      el("span", { class: "cls" }, ` ${row.class}`)),
+    el("td", { class: "shape" }, shape(row.output_shape ? row.output_shape.slice(1) : null)),
+    el("td", { class: "rf" }, rfText(row)));
+    if (row.viewable) tr.addEventListener("click", () => onPick(row.key));
+    tbody.append(tr);
+  }
+}
+
+export function markLayer(tbody, key) {
+  for (const tr of tbody.querySelectorAll("tr.layer")) {
+    const on = tr.dataset.key === key;
+    tr.classList.toggle("selected", on);
+    tr.setAttribute("aria-selected", on ? "true" : "false");
+    if (on) tr.scrollIntoView({ block: "nearest" });
+  }
+}
+
+export function renderGallery(box, images, onPick) {
+  box.replaceChildren();
+  if (!images.length) {
+    box.append(el("p", { class: "dim empty" }, "No images yet: drop some below."));
+    return;
+  }
+  for (const im of images) {
+    const item = el("button", { type: "button", class: "thumb", role: "option", title: im.name, dataset: { id: im.id } },
+      el("img", { src: `/api/images/${encodeURIComponent(im.id)}.png`, alt: im.name, loading: "lazy" }),
+      el("span", {}, im.name));
+    item.addEventListener("click", () => onPick(im.id));
+    box.append(item);
+  }
+}
+
+export function markImage(box, id) {
+  for (const b of box.querySelectorAll(".thumb")) {
+    const on = b.dataset.id === id;
+    b.classList.toggle("selected", on);
+    b.setAttribute("aria-selected", on ? "true" : "false");
+    if (on) b.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+}
+
+export function fillSelect(select, items, value) {
+  select.replaceChildren(...items.map(([v, label]) => el("option", { value: v }, label)));
+  if (value !== undefined) select.value = value;
+}
+
+export function renderPrediction(list, note, pred, onExplain) {
+  list.replaceChildren();
+  if (!pred.available) {
+    note.textContent = pred.reason;
+    return;
+  }
+  for (const t of pred.top) {
+    const pct = (100 * t.score).toFixed(1);
+    const hit = pred.true_label !== null && pred.true_label !== undefined && t.index === pred.true_label;
+    list.append(el("li", { class: hit ? "hit" : null, title: onExplain ? `show what drives class ${t.label}` : null },
+      el("span", { class: "label" }, t.label),
+      el("span", { class: "bar" }, el("span", { class: "fill", style: null })),
+      el("span", { class: "score" }, `${pct}%`)));
+    list.lastChild.querySelector(".fill").style.width = `${Math.max(0.5, 100 * t.score)}%`;
+    if (onExplain) {
+      list.lastChild.classList.add("explain");
+      list.lastChild.addEventListener("click", () => onExplain(t.index));
+    }
+  }
+  const truth = pred.true_label !== null && pred.true_label !== undefined ? ` · true class ${pred.true_label}` : "";
+  note.textContent = `${pred.kind} over ${pred.n_classes} classes${truth}`;
+}
+
+export function gridMetaText(meta) {
+  const parts = [`${meta.layer} ${shape(meta.shape)}`, `norm ${meta.norm}`, `cmap ${meta.cmap}`,
+    `range [${fmt(meta.value_range[0])}, ${fmt(meta.value_range[1])}]`];
+  if (meta.kind === "2d") parts.push(`${meta.channels.length} of ${meta.n_channels} channels`);
+  if (meta.dead.length) parts.push(`${meta.dead.length} dead`);
+  if (meta.n_nan || meta.n_inf) parts.push(`${meta.n_nan} NaN, ${meta.n_inf} Inf`);
+  return parts.join(" · ");
+}
+
+export function renderStats(table, s) {
+  const rows = [
+    ["min", fmt(s.min)], ["max", fmt(s.max)], ["mean", fmt(s.mean)], ["std", fmt(s.std)],
+    ["> 0", s.positive === null ? "–" : `${(100 * s.positive).toFixed(1)}%`],
+    ["= 0", s.zero === null ? "–" : `${(100 * s.zero).toFixed(1)}%`],
+    ["map size", s.map_shape.join("×")],
+    ["peak at", s.argmax ? `(${s.argmax.join(", ")})` : "–"],
+  ];
+  if (s.peak_center) rows.push(["peak looks at", `input (${s.peak_center.map(fmt).join(", ")})`]);
+  if (s.rf_size) rows.push(["receptive field", `${s.rf_size.join("×")} px`]);
+  if (s.n_nan || s.n_inf) rows.push(["NaN / Inf", `${s.n_nan} / ${s.n_inf}`]);
+  table.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+}
