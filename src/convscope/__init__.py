@@ -27,7 +27,7 @@ _LAZY = {
     "overlay": "convscope.render",
     "FeatureGrid": "convscope.render",
 }
-_SUBPACKAGES = ("errors", "render", "data", "models", "probe", "backend", "store", "present")
+_SUBPACKAGES = ("errors", "render", "data", "models", "probe", "backend", "store", "present", "scan", "attribution", "featvis")
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

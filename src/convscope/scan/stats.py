@@ -1,0 +1,205 @@
+"""Streaming, exactly mergeable statistics of one layer: moments, top-k, and the image-mean co-moments.
+
+:class:`LayerAccumulator` takes batches in any grouping and two accumulators built over disjoint parts
+of a dataset merge into the one a single pass would give:
+
+* mean / variance per channel: Chan, Golub & LeVeque's pairwise update of ``(count, mean, M2)``, in
+  float64 (numerically stable whatever the split);
+* the same update for the mean vector and the ``C x C`` co-moment matrix of per-image channel means
+  (the dataset-wide correlation of channels, for near-duplicate detection);
+* max, counts of positive / saturated values and the sum of per-image spatial maxima (exact sums);
+* the top-k images per channel by spatial max, kept sorted by ``(-value, global image index)``, so ties
+  are broken by the lower image index and a merge of partial top-k lists is exactly the global one.
+  The position of the max is located only for images entering a top-k list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convscope.scan.reduce import Bounds, spatial_argmax, summarize
+
+
+def _rank_key(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), -np.inf, values)
+
+
+def select_top(values: np.ndarray, index: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Keep, per row (channel), the ``k`` entries with the highest value, ties by lower index.
+
+    Args:
+        values: float32 ``(C, m)`` spatial maxima (NaN ranks lowest).
+        index: int64 ``(C, m)`` global image indices.
+        pos: int64 ``(C, m)`` flat positions (``-1`` = not located yet).
+        k: How many to keep.
+
+    Returns:
+        ``(values, index, pos)``, each ``(C, min(k, m))``, best first.
+    """
+    order = np.lexsort((index, -_rank_key(values)), axis=-1)[:, :k]
+    return tuple(np.take_along_axis(a, order, axis=-1) for a in (values, index, pos))
+
+
+@dataclass(frozen=True, eq=False)
+class _Part:
+    """The mergeable moments of a disjoint set of images (see :class:`LayerAccumulator`)."""
+
+    images: int
+    positions: int
+    mean: np.ndarray
+    m2: np.ndarray
+    max: np.ndarray
+    positive: np.ndarray
+    saturated: np.ndarray | None
+    spatial_max_sum: np.ndarray
+    image_mean: np.ndarray
+    image_comoment: np.ndarray
+
+
+@dataclass
+class LayerAccumulator:
+    """Running statistics of one layer's activation ``(N, *spatial, C)`` over a dataset.
+
+    Attributes:
+        channels: Number of channels ``C``.
+        top_k: Images kept per channel.
+        bounds: Bounded activation of the layer (counts saturated values), or ``None``.
+        images: Images seen.
+        positions: Positions per image.
+        mean: float64 ``(C,)`` mean over images and positions.
+        m2: float64 ``(C,)`` sum of squared deviations from ``mean``.
+        max: float32 ``(C,)`` maximum.
+        positive: int64 ``(C,)`` values ``> 0``.
+        saturated: int64 ``(C,)`` values near a bound (``None`` without bounds).
+        spatial_max_sum: float64 ``(C,)`` sum over images of the spatial max.
+        image_mean: float64 ``(C,)`` mean over images of the per-image channel mean.
+        image_comoment: float64 ``(C, C)`` co-moment of the per-image channel means.
+        top_value: float32 ``(C, k)`` best spatial maxima, best first.
+        top_index: int64 ``(C, k)`` their global image indices.
+        top_pos: int64 ``(C, k)`` the flat position of each max.
+    """
+
+    channels: int
+    top_k: int
+    bounds: Bounds | None = None
+    images: int = 0
+    positions: int = 0
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+    max: np.ndarray = field(init=False)
+    positive: np.ndarray = field(init=False)
+    saturated: np.ndarray | None = field(init=False)
+    spatial_max_sum: np.ndarray = field(init=False)
+    image_mean: np.ndarray = field(init=False)
+    image_comoment: np.ndarray = field(init=False)
+    top_value: np.ndarray = field(init=False)
+    top_index: np.ndarray = field(init=False)
+    top_pos: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.channels
+        self.mean, self.m2 = np.zeros(c), np.zeros(c)
+        self.max = np.full(c, -np.inf, np.float32)
+        self.positive = np.zeros(c, np.int64)
+        self.saturated = None if self.bounds is None else np.zeros(c, np.int64)
+        self.spatial_max_sum = np.zeros(c)
+        self.image_mean, self.image_comoment = np.zeros(c), np.zeros((c, c))
+        self.top_value = np.zeros((c, 0), np.float32)
+        self.top_index = np.zeros((c, 0), np.int64)
+        self.top_pos = np.zeros((c, 0), np.int64)
+
+    # -- adding data ------------------------------------------------------------------------------------
+    def add_batch(self, act: np.ndarray, start: int) -> None:
+        """Add a batch ``(n, *spatial, C)`` (channels last, C-contiguous float32) of images ``start..``."""
+        s = summarize(act, self.bounds)
+        n = act.shape[0]
+        if n == 0:
+            return
+        if self.images and s.positions != self.positions:
+            raise ValueError(f"batch has {s.positions} positions per image, earlier batches {self.positions}")
+        image_means = s.sums / s.positions
+        batch_mean = image_means.mean(axis=0)
+        centred = image_means - batch_mean
+        candidates = np.ascontiguousarray(s.maxes.T)
+        index = np.broadcast_to(np.arange(start, start + n, dtype=np.int64), candidates.shape)
+        pending = np.full(candidates.shape, -1, np.int64)
+        batch_max = np.max(s.maxes, axis=0) if not np.isnan(s.maxes).any() else np.nanmax(s.maxes, axis=0)
+        self._merge_moments(_Part(n, s.positions, batch_mean, s.m2, batch_max, s.positive, s.saturated,
+                                  s.maxes.sum(axis=0, dtype=np.float64), batch_mean, centred.T @ centred))
+        self._merge_top(candidates, index, pending)
+        self._locate(act, start)
+
+    def _locate(self, act: np.ndarray, start: int) -> None:
+        channel, slot = np.nonzero(self.top_pos < 0)
+        if len(channel):
+            images = self.top_index[channel, slot] - start
+            self.top_pos[channel, slot] = spatial_argmax(act, images, channel)
+
+    # -- merging ----------------------------------------------------------------------------------------
+    def merge(self, other: LayerAccumulator) -> None:
+        """Fold in an accumulator built over a disjoint set of images (exact; any order)."""
+        if other.channels != self.channels or other.top_k != self.top_k:
+            raise ValueError("cannot merge accumulators of different layers or top-k")
+        if other.images == 0:
+            return
+        if self.images and other.positions != self.positions:
+            raise ValueError(f"cannot merge {other.positions} positions per image with {self.positions}")
+        self._merge_moments(_Part(other.images, other.positions, other.mean, other.m2, other.max, other.positive,
+                                  other.saturated, other.spatial_max_sum, other.image_mean, other.image_comoment))
+        self._merge_top(other.top_value, other.top_index, other.top_pos)
+
+    def _merge_moments(self, b: _Part) -> None:
+        na, nb = self.images, b.images
+        n = na + nb
+        if na == 0:
+            self.positions = b.positions
+            self.mean, self.m2 = b.mean.copy(), b.m2.copy()
+            self.image_mean, self.image_comoment = b.image_mean.copy(), b.image_comoment.copy()
+        else:
+            pa, pb = na * self.positions, nb * b.positions
+            delta = b.mean - self.mean
+            self.mean = self.mean + delta * (pb / (pa + pb))
+            self.m2 = self.m2 + b.m2 + delta * delta * (pa * pb / (pa + pb))
+            d_img = b.image_mean - self.image_mean
+            self.image_mean = self.image_mean + d_img * (nb / n)
+            self.image_comoment = self.image_comoment + b.image_comoment + np.outer(d_img, d_img) * (na * nb / n)
+        self.images = n
+        self.max = np.fmax(self.max, b.max)
+        self.positive = self.positive + b.positive
+        if self.saturated is not None and b.saturated is not None:
+            self.saturated = self.saturated + b.saturated
+        self.spatial_max_sum = self.spatial_max_sum + b.spatial_max_sum
+
+    def _merge_top(self, values: np.ndarray, index: np.ndarray, pos: np.ndarray) -> None:
+        self.top_value, self.top_index, self.top_pos = select_top(
+            np.concatenate([self.top_value, values], axis=1),
+            np.concatenate([self.top_index, index], axis=1),
+            np.concatenate([self.top_pos, pos], axis=1),
+            self.top_k,
+        )
+
+    # -- results ----------------------------------------------------------------------------------------
+    def finish(self) -> dict[str, np.ndarray]:
+        """The final per-channel arrays (see :class:`convscope.scan.result.LayerStats` for their meaning)."""
+        count = self.images * self.positions
+        with np.errstate(invalid="ignore", divide="ignore"):
+            std = np.sqrt(self.m2 / count) if count else np.full(self.channels, np.nan)
+            var = np.diag(self.image_comoment)
+            corr = self.image_comoment / np.sqrt(np.outer(var, var))
+        corr[~np.isfinite(corr)] = np.nan
+        out = {
+            "mean": self.mean.copy() if count else np.full(self.channels, np.nan),
+            "std": std,
+            "max": self.max.astype(np.float64),
+            "frac_positive": self.positive / count if count else np.full(self.channels, np.nan),
+            "mean_spatial_max": self.spatial_max_sum / self.images if self.images else np.full(self.channels, np.nan),
+            "corr": np.clip(corr, -1.0, 1.0),
+            "top_value": self.top_value.copy(),
+            "top_index": self.top_index.copy(),
+            "top_pos": self.top_pos.copy(),
+        }
+        if self.saturated is not None:
+            out["frac_saturated"] = self.saturated / count if count else np.full(self.channels, np.nan)
+        return out

@@ -1,0 +1,49 @@
+"""Helpers shared by the scan tests: the float64 numpy reference of every scan statistic."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convscope.scan.reduce import Bounds
+
+RTOL_MEAN = 1e-6  # relative to max(1, |mean|)
+RTOL_STD = 2e-5
+ATOL_CORR = 1e-6
+
+
+def reference(x: np.ndarray, k: int, bounds: Bounds | None = None) -> dict[str, np.ndarray]:
+    """float64 single-pass numpy reference of every statistic (x: (N, *spatial, C))."""
+    n, c = x.shape[0], x.shape[-1]
+    d = x.astype(np.float64).reshape(n, -1, c)
+    smax = d.max(axis=1)
+    image_means = d.mean(axis=1)
+    index = np.broadcast_to(np.arange(n)[:, None], smax.shape)
+    order = np.lexsort((index.T, -smax.T), axis=-1)[:, :k]  # (C, k): value desc, index asc
+    flat_pos = np.argmax(d, axis=1)  # (n, C), first max
+    out = {
+        "mean": d.mean(axis=(0, 1)), "std": d.std(axis=(0, 1)), "max": d.max(axis=(0, 1)),
+        "frac_positive": (d > 0).mean(axis=(0, 1)), "mean_spatial_max": smax.mean(axis=0),
+        "corr": np.corrcoef(image_means.T), "top_index": order,
+        "top_value": np.take_along_axis(smax.T, order, axis=1),
+        "top_pos": np.take_along_axis(flat_pos.T, order, axis=1),
+    }
+    if bounds is not None:
+        lo, hi = bounds.thresholds
+        out["frac_saturated"] = ((d <= lo) | (d >= hi)).mean(axis=(0, 1))
+    return out
+
+
+def assert_matches(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> None:
+    scale = np.maximum(1.0, np.abs(ref["mean"]))
+    np.testing.assert_array_less(np.abs(got["mean"] - ref["mean"]) / scale, RTOL_MEAN)
+    np.testing.assert_allclose(got["std"], ref["std"], rtol=RTOL_STD, atol=1e-7)
+    np.testing.assert_array_equal(got["max"], ref["max"])
+    np.testing.assert_array_equal(got["frac_positive"], ref["frac_positive"])
+    np.testing.assert_allclose(got["mean_spatial_max"], ref["mean_spatial_max"], rtol=1e-12)
+    both = np.isfinite(ref["corr"])
+    np.testing.assert_array_equal(np.isfinite(got["corr"]), both)
+    np.testing.assert_allclose(got["corr"][both], ref["corr"][both], atol=ATOL_CORR)
+    for name in ("top_index", "top_value", "top_pos"):
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+    if "frac_saturated" in ref:
+        np.testing.assert_array_equal(got["frac_saturated"], ref["frac_saturated"])
