@@ -11,7 +11,7 @@ install:
 	$(PIP) install -q -e ".[tf]"
 
 install-test:
-	$(PIP) install -q -e ".[tf,jax,torch,test,web]"
+	$(PIP) install -q -e ".[tf,jax,torch,test,web,notebook]"
 	if [ ! -x /usr/bin/chromium ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 demo: install

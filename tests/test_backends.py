@@ -1,7 +1,8 @@
 """Run the backend-dependent tests under JAX and torch too (a Keras backend is fixed per process).
 
-That is the probe suite and the layer-table and receptive-field tests of ``inspect_model``; the
-arithmetic tests (``test_inspect_arith.py``) are pure Python and backend-independent.
+That is the probe suite, the attribution suite (its ``tf_only`` tests are deselected there) and the
+layer-table and receptive-field tests of ``inspect_model``; the arithmetic tests (``test_inspect_arith.py``)
+are pure Python and backend-independent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).parent
-SUITES = [HERE / "probe", HERE / "models" / "test_inspect_table.py", HERE / "models" / "test_inspect_rf.py"]
+SUITES = [HERE / "probe", HERE / "models" / "test_inspect_table.py", HERE / "models" / "test_inspect_rf.py",
+          HERE / "attribution", HERE / "featvis"]
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

@@ -30,6 +30,7 @@ from convscope.render.colormap import (
     resolve_cmap,
 )
 from convscope.render.encode import encode_png
+from convscope.render.filters import render_filters
 from convscope.render.grid import render_activation
 from convscope.render.mosaic import MosaicLayout, auto_grid, auto_scale, plan_mosaic, tile
 from convscope.render.normalize import NORM_MODES, Normalized, default_cmap, normalize
@@ -60,6 +61,7 @@ __all__ = [
     "parse_channels",
     "plan_mosaic",
     "render_activation",
+    "render_filters",
     "resolve_cmap",
     "select_channels",
     "tile",

@@ -1,0 +1,175 @@
+"""The compiled passes behind every attribution method, built once per (model, settings) and cached.
+
+* :class:`LayerGradients` — one forward + backward pass: a layer's activation ``A`` and ``dS/dA``.
+* :class:`InputGradients` — ``dS/dx`` for a batch of inputs.
+* :class:`Forward` — forward only: target scores (optionally softmaxed) and optionally a layer's activation.
+
+``S`` is the per-image target score (:func:`convscope.attribution.targets.score`); gradients are of
+``sum_i S_i``, which gives every image its own gradient because images do not interact in inference mode.
+Each pass is compiled by the backend module (``tf.function`` / ``jax.jit``; torch runs eagerly) and the
+user's model is only patched during tracing (see :mod:`convscope.attribution.patch`).
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from convscope import backend
+from convscope.attribution.facts import OutputSoftmax
+from convscope.attribution.patch import logits_view, perturbed, recorded
+from convscope.attribution.targets import score
+
+_ENGINES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+
+
+def cached(model: Any, key: tuple[Any, ...], factory: Callable[[], Any]) -> Any:
+    """The engine stored for ``(model, key)``, built by ``factory()`` on first use."""
+    try:
+        per_model = _ENGINES.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no cache
+        return factory()
+    if key not in per_model:
+        per_model[key] = factory()
+    return per_model[key]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        # Sequential models declare a one-element list input; a bare array is fine — hush Keras.
+        warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match")
+        yield
+
+
+def _tensor(a: np.ndarray) -> Any:
+    import keras
+
+    return keras.ops.convert_to_tensor(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _single(output: Any) -> Any:
+    import keras
+
+    return keras.tree.flatten(output)[0]
+
+
+def _grads(b: Any, grad: Any, like: np.ndarray) -> np.ndarray:
+    return np.zeros_like(like) if grad is None else np.asarray(b.to_numpy(grad), dtype=np.float32)
+
+
+class LayerGradients:
+    """Compiled ``(x, sel) -> (A, dS/dA, scores, classes)`` at one layer.
+
+    Args:
+        model: The Keras model (patched only while traced).
+        layer: The layer whose (first-call) activation is differentiated.
+        softmax: The output softmax to bypass (logits), or ``None``.
+        fn: A callable target, or ``None`` for class targets.
+        compile: Compile the pass where the backend allows.
+    """
+
+    def __init__(self, model: Any, layer: Any, softmax: OutputSoftmax | None,
+                 fn: Callable[[Any], Any] | None, *, compile: bool = True) -> None:
+        from keras import ops
+
+        def objective(call: Any, wrt: list[Any], x: Any, sel: Any) -> tuple[Any, Any]:
+            record: list[Any] = []
+            with perturbed(layer, wrt[0], record), logits_view(softmax), _quiet():
+                out = _single(call(x))
+            scores, classes = score(out, sel, fn)
+            # "+ 0 * sum(delta)" keeps delta connected on every backend: a non-differentiable path then
+            # yields zero gradients (checked by the caller) instead of None or a torch error.
+            return ops.sum(scores) + 0.0 * ops.sum(wrt[0]), (_single(record[0]), scores, classes)
+
+        self._backend = backend.get()
+        self._run = self._backend.value_and_grad(model, objective, compile=compile)
+
+    def __call__(self, x: np.ndarray, sel: np.ndarray, act_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """Run one batch.
+
+        Args:
+            x: ``(n, ...)`` model input.
+            sel: ``(n, K)`` one-hot target rows (zero row = top-1).
+            act_shape: Per-sample shape of the layer's activation.
+
+        Returns:
+            ``A (n, *act_shape)``, ``dS/dA`` (same shape), ``scores (n,)``, ``classes (n,)``.
+        """
+        b = self._backend
+        delta = np.zeros((len(x), *act_shape), np.float32)
+        _, (act, scores, classes), grads = self._run([_tensor(delta)], _tensor(x), _tensor(sel))
+        return (np.asarray(b.to_numpy(act), np.float32), _grads(b, grads[0], delta),
+                np.asarray(b.to_numpy(scores), np.float32), np.asarray(b.to_numpy(classes), np.int64))
+
+
+class InputGradients:
+    """Compiled ``(x, sel) -> (dS/dx, scores, classes)``; arguments as :class:`LayerGradients`."""
+
+    def __init__(self, model: Any, softmax: OutputSoftmax | None, fn: Callable[[Any], Any] | None, *,
+                 compile: bool = True) -> None:
+        from keras import ops
+
+        def objective(call: Any, wrt: list[Any], sel: Any) -> tuple[Any, Any]:
+            with logits_view(softmax), _quiet():
+                out = _single(call(wrt[0]))
+            scores, classes = score(out, sel, fn)
+            return ops.sum(scores) + 0.0 * ops.sum(wrt[0]), (scores, classes)
+
+        self._backend = backend.get()
+        self._run = self._backend.value_and_grad(model, objective, compile=compile)
+
+    def __call__(self, x: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``dS/dx (n, ...)``, ``scores (n,)``, ``classes (n,)`` for one batch."""
+        b = self._backend
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        _, (scores, classes), grads = self._run([_tensor(x)], _tensor(sel))
+        return (_grads(b, grads[0], x), np.asarray(b.to_numpy(scores), np.float32),
+                np.asarray(b.to_numpy(classes), np.int64))
+
+
+class Forward:
+    """Compiled forward pass ``(x, sel) -> (A or None, scores, classes)``.
+
+    Args:
+        model: The Keras model.
+        layer: Layer whose first-call activation is returned too, or ``None``.
+        softmax: The output softmax to bypass (logits), or ``None``.
+        fn: A callable target, or ``None``.
+        apply_softmax: Softmax the (logit) output before scoring.
+        compile: Compile where the backend allows.
+    """
+
+    def __init__(self, model: Any, layer: Any | None, softmax: OutputSoftmax | None,
+                 fn: Callable[[Any], Any] | None, *, apply_softmax: bool = False, compile: bool = True) -> None:
+        from keras import ops
+
+        def body(call: Any, inputs: Any) -> Any:
+            x, sel = inputs
+            record: list[Any] = []
+            with logits_view(softmax), _quiet():
+                if layer is None:
+                    out = _single(call(x))
+                else:
+                    with recorded(layer, record):
+                        out = _single(call(x))
+            if apply_softmax:
+                out = ops.softmax(out, axis=-1)
+            scores, classes = score(out, sel, fn)
+            return (_single(record[0]) if record else ops.zeros((1,))), scores, classes
+
+        self._backend = backend.get()
+        self._layer = layer
+        self._run = self._backend.compile_run(model, body, compile=compile)
+
+    def __call__(self, x: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``A`` (or ``None``), ``scores (n,)``, ``classes (n,)`` for one batch."""
+        b = self._backend
+        act, scores, classes = self._run((_tensor(x), _tensor(sel)))
+        a = np.asarray(b.to_numpy(act), np.float32) if self._layer is not None else None
+        return a, np.asarray(b.to_numpy(scores), np.float32), np.asarray(b.to_numpy(classes), np.int64)

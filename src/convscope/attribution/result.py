@@ -1,0 +1,72 @@
+"""What an attribution method returns: a frozen :class:`CamResult` of numpy arrays and metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convscope.errors import ConvscopeError
+
+#: How the target score was measured: pre-softmax logits, probabilities, the raw model output (no softmax
+#: found, or ``use_logits=False``), or a user function of the output.
+SCORE_KINDS = ("logit", "probability", "output", "custom")
+
+
+@dataclass(frozen=True, eq=False)
+class CamResult:
+    """Attribution maps for a batch of images.
+
+    Attributes:
+        maps: ``(N, H_in, W_in)`` float32 in [0, 1] at the input resolution, one per image: the method's
+            map, rectified (IG: absolute value), upsampled and min-max normalized per image (a constant
+            map becomes all zeros). Ready for ``convscope.render.overlay(image, maps[i][..., None], 0)``.
+        raw: ``(N, h, w)`` float32, the method's formula at the resolution where it is computed (the
+            target layer for CAMs, the input for saliency / SmoothGrad / IG), before upsampling and
+            normalization. For IG it is signed: attributions summed over input channels, so that
+            ``raw[i].sum() ~= f(x_i) - f(baseline)`` (completeness).
+        method: Registry name of the method, e.g. ``"gradcam"``.
+        layer: Path of the target layer (``outer/inner``), or ``"input"`` for input-gradient methods.
+        targets: The class explained, per image (``-1`` when the target was a callable).
+        scores: ``(N,)`` float32, the target score of each unmodified image (see ``score``).
+        used_logits: True when the score was the pre-softmax logit of a softmax-output model.
+        score: What ``scores`` measure: ``"logit"``, ``"probability"``, ``"output"`` (raw model output,
+            no softmax detected) or ``"custom"`` (a callable target).
+        upsample: How ``raw`` was brought to the input resolution: ``"grid"`` (the layer's receptive-field
+            grid), ``"stretch"`` (bilinear over the whole image) or ``"none"`` (already at input size).
+    """
+
+    maps: np.ndarray
+    raw: np.ndarray
+    method: str
+    layer: str
+    targets: tuple[int, ...]
+    scores: np.ndarray
+    used_logits: bool
+    score: str = "logit"
+    upsample: str = "stretch"
+
+    def __post_init__(self) -> None:
+        for array in (self.maps, self.raw, self.scores):
+            array.setflags(write=False)
+
+    def __len__(self) -> int:
+        return int(self.maps.shape[0])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the arrays and metadata to an ``.npz`` file; refuses to overwrite an existing file.
+
+        Raises:
+            ConvscopeError: ``path`` already exists.
+        """
+        target = Path(path)
+        if target.suffix != ".npz":
+            target = target.with_name(target.name + ".npz")
+        if target.exists():
+            raise ConvscopeError(f"{target} already exists; refusing to overwrite it (choose another path)")
+        with target.open("xb") as fh:
+            np.savez(fh, maps=self.maps, raw=self.raw, scores=self.scores, targets=np.asarray(self.targets),
+                     method=self.method, layer=self.layer, used_logits=self.used_logits, score=self.score,
+                     upsample=self.upsample)
+        return target

@@ -1,0 +1,162 @@
+"""The images a model takes: size, channels, layout, value range; and how many channels a layer has."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from convscope.errors import InputError, OptionError
+from convscope.models.spec import data_format, input_shapes
+
+DEFAULT_SIZE: Final = 128  # image side for models that accept any size
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A batch of images for one model.
+
+    Attributes:
+        batch: Images optimized together.
+        h: Height.
+        w: Width.
+        c: Channels.
+        channels_first: The model takes ``(B, C, H, W)`` (images are made channels-last and transposed).
+        fixed: The model's spatial size is fixed (transforms must keep it).
+    """
+
+    batch: int
+    h: int
+    w: int
+    c: int
+    channels_first: bool = False
+    fixed: bool = True
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(B, H, W, C)``."""
+        return (self.batch, self.h, self.w, self.c)
+
+
+def _size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    pair = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 4 for v in pair):
+        raise OptionError(f"size must be an integer >= 4 or a pair (H, W) of them, got {size!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int) -> Geometry:
+    """Work out the image geometry from the model's input and the requested ``size``.
+
+    Raises:
+        InputError: the model does not take exactly one image input ``(H, W, C)``.
+        OptionError: ``size`` is malformed or differs from a fixed input size.
+    """
+    shapes = input_shapes(model)
+    if not shapes or len(shapes) != 1 or len(shapes[0]) != 3:
+        raise InputError(f"feature visualization needs a model with one image input (H, W, C); model "
+                         f"{model.name!r} takes {shapes}")
+    first = data_format(model) == "channels_first"
+    shape = shapes[0]
+    c, h, w = (shape[0], shape[1], shape[2]) if first else (shape[2], shape[0], shape[1])
+    if c is None:
+        raise InputError(f"model {model.name!r} has an unknown number of input channels {shape}")
+    want = None if size is None else _size_pair(size)
+    if h is not None and w is not None:
+        if want is not None and want != (h, w):
+            raise OptionError(f"size={size!r} does not fit model {model.name!r}, whose input is fixed at "
+                              f"{h}x{w}; leave size unset")
+        return Geometry(batch, int(h), int(w), int(c), first, True)
+    hh, ww = want if want is not None else (h or DEFAULT_SIZE, w or DEFAULT_SIZE)
+    return Geometry(batch, int(hh), int(ww), int(c), first, False)
+
+
+def layer_channels(model: Any, layer: str | int, size: int | tuple[int, int] | None = None) -> int:
+    """Number of channels (last axis, or axis 1 for channels-first layers) of ``layer``'s output.
+
+    Read from ``filters`` / ``units`` where the layer has them, otherwise measured by running the model
+    on one zero image up to that layer.
+
+    Raises:
+        LayerNotFound: unknown layer (the message lists valid paths).
+    """
+    from convscope.featvis.taps import Need, TapPlan, find_layer, run_taps
+    from convscope.models.tree import layer_tree
+
+    node = find_layer(layer_tree(model), layer, model.name)
+    for attr in ("filters", "units"):
+        value = getattr(node.layer, attr, None)
+        if isinstance(value, (int, np.integer)) and value > 0:
+            return int(value)
+    geo = resolve_geometry(model, size, 1)
+    x = np.zeros(geo.shape, np.float32)
+    if geo.channels_first:
+        x = np.transpose(x, (0, 3, 1, 2))
+    plan = TapPlan.build(model, [Need(layer, "output")])
+    out = run_taps(plan, lambda t: model(t, training=False), x, None).output(layer)
+    cf = getattr(node.layer, "data_format", "channels_last") == "channels_first" and len(out.shape) > 2
+    return int(out.shape[1] if cf else out.shape[-1])
+
+
+@dataclass(frozen=True)
+class ValueMap:
+    """Maps an image in [0, 1] to the model's input values.
+
+    Either ``lo + (hi - lo) * x`` (``value_range``) or ``(x - mean) / std`` per channel.
+
+    Attributes:
+        value_range: ``(lo, hi)``; used when ``mean`` is ``None``.
+        mean: Per-channel (or one) mean subtracted from the [0, 1] image.
+        std: Per-channel (or one) standard deviation divided by.
+    """
+
+    value_range: tuple[float, float] = (0.0, 1.0)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @classmethod
+    def build(cls, value_range: Sequence[float] | None = None, mean: float | Sequence[float] | None = None,
+              std: float | Sequence[float] | None = None) -> ValueMap:
+        """Validate the options.
+
+        Raises:
+            OptionError: malformed range, ``mean`` without ``std`` (or the reverse), a non-positive std,
+                or ``value_range`` combined with ``mean``/``std``; the message echoes the values.
+        """
+        if (mean is None) != (std is None):
+            raise OptionError(f"give mean and std together, got mean={mean!r}, std={std!r}")
+        if mean is not None:
+            if value_range is not None:
+                raise OptionError(f"value_range={value_range!r} and mean/std cannot be combined; choose one")
+            m, s = (tuple(float(v) for v in np.atleast_1d(np.asarray(a, np.float64))) for a in (mean, std))
+            if not all(v > 0 for v in s):
+                raise OptionError(f"std must be positive, got {std!r}")
+            return cls(mean=m, std=s)
+        rng = (0.0, 1.0) if value_range is None else value_range
+        try:
+            lo, hi = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            raise OptionError(f"value_range must be two numbers (lo, hi), got {value_range!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise OptionError(f"value_range must be finite with lo < hi, e.g. (0, 1), got {value_range!r}")
+        return cls(value_range=(lo, hi))
+
+    def apply(self, x01: Any) -> Any:
+        """Map ``(B, H, W, C)`` values in [0, 1] to the model's range (keras.ops)."""
+        if self.mean is None:
+            lo, hi = self.value_range
+            return x01 if (lo, hi) == (0.0, 1.0) else x01 * (hi - lo) + lo
+        from keras import ops
+
+        mean = ops.convert_to_tensor(np.asarray(self.mean, np.float32))
+        inv = ops.convert_to_tensor((1.0 / np.asarray(self.std, np.float64)).astype(np.float32))
+        return (x01 - mean) * inv
+
+    def describe(self) -> str:
+        """Caption text, e.g. ``"input range [0, 1]"``."""
+        if self.mean is None:
+            return f"input range [{self.value_range[0]:g}, {self.value_range[1]:g}]"
+        return f"input (x - {list(self.mean)}) / {list(self.std or ())}"
