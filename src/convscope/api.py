@@ -125,7 +125,8 @@ def activations(
         inputs: Image paths, folders, ``.npy``/``.npz`` paths, or arrays (already-preprocessed model
             input, ``(N, ...)`` or one sample); a list of arrays for a multi-input model.
         layers: Layer selectors (path, index, glob, class); ``None`` = every conv layer.
-        input_shape: One sample's shape, for unbuilt or subclassed models.
+        input_shape: One sample's shape, for unbuilt or subclassed models (taken from ``inputs`` when it
+            is an array: then it must be a batch ``(N, ...)``).
         preprocess: A :class:`~convscope.data.Preprocess` for image files (default: pixels to [0, 1]).
         batch_size: Rows per forward pass (bounds memory).
         safe_mode: Keras safe mode when loading a file.
@@ -136,7 +137,11 @@ def activations(
     """
     from convscope.models.load import load_model
 
+    from convscope.models.spec import input_shapes
+
     keras_model = load_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
+    if input_shape is None and isinstance(inputs, np.ndarray) and inputs.ndim >= 2 and not input_shapes(keras_model):
+        input_shape = tuple(inputs.shape[1:])  # subclassed/unbuilt model: an array is a batch (N, ...)
     data = load_inputs_for(keras_model, inputs, preprocess=preprocess, input_shape=input_shape)
     extractor = get_extractor(keras_model, layers, input_shape=input_shape, batch_size=batch_size)
     return extractor(data.x)

@@ -161,6 +161,33 @@ def test_subclassed_model():
     close(acts["gap"], np_(keras.ops.mean(r2, axis=(1, 2))))
 
 
+class NoTrainingArg(keras.Model):
+    """``call`` without a ``training`` argument: JAX's ``stateless_call`` must not be handed one."""
+
+    def __init__(self):
+        super().__init__(name="plain")
+        self.c1 = L.Conv2D(4, 3, activation="relu", name="c1")
+        self.c2 = L.Conv2D(5, 3, name="c2")
+        self.gap = L.GlobalAveragePooling2D(name="gap")
+        self.head = L.Dense(3, name="head")
+
+    def call(self, x):
+        return self.head(self.gap(self.c2(self.c1(x))))
+
+
+def test_subclassed_model_whose_call_takes_no_training_argument():
+    import convscope
+
+    model = NoTrainingArg()
+    x = rand(2, 10, 10, 1)
+    model(x)
+    acts = convscope.activations(model, x)  # the array is the batch: its shape gives the input shape
+    r1 = model.c1(x)
+    close(acts["c1"], np_(r1))
+    close(acts["c2"], np_(model.c2(r1)))
+    assert_untouched(model)
+
+
 def test_layer_called_twice_reports_each_call():
     shared = L.Conv2D(3, 3, padding="same", name="shared")
     inp = keras.Input((6, 6, 3))
