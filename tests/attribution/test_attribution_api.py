@@ -78,9 +78,15 @@ def test_maps_are_overlay_ready(mnist, digits):
 def test_compiled_passes_are_cached_and_batches_agree(mnist, digits):
     x = digits[0][:7]
     first = cam(mnist, x, "gradcam")
+    again = cam(mnist, x, "gradcam++")
+    cam(mnist, x, "layercam")
     count = len(engines._ENGINES[mnist])
-    again = cam(mnist, x, "gradcam++")  # same (layer, logits, target kind): same compiled pass
+    for method in ("gradcam", "gradcam++", "layercam"):  # every pass is cached: nothing new is built
+        cam(mnist, x, method)
     assert len(engines._ENGINES[mnist]) == count
+    # Grad-CAM's pass pools dS/dA inside the backend; gradcam++ and layercam share the full-gradient pass
+    layer_passes = [k for k in engines._ENGINES[mnist] if k[0] == "layer-grad" and k[1] == first.layer]
+    assert len(layer_passes) == 2 and {k[-1] for k in layer_passes} == {True, False}
     small = cam(mnist, x, "gradcam", batch_size=3)
     np.testing.assert_allclose(small.raw, first.raw, rtol=1e-5, atol=1e-6 * float(first.raw.max()))
     assert again.targets == first.targets

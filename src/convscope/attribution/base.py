@@ -165,16 +165,21 @@ class Attribution:
         key = (kind, path, softmax.path if softmax else None, plan.kind, self.compile, *extra)
         return cached(self.model, key, factory)
 
-    def layer_gradients(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                        node: LayerNode) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def layer_gradients(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode, *,
+                        pooled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A`` and ``dS/dA`` at ``node``, channels last ``(N, h, w, C)``, then ``scores``, ``classes``.
+
+        With ``pooled`` the gradient comes summed over the positions, ``(N, 1, 1, C)``, reduced inside the
+        compiled pass (see :class:`LayerGradients`); the zero-gradient check then sees those sums.
 
         Raises:
             AttributionError: The gradient is zero everywhere (non-differentiable path).
         """
         engine = self._engine("layer-grad", node.path, facts, plan, lambda: LayerGradients(
-            self.model, node.layer, self.softmax(facts), plan.fn, compile=self.compile))
+            self.model, node.layer, self.softmax(facts), plan.fn, compile=self.compile), pooled)
         sel, shape = plan.selection(), facts.shapes[node.path]
+        if pooled:  # size 1 on the spatial axes: the offset's gradient is dS/dA summed over positions
+            shape = (shape[0], 1, 1) if facts.data_format == "channels_first" else (1, 1, shape[-1])
         parts = [engine(x[rows], sel[rows], shape) for rows in self.batches(len(x))]
         act, grad, scores, classes = (p[0] if len(p) == 1 else np.concatenate(p) for p in zip(*parts))
         if facts.data_format == "channels_first":

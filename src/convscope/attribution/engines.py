@@ -1,6 +1,7 @@
 """The compiled passes behind every attribution method, built once per (model, settings) and cached.
 
-* :class:`LayerGradients` — one forward + backward pass: a layer's activation ``A`` and ``dS/dA``.
+* :class:`LayerGradients` — one forward + backward pass: a layer's activation ``A`` and ``dS/dA`` (or
+  ``dS/dA`` summed over the spatial positions, reduced inside the pass).
 * :class:`InputGradients` — ``dS/dx`` for a batch of inputs.
 * :class:`Forward` — forward only: target scores (optionally softmaxed) and optionally a layer's activation.
 
@@ -90,19 +91,25 @@ class LayerGradients:
         self._backend = backend.get()
         self._run = self._backend.value_and_grad(model, objective, compile=compile)
 
-    def __call__(self, x: np.ndarray, sel: np.ndarray, act_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    def __call__(self, x: np.ndarray, sel: np.ndarray, delta_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
         """Run one batch.
+
+        The offset ``delta`` added to the activation is shaped ``(n, *delta_shape)``: the activation's
+        per-sample shape gives ``dS/dA`` itself; size 1 on an axis broadcasts ``delta`` along it, so its
+        gradient is ``dS/dA`` summed over that axis — reduced inside the compiled pass (Grad-CAM only needs
+        the sum over positions, and the full gradient then never leaves the backend).
 
         Args:
             x: ``(n, ...)`` model input.
             sel: ``(n, K)`` one-hot target rows (zero row = top-1).
-            act_shape: Per-sample shape of the layer's activation.
+            delta_shape: Per-sample shape of ``delta``: the layer's activation shape, or that shape with
+                size 1 on the axes to sum the gradient over.
 
         Returns:
-            ``A (n, *act_shape)``, ``dS/dA`` (same shape), ``scores (n,)``, ``classes (n,)``.
+            ``A (n, *act_shape)``, ``dS/dA`` summed to ``(n, *delta_shape)``, ``scores (n,)``, ``classes (n,)``.
         """
         b = self._backend
-        delta = np.zeros((len(x), *act_shape), np.float32)
+        delta = np.zeros((len(x), *delta_shape), np.float32)
         _, (act, scores, classes), grads = self._run([_tensor(delta)], _tensor(x), _tensor(sel))
         return (np.asarray(b.to_numpy(act), np.float32), _grads(b, grads[0], delta),
                 np.asarray(b.to_numpy(scores), np.float32), np.asarray(b.to_numpy(classes), np.int64))

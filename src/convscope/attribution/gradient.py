@@ -8,7 +8,7 @@ upsamples and normalizes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,10 +21,14 @@ from convscope.models.tree import LayerNode
 class GradientCAM(Attribution):
     """Base of the CAMs computed from ``A`` and ``dS/dA`` at the target layer."""
 
+    #: :meth:`combine` only needs ``dS/dA`` summed over the positions: get it as ``(N, 1, 1, C)``, reduced
+    #: inside the compiled pass, instead of the full gradient.
+    pooled: ClassVar[bool] = False
+
     def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
                   node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert node is not None
-        act, grad, scores, classes = self.layer_gradients(x, plan, facts, node)
+        act, grad, scores, classes = self.layer_gradients(x, plan, facts, node, pooled=self.pooled)
         return self.combine(act, grad), classes, scores
 
     @staticmethod
@@ -33,7 +37,8 @@ class GradientCAM(Attribution):
 
         Args:
             act: ``(N, h, w, C)`` activations ``A``.
-            grad: ``(N, h, w, C)`` gradients ``dS/dA``.
+            grad: ``(N, h, w, C)`` gradients ``dS/dA`` (``(N, 1, 1, C)``, their sum over positions, when
+                :attr:`pooled`).
 
         Returns:
             ``(N, h, w)``.
@@ -46,14 +51,16 @@ class GradCAM(GradientCAM):
     Localization", ICCV 2017).
 
     ``w_k = 1/(h*w) * sum_ij dS/dA_ij^k`` (global-average-pooled gradients);
-    ``L = ReLU(sum_k w_k A^k)``.
+    ``L = ReLU(sum_k w_k A^k)``. Only the sums over positions are needed, so they are taken inside the
+    compiled pass (:attr:`pooled`); :meth:`combine` accepts the full gradient too.
     """
 
     name = "gradcam"
+    pooled = True
 
     @staticmethod
     def combine(act: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        return channel_sum(act, grad.mean(axis=(1, 2)))
+        return channel_sum(act, grad.sum(axis=(1, 2)) / (act.shape[1] * act.shape[2]))
 
 
 class GradCAMPlusPlus(GradientCAM):

@@ -62,7 +62,8 @@ def perturbed(layer: Any, delta: Any, record: list[Any]) -> Iterator[None]:
 
     Args:
         layer: A Keras layer (or nested model) with a single tensor output.
-        delta: A tensor of the output's shape (zeros), the variable to differentiate with respect to.
+        delta: Zeros of the output's shape (or broadcastable to it), the variable to differentiate with
+            respect to.
         record: Receives the layer's output (the activation ``A``).
     """
     with replaced(layer, call_attribute(layer), _first_call(layer, record, delta)):
