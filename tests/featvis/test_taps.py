@@ -108,3 +108,44 @@ def test_layer_needed_twice_is_tapped_once():
     out = to_np(model(x))
     np.testing.assert_allclose(objective_values(model, layer_mean("c") + channels("c", [1]), x),
                                out.mean(axis=(1, 2, 3)) + out[..., 1].mean(axis=(1, 2)), atol=1e-5)
+
+
+def _bn_relu6_model():
+    """Conv (linear) -> BatchNorm -> Activation("relu6"), channel 2 pushed off everywhere by BN's beta."""
+    model = keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(3, 3, name="c"), L.BatchNormalization(name="bn"),
+                              L.Activation("relu6", name="act"), L.Flatten()])
+    bn = model.get_layer("bn")
+    rng = np.random.default_rng(3)
+    bn.set_weights([np.ones(3, np.float32), np.array([0.5, 0.0, -50.0], np.float32),
+                    rng.normal(size=3).astype(np.float32) * 0.1, np.ones(3, np.float32)])
+    return model
+
+
+def _channel_mean_and_grad(model, x, ks, redirect):
+    be = backend.get()
+    plan = TapPlan.build(model, [Need("act", "channel")], redirect_relu=redirect)
+
+    def fn(call, wrt):
+        v = run_taps(plan, call, wrt[0], wrt[0]).channel_means("act", np.asarray(ks))
+        return keras.ops.sum(v), (v,)
+
+    _, (values,), grads = be.value_and_grad(model, fn, compile=False)([x])
+    return plan, to_np(values), to_np(grads[0])
+
+
+def test_relu_activation_channel_comes_from_its_input_with_the_same_values():
+    model = _bn_relu6_model()
+    x = np.random.default_rng(4).uniform(size=(4, 6, 6, 2)).astype(np.float32)
+    ks = [0, 1, 2, 0]
+    plan_on, v_on, g_on = _channel_mean_and_grad(model, x, ks, True)
+    plan_off, v_off, g_off = _channel_mean_and_grad(model, x, ks, False)
+    assert plan_on.routes[Need("act", "channel")][1] == "act"
+    assert plan_off.routes[Need("act", "channel")][1] == "output"
+    pre = to_np(model.get_layer("bn")(model.get_layer("c")(x), training=False))  # independent reference
+    ref = np.clip(pre, 0, 6).mean(axis=(1, 2))[np.arange(4), ks]
+    np.testing.assert_allclose(v_on, ref, atol=1e-5)
+    np.testing.assert_allclose(v_off, ref, atol=1e-5)
+    assert v_on[2] == 0.0  # channel 2 is off everywhere ...
+    assert np.all(g_off[2] == 0) and np.abs(g_on[2]).sum() > 0  # ... yet gets a gradient only when redirected
+    live = [0, 1, 3]  # where the channel is on, the redirected gradient is the true one
+    np.testing.assert_allclose(g_on[live], g_off[live], atol=1e-6)

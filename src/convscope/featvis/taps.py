@@ -14,6 +14,11 @@ Two savings make a batch of many channels cheap:
   channel is computed with the layer's own kernel, bias and activation (:mod:`~convscope.featvis.fastconv`).
   The weights are read inside the wrapped call, so under JAX they are the traced values of
   ``stateless_call``, never stale constants.
+
+The same trick makes channels of a ReLU/ReLU6 ``Activation`` layer (the BN -> activation blocks of
+MobileNet/EfficientNet) come from the layer's input with ``redirect_relu``: the channel is picked from the
+pre-activation and the redirected ReLU applied, so a channel that is off everywhere at the start still gets
+a gradient (otherwise its picture stays flat gray).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from convscope.featvis.fastconv import (
     can_compute,
     channel_maps,
     check_channels,
+    redirected,
 )
 from convscope.models.tree import LayerNode, layer_tree
 from convscope.probe.select import select_layers
@@ -74,7 +80,8 @@ class TapPlan:
         taps: One entry per tapped layer.
         routes: For each :class:`Need`, ``(tap index, how)`` with ``how`` in ``output``, ``input``,
             ``slice`` / ``taps`` / ``conv`` (channel means computed from the input, see
-            :mod:`~convscope.featvis.fastconv`), ``dense`` (logits = input @ kernel + bias).
+            :mod:`~convscope.featvis.fastconv`), ``act`` (a ReLU Activation's channel from its input,
+            redirected), ``dense`` (logits = input @ kernel + bias).
         redirect_relu: Channels computed from the input pass gradient through a ReLU that is off
             everywhere (see :func:`~convscope.featvis.fastconv.redirected`).
         route: How channel means of a plain Conv2D are computed: ``slice``, ``taps``, ``conv`` or ``output``
@@ -120,15 +127,25 @@ class TapPlan:
                 node = find_layer(nodes, need.layer, model.name)
             t, how = tap(node), str(need.kind)
             if need.kind == "channel":
-                direct = route != "output" and can_compute(node.layer) and id(node.layer) not in outputs
-                how = route if direct else "output"
+                free = route != "output" and id(node.layer) not in outputs
+                if free and can_compute(node.layer):
+                    how = route
+                elif free and redirect_relu and is_relu_activation(node.layer):
+                    how = "act"
+                else:
+                    how = "output"
             elif need.kind == "logits":
                 how = logit_route(node.layer)
-            t.want_input |= how in ("input", "dense", *ROUTES)
+            t.want_input |= how in ("input", "dense", "act", *ROUTES)
             t.want_output |= how == "output"
             t.want_params |= how in ("dense", *ROUTES)
             plan.routes[need] = (index[id(node.layer)], how)
         return plan
+
+
+def is_relu_activation(layer: Any) -> bool:
+    """True for a Keras ``Activation`` layer applying ``relu`` or ``relu6`` (see the module docstring)."""
+    return type(layer).__name__ == "Activation" and act_name(layer) in ("relu", "relu6")
 
 
 def find_layer(nodes: Sequence[LayerNode], selector: str | int | None, model_name: str) -> LayerNode:
@@ -210,6 +227,12 @@ class Taps:
             maps = channel_maps(rec["input"], rec["params"], ks, lay, route=how,
                                 redirect=self.plan.redirect_relu)
             return ops.mean(maps, axis=(1, 2))
+        if how == "act":  # the channel's pre-activation, then the ReLU with the redirected gradient
+            pre = rec["input"]
+            check_channels(ks, int(pre.shape[-1]), lay.name)
+            onehot = ops.convert_to_tensor(np.eye(int(pre.shape[-1]), dtype=np.float32)[ks])
+            z = ops.sum(pre * ops.reshape(onehot, (len(ks),) + (1,) * (len(pre.shape) - 2) + (-1,)), axis=-1)
+            return ops.mean(redirected(z, lay.activation), axis=tuple(range(1, len(z.shape))))
         out = rec["output"]
         if getattr(lay, "data_format", "channels_last") == "channels_first" and len(out.shape) > 2:
             out = ops.moveaxis(out, 1, -1)
