@@ -140,3 +140,30 @@ def test_color_model_with_free_size_and_imagenet_normalization():
     res = maximize(model, "c1:3", size=(20, 24), steps=6, mean=mean, std=std)
     assert res.images.shape == (1, 20, 24, 3) and np.isfinite(res.final).all()
     assert res.settings["value_map"].startswith("input (x - ") and res.settings["size"] == (20, 24)
+
+
+class _Subclassed(keras.Model):
+    """No graph inputs: maximize must take the geometry from input_shape or from the first call."""
+
+    def __init__(self):
+        super().__init__(name="sub")
+        self.c0 = keras.layers.Conv2D(6, 3, activation="relu", name="c0")
+        self.c1 = keras.layers.Conv2D(5, 3, activation="relu", name="c1")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+
+    def call(self, x):
+        return self.pool(self.c1(self.c0(x)))
+
+
+def test_subclassed_model_takes_its_geometry_from_input_shape_or_its_first_call():
+    model = _Subclassed()
+    res = maximize_channels(model, "c1", "3", steps=12, lr=LR, input_shape=(14, 12, 2))
+    assert res.images.shape == (3, 14, 12, 2) and np.all(res.final > res.initial)
+    called = _Subclassed()
+    called(np.zeros((1, 17, 13, 1), np.float32))
+    res = maximize(called, "c1:4", steps=4)
+    assert res.images.shape == (1, 17, 13, 1)
+    x = res.images / 255.0  # identity with the model's own layers
+    ref = keras.ops.convert_to_numpy(called.c1(called.c0(x)))[..., 4].mean(axis=(1, 2))
+    np.testing.assert_allclose(objective_values(called, "c1:4", x), ref, rtol=1e-5, atol=1e-6)
+    assert maximize(called, "c1:0", steps=2, size=9).images.shape == (1, 9, 9, 1)  # any size: it is free

@@ -13,7 +13,7 @@ from convscope.featvis.geometry import ValueMap, resolve_geometry
 from convscope.featvis.objectives import Objective
 from convscope.featvis.parse import parse_objective
 from convscope.featvis.taps import TapPlan, run_taps
-from convscope.models.spec import ensure_built
+from convscope.models.spec import data_format, ensure_built
 
 
 def objective_values(
@@ -56,7 +56,10 @@ def objective_values(
     x = np.asarray(images, np.float32)
     if x.ndim != 4:
         raise InputError(f"images must be (B, H, W, C) in [0, 1], got shape {x.shape}")
-    geo = resolve_geometry(model, None, x.shape[0])  # for the channel count and layout
+    sample = tuple(x.shape[1:])  # (H, W, C): a subclassed model's geometry, in the model's own layout
+    if data_format(model) == "channels_first":
+        sample = (sample[2], sample[0], sample[1])
+    geo = resolve_geometry(model, None, x.shape[0], sample)  # for the channel count and layout
     if x.shape[-1] != geo.c:
         raise InputError(f"images have {x.shape[-1]} channels; model {model.name!r} takes {geo.c}")
     vmap = ValueMap.build(value_range, mean, std)

@@ -48,14 +48,38 @@ def _size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int) -> Geometry:
+def _called_shape(model: Any) -> tuple[int | None, ...] | None:
+    """The sample shape a model without graph inputs (a subclassed model) was built or first called with."""
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if isinstance(shapes, dict) and len(shapes) == 1:
+        shape = next(iter(shapes.values()))
+        if isinstance(shape, (tuple, list)) and len(shape) == 4 and all(
+                d is None or isinstance(d, (int, np.integer)) for d in shape):
+            return tuple(None if d is None else int(d) for d in shape[1:])
+    return None
+
+
+def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
+                     input_shape: tuple[int, ...] | None = None) -> Geometry:
     """Work out the image geometry from the model's input and the requested ``size``.
+
+    A model without graph inputs (subclassed) takes its geometry from ``input_shape`` or else from the
+    shape it was built or called with; its spatial size then counts as free (``size`` may change it).
 
     Raises:
         InputError: the model does not take exactly one image input ``(H, W, C)``.
         OptionError: ``size`` is malformed or differs from a fixed input size.
     """
     shapes = input_shapes(model)
+    if not shapes:
+        called = tuple(input_shape) if input_shape is not None else _called_shape(model)
+        if called is not None and len(called) == 3:
+            first = data_format(model) == "channels_first"
+            c, h, w = (called[0], called[1], called[2]) if first else (called[2], called[0], called[1])
+            if c is not None:
+                want = None if size is None else _size_pair(size)
+                hh, ww = want if want is not None else (h or DEFAULT_SIZE, w or DEFAULT_SIZE)
+                return Geometry(batch, int(hh), int(ww), int(c), first, False)
     if not shapes or len(shapes) != 1 or len(shapes[0]) != 3:
         raise InputError(f"feature visualization needs a model with one image input (H, W, C); model "
                          f"{model.name!r} takes {shapes}")
@@ -74,7 +98,8 @@ def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int)
     return Geometry(batch, int(hh), int(ww), int(c), first, False)
 
 
-def layer_channels(model: Any, layer: str | int, size: int | tuple[int, int] | None = None) -> int:
+def layer_channels(model: Any, layer: str | int, size: int | tuple[int, int] | None = None,
+                   input_shape: tuple[int, ...] | None = None) -> int:
     """Number of channels (last axis, or axis 1 for channels-first layers) of ``layer``'s output.
 
     Read from ``filters`` / ``units`` where the layer has them, otherwise measured by running the model
@@ -91,7 +116,7 @@ def layer_channels(model: Any, layer: str | int, size: int | tuple[int, int] | N
         value = getattr(node.layer, attr, None)
         if isinstance(value, (int, np.integer)) and value > 0:
             return int(value)
-    geo = resolve_geometry(model, size, 1)
+    geo = resolve_geometry(model, size, 1, input_shape)
     x = np.zeros(geo.shape, np.float32)
     if geo.channels_first:
         x = np.transpose(x, (0, 3, 1, 2))

@@ -160,7 +160,8 @@ def maximize(
         route: How a channel of a plain Conv2D is computed: ``"slice"`` / ``"taps"`` (only that
             channel), ``"conv"`` (all, then pick), ``"output"`` (run the layer); ``None`` = the
             backend's fastest (see :mod:`~convscope.featvis.fastconv`).
-        input_shape: One sample's shape, only needed to build an unbuilt model.
+        input_shape: One sample's shape: builds an unbuilt model, and gives a subclassed model (which has
+            no graph inputs) its image geometry; default: the shape it was first called with.
         progress: ``callable(step, steps, per-image values)`` after every step, or True to log.
 
     Returns:
@@ -187,7 +188,7 @@ def maximize(
         raise OptionError(f"batch={batch} conflicts with the objective {objective.name}, which optimizes "
                           f"{objective.batch} images (one per channel); leave batch unset")
     n = objective.batch or batch or 1
-    geo = resolve_geometry(model, size, n)
+    geo = resolve_geometry(model, size, n, input_shape)
     chain = get_transforms(transforms, max(geo.h, geo.w))
     if geo.fixed and chain.out_size(geo.h, geo.w) != (geo.h, geo.w):
         raise OptionError(f"the transforms turn {geo.h}x{geo.w} images into {chain.out_size(geo.h, geo.w)}, "
@@ -266,7 +267,7 @@ def maximize_channels(model: Any, layer: str | int, channels: ChannelSpec = "16"
     if "batch" in kwargs:
         raise OptionError("maximize_channels sets the batch itself (one image per channel); drop batch=")
     model = ensure_built(model, input_shape)
-    n = layer_channels(model, layer, kwargs.get("size"))
+    n = layer_channels(model, layer, kwargs.get("size"), input_shape)
     plan = parse_channels(channels, n)
     if plan.kind == "top":
         raise OptionError(f"channel spec {channels!r} ranks channels by activation data, which feature "
