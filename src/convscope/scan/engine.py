@@ -2,9 +2,10 @@
 
 :class:`ScanJob` says what to scan (model reference, layers, data source, options) and is picklable, so
 a Ray worker can rebuild the same scanner from it. :class:`ShardScanner` loads the model once, runs the
-cached compiled extractor batch by batch, and reduces each batch's activations in a background thread
-while the next forward pass runs (numpy releases the GIL, TensorFlow too), so the statistics cost little
-wall time on top of the forward pass. Memory is bounded by two batches of activations.
+cached compiled extractor batch by batch, and reduces each batch's activations in background threads (one
+task per layer, two threads) while the next forward pass runs (numpy releases the GIL, TensorFlow too), so
+the statistics cost little wall time on top of the forward pass. Memory is bounded by two batches of
+activations.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ BOUNDED: dict[str, tuple[float, float]] = {
 }
 
 OnBatch = Callable[[int], None]
+#: Threads reducing a batch's layers while the next forward pass runs (one layer per task).
+STAT_THREADS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,32 +127,33 @@ class ShardScanner:
         chunks = iter_chunks(self.job.source, start, stop, self.job.batch_size)
         if not isinstance(self.job.source, ArraySource):
             chunks = _prefetch(chunks)
-        pending: Future[None] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="convscope-scan") as pool:
+        pending: list[Future[None]] = []
+        order: dict[str, None] = {}  # model order (tasks may create the accumulators in any order)
+        with ThreadPoolExecutor(max_workers=STAT_THREADS, thread_name_prefix="convscope-scan") as pool:
             try:
                 for first, x in chunks:
                     acts = self.extractor.run_batch(x)
-                    if pending is not None:
-                        pending.result()  # at most one batch waits: memory stays bounded
-                    pending = pool.submit(self._accumulate, accs, acts, first)
+                    order.update(dict.fromkeys(key for key, act in acts.items() if act.ndim >= 2))
+                    for future in pending:
+                        future.result()  # at most one batch waits: memory stays bounded
+                    pending = [pool.submit(self._accumulate, accs, key, act, first) for key, act in acts.items()
+                               if act.ndim >= 2]
                     if on_batch is not None:
                         on_batch(len(x))
-                if pending is not None:
-                    pending.result()
+                for future in pending:
+                    future.result()
             except BaseException:
-                if pending is not None:
-                    pending.cancel()
+                for future in pending:
+                    future.cancel()
                 raise
-        return accs
+        return {key: accs[key] for key in order if key in accs}
 
-    def _accumulate(self, accs: dict[str, LayerAccumulator], acts: dict[str, np.ndarray], first: int) -> None:
-        for key, act in acts.items():
-            if act.ndim < 2:
-                continue
-            value = as_channels_last(act, self.channels_first)
-            if key not in accs:
-                accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
-            accs[key].add_batch(value, first)
+    def _accumulate(self, accs: dict[str, LayerAccumulator], key: str, act: np.ndarray, first: int) -> None:
+        """Add one layer's batch to its accumulator (each key is only ever touched by one task at a time)."""
+        value = as_channels_last(act, self.channels_first)
+        if key not in accs:
+            accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
+        accs[key].add_batch(value, first)
 
 
 def _prefetch(chunks: Iterator[tuple[int, np.ndarray]], depth: int = 2) -> Iterator[tuple[int, np.ndarray]]:
