@@ -130,3 +130,16 @@ def test_nan_weights_are_shown_not_hidden():
     layout = plan_mosaic(2, 3, 3, scale=1, labels=True)
     assert tuple(tile_at(grid, layout, 1)[0, 0]) == (255, 0, 255)
     assert tuple(grid.image[-1, -1]) in (SEP_COLOR, (40, 40, 40))
+
+
+def test_one_input_channel_kernels_are_whole_tiles_at_the_auto_scale():
+    """A grayscale first layer (3x3x1 kernels) is drawn like the other modes (8x), not as tiny sub-cells."""
+    k = kernel(3, 3, 1, 4, seed=2)
+    grid = render_filters(k, mode="channels", cmap="gray")
+    layout = plan_mosaic(4, 24, 24, scale=1, labels=True)
+    assert grid.image.shape[0] - layout.height >= 0  # the mosaic of 24-px tiles fits under the caption
+    big = tile_at(grid, layout, 3)
+    small = tile_at(render_filters(k, mode="channels", cmap="gray", scale=1),
+                    plan_mosaic(4, 3, 3, scale=1, labels=True), 3)
+    np.testing.assert_array_equal(big[::8, ::8], small)
+    np.testing.assert_array_equal(big[7::8, 7::8], small)

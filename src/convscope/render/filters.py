@@ -227,8 +227,8 @@ def render_filters(
         if kern.rank == 1:
             s = scale or max(1, min(8, round(48 / max(n_show, kw))))
             tiles = [_row(t[:, 0, 0][None], s) for t in rgb]  # one (I, k) map per filter
-        else:
-            s = scale or max(1, -(-SUB_CELL_PX // max(kh, kw)))
+        else:  # one map per filter is a whole tile; several are cells of a sub-grid, drawn smaller
+            s = scale or (auto_scale(kh, depth * kw) if n_show == 1 else max(1, -(-SUB_CELL_PX // max(kh, kw))))
             cells = [[_row(t[i], s) for i in range(n_show)] for t in rgb]
             rows, cols = (n_show, 1) if depth > 1 else auto_grid(n_show)
             tiles = [_grid(np.stack(c), rows, cols) for c in cells]
