@@ -70,17 +70,14 @@ def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
         InputError: the model does not take exactly one image input ``(H, W, C)``.
         OptionError: ``size`` is malformed or differs from a fixed input size.
     """
-    shapes = input_shapes(model)
+    shapes, free = input_shapes(model), False
     if not shapes:
         called = tuple(input_shape) if input_shape is not None else _called_shape(model)
-        if called is not None and len(called) == 3:
-            first = data_format(model) == "channels_first"
-            c, h, w = (called[0], called[1], called[2]) if first else (called[2], called[0], called[1])
-            if c is not None:
-                want = None if size is None else _size_pair(size)
-                hh, ww = want if want is not None else (h or DEFAULT_SIZE, w or DEFAULT_SIZE)
-                return Geometry(batch, int(hh), int(ww), int(c), first, False)
-    if not shapes or len(shapes) != 1 or len(shapes[0]) != 3:
+        shapes, free = ([called], True) if called is not None else (shapes, False)
+    if not shapes:
+        raise InputError(f"model {model.name!r} has no defined input shape (a subclassed model?); pass "
+                         "input_shape=(H, W, C) (CLI: --input-shape H,W,C)")
+    if len(shapes) != 1 or len(shapes[0]) != 3:
         raise InputError(f"feature visualization needs a model with one image input (H, W, C); model "
                          f"{model.name!r} takes {shapes}")
     first = data_format(model) == "channels_first"
@@ -89,7 +86,7 @@ def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
     if c is None:
         raise InputError(f"model {model.name!r} has an unknown number of input channels {shape}")
     want = None if size is None else _size_pair(size)
-    if h is not None and w is not None:
+    if h is not None and w is not None and not free:
         if want is not None and want != (h, w):
             raise OptionError(f"size={size!r} does not fit model {model.name!r}, whose input is fixed at "
                               f"{h}x{w}; leave size unset")

@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
         value_range: Annotated[Optional[str], typer.Option("--range", help="Model input range LO,HI (default: the zoo model's, else 0,1).")] = None,
         mean: Annotated[Optional[str], typer.Option(help="Per-channel mean (with --std).")] = None,
         std: Annotated[Optional[str], typer.Option(help="Per-channel std (with --mean).")] = None,
+        input_shape: base.ShapeOpt = None,
         unsafe: base.UnsafeOpt = False,
         verbose: base.VerboseOpt = False,
     ) -> None:
@@ -91,6 +92,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("maximizing", total=steps)
             written = run_maximize(model, layer, channels=channels, steps=steps, out=out, param=param, seed=seed,
                                    size=size, preprocess=prep, safe_mode=not unsafe,
+                                   input_shape=base._shape(input_shape),
                                    progress=lambda step, total, values: bar.update(task, completed=step))
         for path in written:
             typer.echo(str(path))

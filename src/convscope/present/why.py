@@ -154,7 +154,8 @@ def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, 
 
 def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: Path, param: str, seed: int,
                  size: int | None, preprocess: Any, safe_mode: bool,
-                 progress: Callable[[int, int, Any], None] | None = None) -> list[Path]:
+                 progress: Callable[[int, int, Any], None] | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> list[Path]:
     """Activation maximization of many channels of ``layer`` in one batched run: ``out/<layer>.maximize.png``."""
     from convscope.featvis import maximize_channels
     from convscope.models.load import load_model
@@ -168,7 +169,7 @@ def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: 
         kwargs.update(mean=preprocess.mean, std=preprocess.std)
     elif preprocess is not None:
         kwargs.update(value_range=preprocess.value_range)
-    result = maximize_channels(model, layer, channels, progress=progress, **kwargs)
+    result = maximize_channels(model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
     stage = _stage(out)
     try:
         name = f"{slug(layer)}.maximize.png"
