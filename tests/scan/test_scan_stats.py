@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 from scanhelp import assert_matches, reference
 
+from convscope.scan import reduce
+from convscope.scan.fused import kernel
 from convscope.scan.reduce import Bounds, count_positive, fold_factor, summarize
 from convscope.scan.stats import LayerAccumulator
+
+
+@pytest.fixture(autouse=True, params=["fused", "numpy"])
+def impl(request, monkeypatch) -> str:
+    """Every test runs on both reductions: the numba one-pass kernel and the numpy passes."""
+    monkeypatch.setattr(reduce, "USE_FUSED", request.param == "fused")
+    return request.param
 
 
 def accumulate(x: np.ndarray, k: int, shards: list[tuple[int, int]], batch: int, bounds: Bounds | None = None,
@@ -95,3 +104,27 @@ def test_importing_scan_and_its_cli_stays_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_fused_kernel_is_used_and_agrees_with_the_numpy_passes_on_nan_inf_and_bounds(impl):
+    assert kernel() is not None, "numba is in the test extra: the fused kernel must load"
+    rng = np.random.default_rng(5)
+    x = np.tanh(rng.normal(scale=3.0, size=(9, 5, 4, 6))).astype(np.float32)
+    x[2, 1, 1, 0] = np.nan  # NaN wins the max and poisons the sum, as in numpy
+    x[3, 0, 0, 1], x[3, 4, 3, 1] = np.inf, -np.inf  # max inf, sum NaN
+    x[4, :, :, 2] = 0.0
+    tanh = Bounds("tanh", -1.0, 1.0)
+    one, many = summarize(x, tanh, fused=True), summarize(x, tanh, fused=False)
+    ref_max = x.reshape(9, -1, 6).max(axis=1)
+    np.testing.assert_array_equal(one.maxes, ref_max)
+    np.testing.assert_array_equal(many.maxes, ref_max)
+    np.testing.assert_allclose(one.sums, x.reshape(9, -1, 6).astype(np.float64).sum(axis=1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(one.sums, many.sums, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(one.positive, (x > 0).sum(axis=(0, 1, 2)))
+    np.testing.assert_array_equal(one.positive, many.positive)
+    lo, hi = tanh.thresholds
+    np.testing.assert_array_equal(one.saturated, ((x <= lo) | (x >= hi)).sum(axis=(0, 1, 2)))
+    np.testing.assert_array_equal(one.saturated, many.saturated)
+    finite = [3, 4, 5]  # channels without NaN/inf: the second moments agree too
+    np.testing.assert_allclose(one.m2[finite], many.m2[finite], rtol=1e-5)
+    assert one.positions == many.positions == 20

@@ -1,15 +1,17 @@
 """Per-batch reductions of one layer's activation: the only code that touches every activation value.
 
 A batch of activations ``(n, *spatial, C)`` is reduced to small per-image and per-channel arrays
-(:class:`BatchSummary`) in a few streaming numpy passes over cache-sized chunks of images. Two tricks
-keep the passes at memory speed although ``C`` (the contiguous axis) is small:
+(:class:`BatchSummary`): in one compiled pass when numba is installed (:mod:`~convscope.scan.fused`, the
+``fast`` extra), else in a few streaming numpy passes over cache-sized chunks of images. Two tricks keep
+the numpy passes at memory speed although ``C`` (the contiguous axis) is small:
 
 * the positions of one image are folded into rows ``R * C`` floats wide (``R`` divides the number of
   positions), so every reduction runs over long contiguous rows instead of ``C``-wide ones;
 * positive values are counted by summing the boolean mask as bytes, at most 255 rows per partial sum so
   no byte overflows.
 
-Second moments are taken about zero in float32 per chunk and combined in float64; when that would lose
+Second moments are taken about zero (float32 per chunk combined in float64, or float64 throughout in the
+fused pass); when that would lose
 precision (a channel whose mean is large against its spread, condition ``(mean^2 + var) / var >
 KAPPA_MAX``) the batch is reduced again about its own mean, so the variance stays accurate for any
 offset.
@@ -18,6 +20,7 @@ offset.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,8 @@ KAPPA_MAX = 64.0
 CHUNK_BYTES = 1 << 20
 _GROUP = 255  # rows per uint8 partial sum of a boolean mask (a byte holds at most 255)
 _GATHER_PAIRS = 256  # above this many (image, channel) pairs, argmax positions are found image by image
+#: Use the one-pass numba kernel when numba is installed (set False to force the numpy passes).
+USE_FUSED = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,26 +104,63 @@ def as_channels_last(act: np.ndarray, channels_first: bool) -> np.ndarray:
     return np.ascontiguousarray(act)
 
 
-def summarize(act: np.ndarray, bounds: Bounds | None = None) -> BatchSummary:
+def summarize(act: np.ndarray, bounds: Bounds | None = None, *, fused: bool | None = None) -> BatchSummary:
     """Reduce one batch ``(n, *spatial, C)`` (channels last, C-contiguous float32).
 
     Args:
         act: The batch's activations.
         bounds: The layer's bounded activation, to count saturated values; ``None`` to skip.
+        fused: Use the one-pass numba kernel (:mod:`~convscope.scan.fused`); ``None`` = when numba is
+            installed and :data:`USE_FUSED` is on. ``False`` = the numpy passes.
 
     Returns:
         The :class:`BatchSummary` (exact up to float32 rounding of short partial sums).
     """
     n, channels = act.shape[0], act.shape[-1]
     positions = act.size // max(n * channels, 1)
+    kernel = _fused_kernel() if fused or (fused is None and USE_FUSED) else None
+    if fused and kernel is None:
+        raise RuntimeError("fused=True needs numba (pip install 'convscope[fast]')")
     r = fold_factor(positions)
     wide = act.reshape(n, positions // r, r * channels)
     per_chunk = max(1, CHUNK_BYTES // max(act[0].nbytes, 1))
+    saturated = None if bounds is None else np.zeros(channels, np.int64)
+    if kernel is not None and n and act.dtype == np.float32 and act.flags.c_contiguous:
+        sums = np.empty((n, channels), np.float64)
+        maxes = np.empty((n, channels), np.float32)
+        sq = np.zeros(channels, np.float64)
+        positive = np.zeros(channels, np.int64)
+        lo, hi = bounds.thresholds if bounds is not None else (0.0, 0.0)
+        kernel(act.reshape(n, positions, channels), float(lo), float(hi), bounds is not None, sums, maxes, sq,
+               positive, saturated if saturated is not None else np.zeros(channels, np.int64))
+    else:
+        sums, maxes, sq, positive = _numpy_passes(wide, r, channels, per_chunk, bounds, saturated)
+    total = n * positions
+    batch_sum = sums.sum(axis=0)
+    m2 = sq - batch_sum * batch_sum / total
+    # condition (mean^2 + var) / var = sq / m2; recompute when it is large or m2 came out <= 0
+    if np.any((sq > 0) & np.isfinite(sq) & ~(m2 * KAPPA_MAX >= sq)):
+        m2, sums = _centred(wide, batch_sum / total, r, channels, per_chunk)
+    return BatchSummary(sums, maxes, np.maximum(m2, 0.0), positive, saturated, positions)
+
+
+def _fused_kernel() -> Any:
+    from convscope.scan.fused import kernel
+
+    return kernel()
+
+
+def _numpy_passes(wide: np.ndarray, r: int, channels: int, per_chunk: int, bounds: Bounds | None,
+                  saturated: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image sums and maxima, sums of squares and positive counts in numpy passes over chunks.
+
+    Adds the saturated counts into ``saturated`` when ``bounds`` is given.
+    """
+    n = wide.shape[0]
     sums = np.empty((n, channels), np.float64)
     maxes = np.empty((n, channels), np.float32)
     sq = np.zeros(channels, np.float64)
     positive = np.zeros(channels, np.int64)
-    saturated = None if bounds is None else np.zeros(channels, np.int64)
     for i in range(0, n, per_chunk):
         chunk = wide[i : i + per_chunk]
         k = chunk.shape[0]
@@ -131,13 +173,7 @@ def summarize(act: np.ndarray, bounds: Bounds | None = None) -> BatchSummary:
             lo, hi = bounds.thresholds
             low, high = count_positive(np.less_equal(flat, lo)), count_positive(np.greater_equal(flat, hi))
             saturated += _fold(low + high, r, channels)
-    total = n * positions
-    batch_sum = sums.sum(axis=0)
-    m2 = sq - batch_sum * batch_sum / total
-    # condition (mean^2 + var) / var = sq / m2; recompute when it is large or m2 came out <= 0
-    if np.any((sq > 0) & np.isfinite(sq) & ~(m2 * KAPPA_MAX >= sq)):
-        m2, sums = _centred(wide, batch_sum / total, r, channels, per_chunk)
-    return BatchSummary(sums, maxes, np.maximum(m2, 0.0), positive, saturated, positions)
+    return sums, maxes, sq, positive
 
 
 def _fold(values: np.ndarray, r: int, channels: int) -> np.ndarray:
