@@ -11,10 +11,9 @@ the numpy passes at memory speed although ``C`` (the contiguous axis) is small:
   no byte overflows.
 
 Second moments are taken about zero (float32 per chunk combined in float64, or float64 throughout in the
-fused pass); when that would lose
-precision (a channel whose mean is large against its spread, condition ``(mean^2 + var) / var >
-KAPPA_MAX``) the batch is reduced again about its own mean, so the variance stays accurate for any
-offset.
+fused pass); when that would lose precision (a channel whose mean is large against its spread, condition
+``(mean^2 + var) / var > KAPPA_MAX``) the batch is reduced again about its own mean, so the variance stays
+accurate for any offset.
 """
 
 from __future__ import annotations
