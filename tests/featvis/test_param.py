@@ -12,6 +12,7 @@ from convscope.featvis.param import (
     IMAGENET_COLOR_COV,
     FourierParam,
     PixelParam,
+    _irfft2_blocks,
     _irfft2_matrices,
     color_sqrt,
     decorrelation_matrix,
@@ -53,13 +54,18 @@ def test_irfft2_matrices_equal_numpy_irfft2(h, w):
     cy, sy, ax, bx = (m.astype(np.float64) for m in _irfft2_matrices(h, w))
     yr, yi = cy @ spec.real - sy @ spec.imag, cy @ spec.imag + sy @ spec.real
     np.testing.assert_allclose(yr @ ax - yi @ bx, np.fft.irfft2(spec, s=(h, w), norm="ortho"), atol=1e-5)
+    mx, my = (m.astype(np.float64) for m in _irfft2_blocks(h, w))
+    t = np.concatenate([spec.real, spec.imag], axis=-1) @ mx  # [T1 T2]
+    blocks = my @ np.concatenate([t[..., :w], t[..., w:]], axis=-2)
+    np.testing.assert_allclose(blocks, np.fft.irfft2(spec, s=(h, w), norm="ortho"), atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [(12, 10), (7, 9)])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("param", [FourierParam(), PixelParam(), FourierParam(decay_power=0.5, decorrelate=False)])
-def test_image_to_params_to_image_round_trip(param, channels):
+def test_image_to_params_to_image_round_trip(param, channels, size):
     rng = np.random.default_rng(1)
-    image = rng.uniform(0.05, 0.95, size=(2, 12, 10, channels)).astype(np.float32)
+    image = rng.uniform(0.05, 0.95, size=(2, *size, channels)).astype(np.float32)
     params = param.from_image(image)
     back = to_np(param.render([keras.ops.convert_to_tensor(p) for p in params], image.shape))
     np.testing.assert_allclose(back, image, atol=2e-4)

@@ -17,6 +17,7 @@ backend). :class:`ValueMap` then maps [0, 1] to the range the model was trained 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -174,13 +175,32 @@ def _irfft2_matrices(h: int, w: int) -> tuple[np.ndarray, ...]:
     return tuple(m.astype(np.float32) for m in (np.cos(phase_y), np.sin(phase_y), a_x, b_x))
 
 
+@functools.lru_cache(maxsize=16)
+def _irfft2_blocks(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The matrices of :func:`_irfft2_matrices` as two real block matrices: two matmuls per image.
+
+    Along x, ``[R I] @ mx = [R a - I b, R b + I a] = [T1 T2]`` (the real and imaginary parts after the
+    inverse DFT along x); along y, ``my @ [T1; T2] = cos_y T1 - sin_y T2``, the image. Two plain matrix
+    products (plus one small transpose) instead of six einsums: 1.5x faster forward + backward at
+    64 x 28 x 28 and 16 x 224 x 224 x 3 on TensorFlow (CPU).
+
+    Returns:
+        float32 ``mx`` ``(2 Wr, 2 W)`` and ``my`` ``(H, 2 H)``.
+    """
+    cos_y, sin_y, a_x, b_x = _irfft2_matrices(h, w)
+    mx = np.block([[a_x, b_x], [-b_x, a_x]])
+    my = np.concatenate([cos_y, -sin_y], axis=1)
+    return mx.astype(np.float32), my.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class FourierParam(Param):
     """The image's spectrum, scaled by ``1 / max(f, 1 / max(H, W)) ** decay_power``.
 
     The parameters are the real and imaginary parts, each ``(B, C, H, W // 2 + 1)``, initialised from
-    ``N(0, sd)``. Rendering: scale, orthonormal inverse real 2-D FFT (done with small DFT matrices, so it
-    is differentiable and identical on every backend), divide by 4, decorrelate colors, sigmoid.
+    ``N(0, sd)``. Rendering: scale, orthonormal inverse real 2-D FFT (two products with small real DFT
+    block matrices, :func:`_irfft2_blocks`, so it is differentiable and identical on every backend),
+    divide by 4, decorrelate colors, sigmoid.
 
     Attributes:
         sd: Standard deviation of the initial spectrum.
@@ -216,13 +236,18 @@ class FourierParam(Param):
     def render(self, params: Sequence[Tensor], shape: tuple[int, int, int, int]) -> Tensor:
         from keras import ops
 
-        _, h, w, c = shape
-        cos_y, sin_y, a_x, b_x = (ops.convert_to_tensor(m) for m in _irfft2_matrices(h, w))
+        b, h, w, c = shape
+        wr = w // 2 + 1
+        mx, my = _irfft2_blocks(h, w)
         scale = ops.convert_to_tensor(self.scale(h, w) / FOURIER_DIVISOR)
-        real, imag = params[0] * scale, params[1] * scale  # (B, C, H, Wr)
-        y_real = ops.einsum("yk,bckw->bcyw", cos_y, real) - ops.einsum("yk,bckw->bcyw", sin_y, imag)
-        y_imag = ops.einsum("yk,bckw->bcyw", cos_y, imag) + ops.einsum("yk,bckw->bcyw", sin_y, real)
-        image = ops.einsum("bcyw,wx->byxc", y_real, a_x) - ops.einsum("bcyw,wx->byxc", y_imag, b_x)
+        spec = ops.concatenate([params[0] * scale, params[1] * scale], axis=-1)  # (B, C, H, 2 Wr) = [R I]
+        t = ops.matmul(ops.reshape(spec, (b * c * h, 2 * wr)), ops.convert_to_tensor(mx))  # [T1 T2]
+        t = ops.transpose(ops.reshape(t, (b * c, h, 2, w)), (0, 2, 1, 3))  # (BC, 2, H, W)
+        image = ops.matmul(ops.convert_to_tensor(my), ops.reshape(t, (b * c, 2 * h, w)))  # (BC, H, W)
+        if c == 1:
+            image = ops.reshape(image, (b, h, w, 1))
+        else:
+            image = ops.transpose(ops.reshape(image, (b, c, h, w)), (0, 2, 3, 1))
         return to_unit(image, decorrelation_matrix(c, self.decorrelate))
 
 
