@@ -29,3 +29,25 @@ def assert_untouched(model, weights: list[np.ndarray]) -> None:
     for layer in model._flatten_layers(include_self=True):  # test-only use of a private helper
         assert "call" not in vars(layer), layer.name
     assert getattr(model, "optimizer", None) is None
+
+
+def input_grad(fn, x: np.ndarray) -> np.ndarray:
+    """The gradient of the scalar ``fn(x)`` with respect to ``x``, with the backend's own autodiff."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y = fn(t)
+        return tape.gradient(y, t).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(x))
+    import torch
+
+    t = torch.tensor(x, requires_grad=True)
+    fn(t).backward()
+    return t.grad.numpy()

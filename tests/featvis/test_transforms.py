@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fvhelp import jit, to_np
+from fvhelp import input_grad, jit, to_np
 
 from convscope.errors import OptionError
 from convscope.featvis.transforms import (
@@ -87,6 +87,44 @@ def test_scale_two_about_the_center_matches_bilinear_numpy():
     rows = img[y0] * (1 - f)[:, None] + img[y1] * f[:, None]
     ref = rows[:, y0] * (1 - f)[None, :] + rows[:, y1] * f[None, :]
     np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def _bilinear_matrix(theta: np.ndarray, h: int, w: int, fill: str) -> np.ndarray:
+    """numpy: the ``(h*w, h*w)`` matrix of bilinear sampling at ``theta @ (y, x, 1)`` (outside: weight 0)."""
+    m = np.zeros((h * w, h * w))
+    for y in range(h):
+        for x in range(w):
+            sy, sx = theta @ np.array([y, x, 1.0])
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    wt = (sy - y0 if dy else 1 - (sy - y0)) * (sx - x0 if dx else 1 - (sx - x0))
+                    yi, xi = y0 + dy, x0 + dx
+                    if fill == "constant" and not (0 <= yi < h and 0 <= xi < w):
+                        continue
+                    yi, xi = min(max(yi, 0), h - 1), min(max(xi, 0), w - 1)
+                    m[y * w + x, yi * w + xi] += wt
+    return m
+
+
+@pytest.mark.parametrize("fill", ["constant", "edge"])
+def test_sampler_gradient_is_the_transposed_bilinear_matrix(fill):
+    b, h, w, c = 2, 6, 7, 2
+    x = images(b, h, w, c, seed=3)
+    theta = standard_transforms(7).sample(np.random.default_rng(4), b, h, w)[0]
+    g = np.random.default_rng(5).normal(size=(b, h, w, c)).astype(np.float32)
+
+    def loss(a):
+        out = affine_sample(a, keras.ops.convert_to_tensor(theta), fill=fill)
+        return keras.ops.sum(out * keras.ops.convert_to_tensor(g))
+
+    grad = input_grad(loss, x)
+    for i in range(b):
+        m = _bilinear_matrix(theta[i].astype(np.float64), h, w, fill)
+        outside = 0.5 * (1 - m.sum(1))[:, None] if fill == "constant" else 0.0  # the gray fill
+        ref = m @ x[i].reshape(h * w, c) + outside
+        np.testing.assert_allclose(sample(x, theta, fill=fill)[i].reshape(h * w, c), ref, atol=1e-5)
+        np.testing.assert_allclose(grad[i].reshape(h * w, c), m.T @ g[i].reshape(h * w, c), atol=1e-5)
 
 
 def test_reflect_and_edge_fill():
