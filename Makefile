@@ -2,29 +2,47 @@
 #   make demo   install and run the bundled demo (MNIST CNN on real digits)
 #   make test   install everything the tests need and run the whole suite
 #   make demo-imagenet   the same for the EfficientNet-Lite0 ImageNet model on three photos (+ Grad-CAM)
+# Everything installs into a project virtualenv (.venv), or into the one already active ($VIRTUAL_ENV),
+# so a stock interpreter that refuses system-wide installs (PEP 668) works as well as any other.
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
-OUT ?= convscope-demo
+OUT ?= convscope-out/demo
 
-.PHONY: demo demo-imagenet test install install-test bench
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := .venv
+endif
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+# torch is pinned here, for the test set-up only: on these machines 2.13.0 is a local CPU wheel and an
+# unpinned torch pulls CUDA packages. The published metadata does not pin it.
+TORCH_PIN := torch==2.13.0
 
-install:
+.PHONY: demo demo-imagenet test install install-test bench venv
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(VPY)
+
+install: $(VPY)
 	$(PIP) install -q -e ".[tf]"
 
-install-test:
-	$(PIP) install -q -e ".[tf,jax,torch,test,web,notebook]"
+install-test: $(VPY)
+	$(PIP) install -q "$(TORCH_PIN)" -e ".[tf,jax,torch,test,web,notebook]"
 	if [ ! -x /usr/bin/chromium ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 demo: install
-	$(PYTHON) -m convscope demo --out $(OUT)
+	$(VPY) -m convscope demo --out $(OUT)
 
-demo-imagenet:
+demo-imagenet: $(VPY)
 	$(PIP) install -q -e ".[tf,imagenet]"
-	$(PYTHON) -m convscope demo --model efficientnet-lite0 --out $(OUT)-imagenet
+	$(VPY) -m convscope demo --model efficientnet-lite0 --out $(OUT)-imagenet
 
 test: install-test
-	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
+	$(VPY) -m pytest -q -n 2 --dist loadgroup
 
 bench: install-test
-	$(PIP) install -q -e ".[bench]"
-	$(PYTHON) benchmarks/run_all.py
+	$(PIP) install -q "$(TORCH_PIN)" -e ".[bench]"
+	$(VPY) benchmarks/run_all.py

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +46,10 @@ LAYERS = (
 
 
 def load_photos(names: tuple[str, ...] = PHOTOS) -> dict[str, np.ndarray]:
-    """The scikit-image sample photos as uint8 RGB ``(H, W, 3)`` arrays (they ship in the package).
+    """The scikit-image sample photos as uint8 RGB ``(H, W, 3)`` arrays (see :func:`convscope.models.zoo.load_photos`)."""
+    from convscope.models.zoo import load_photos as zoo_photos
 
-    Raises:
-        InputError: scikit-image is missing (the message has the pip command), or a name is unknown.
-    """
-    try:
-        import skimage.data
-    except ImportError:
-        raise InputError("the ImageNet demo photos come from scikit-image, which is not installed; "
-                         "pip install 'convscope[imagenet]'") from None
-    photos = {}
-    for name in names:
-        loader = getattr(skimage.data, name, None)
-        if loader is None:
-            raise InputError(f"scikit-image has no sample photo {name!r}; e.g. chelsea, coffee, astronaut")
-        image = np.asarray(loader())
-        photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-    return photos
+    return zoo_photos(names)
 
 
 def run_imagenet_demo(out: str | Path) -> str:

@@ -45,6 +45,8 @@ __all__ = [
     "is_zoo_name",
     "resolve_zoo_name",
     "sample_digits",
+    "sample_images",
+    "load_photos",
     "zoo_class_names",
     "zoo_path",
     "zoo_preprocess",
@@ -74,6 +76,8 @@ class ZooModel:
         std: Per-channel standard deviations, given with ``mean``.
         value_range: Pixel 0..255 maps linearly to this range when ``mean`` is ``None``.
         resize: How images are brought to ``input_shape`` (a :class:`~convscope.data.Preprocess` mode).
+        photos: Names of scikit-image sample photos (``skimage.data.<name>``) that suit the model; they
+            are its sample inputs when ``samples`` is ``None``.
     """
 
     name: str
@@ -88,6 +92,7 @@ class ZooModel:
     std: tuple[float, ...] | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     resize: str = "stretch"
+    photos: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path | None:
@@ -115,6 +120,7 @@ ZOO: dict[str, ZooModel] = {
         labels="convscope.models.zoo.efficientnet_lite:imagenet_labels",
         mean=(127 / 255,) * 3,  # (x - 127) / 128
         std=(128 / 255,) * 3,
+        photos=("chelsea", "coffee", "astronaut"),
     ),
 }
 
@@ -308,3 +314,59 @@ def zoo_preprocess(name: str) -> Preprocess:
     if entry.mean is not None:
         return Preprocess(mean=entry.mean, std=entry.std, resize=entry.resize)  # type: ignore[arg-type]
     return Preprocess(value_range=entry.value_range, resize=entry.resize)  # type: ignore[arg-type]
+
+
+def load_photos(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """scikit-image sample photos as uint8 RGB ``(H, W, 3)`` arrays (they ship inside scikit-image).
+
+    Args:
+        names: ``skimage.data`` loader names, e.g. ``("chelsea", "coffee")``.
+
+    Returns:
+        ``{name: (H, W, 3) uint8}`` in the order given (gray photos are repeated to RGB).
+
+    Raises:
+        InputError: scikit-image is missing (the message has the pip command), or a name is unknown.
+    """
+    from convscope.errors import InputError
+
+    try:
+        import skimage.data
+    except ImportError:
+        raise InputError("the sample photos come from scikit-image, which is not installed; "
+                         "pip install 'convscope[imagenet]'") from None
+    photos = {}
+    for name in names:
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise InputError(f"scikit-image has no sample photo {name!r}; e.g. chelsea, coffee, astronaut")
+        image = np.asarray(loader())
+        photos[name] = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
+    return photos
+
+
+def sample_images(name: str) -> list[tuple[str, np.ndarray]]:
+    """A zoo model's sample inputs as uint8 pictures, ready to save as files or show in a gallery.
+
+    ``mnist-cnn``: its 16 bundled held-out digits as ``(28, 28, 1)`` (named ``digit<i>_label<y>``, ``i`` = the
+    row in the bundled file); ``efficientnet-lite0``: the scikit-image photos chelsea, coffee and astronaut at
+    their own size, ``(H, W, 3)``.
+
+    Args:
+        name: Zoo name or alias.
+
+    Returns:
+        ``[(name, uint8 array (H, W, C))]`` in a fixed order.
+
+    Raises:
+        ModelLoadError: ``name`` is unknown or has no samples.
+        InputError: The package holding the photos is missing (with the pip command).
+    """
+    entry = _entry(name)
+    if entry.samples is not None:
+        x, y = sample_digits(entry.name)
+        pixels = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+        return [(f"digit{i}_label{int(label)}", pixels[i]) for i, label in enumerate(y)]
+    if entry.photos:
+        return list(load_photos(entry.photos).items())
+    raise ModelLoadError(f"zoo model {entry.name!r} has no sample inputs")
