@@ -64,21 +64,20 @@ def run_imagenet_demo(out: str | Path) -> str:
     Raises:
         ModelLoadError / InputError: the optional ``imagenet`` packages are missing (with the pip command).
     """
-    from PIL import Image
-
     from convscope.api import get_extractor
     from convscope.attribution import cam
     from convscope.models.load import load_model
     from convscope.models.zoo.efficientnet_lite import decode, preprocess
     from convscope.present.maps import slug
     from convscope.render import overlay, render_activation
+    from convscope.render.resize import resize
 
     out = Path(out)
     photos = load_photos()
     model = load_model(MODEL)
     x = np.stack([preprocess(image) for image in photos.values()])
     h, w = x.shape[1:3]
-    displays = [np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR)) for image in photos.values()]
+    displays = [resize(image, (h, w), "bilinear") for image in photos.values()]
     names = list(photos)
 
     extractor = get_extractor(model, [*(spec.path for spec in LAYERS), "predictions"])  # one forward pass

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from convscope.present.report.content import Picture, anchor_id
 from convscope.present.report.tables import as_row, dict_table_html, esc
@@ -61,6 +60,7 @@ def health_rows(value: Any) -> list[dict[str, Any]]:
 
 def _crop_image(crop: Any) -> tuple[np.ndarray, str]:
     from convscope.render.overlay import as_rgb_image
+    from convscope.render.resize import resize
 
     score = ""
     if not isinstance(crop, np.ndarray):
@@ -69,9 +69,8 @@ def _crop_image(crop: Any) -> tuple[np.ndarray, str]:
         crop = next((getattr(crop, a) for a in ("image", "crop", "array") if getattr(crop, a, None) is not None), crop)
     rgb = as_rgb_image(np.asarray(crop))
     h, w = rgb.shape[:2]
-    size = (max(1, round(w * CROP_PX / h)), CROP_PX)
-    method = Image.Resampling.NEAREST if h < CROP_PX else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(rgb).resize(size, method)), score
+    size = (CROP_PX, max(1, round(w * CROP_PX / h)))
+    return resize(rgb, size, "nearest" if h < CROP_PX else "bilinear"), score
 
 
 def crop_groups(value: Any) -> list[tuple[str, list[tuple[int, list[Any]]]]]:
