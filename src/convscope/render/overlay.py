@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
 from convscope.errors import OptionError, RenderError
 from convscope.render.annotate import Legend, compose, fmt
 from convscope.render.checks import is_int
 from convscope.render.colormap import apply_colormap, resolve_cmap
 from convscope.render.normalize import check_mode, normalize
 from convscope.render.prepare import layer_stats
+from convscope.render.resize import resize
 from convscope.render.result import FeatureGrid
 
 
@@ -42,8 +41,7 @@ def as_rgb_image(image: Any) -> np.ndarray:
 
 def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a float ``(h, w)`` map to ``(height, width)`` (Pillow, float32 'F' image)."""
-    src = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
-    return np.asarray(src.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    return resize(np.asarray(values, dtype=np.float32), (height, width), "bilinear")
 
 
 def _axis_samples(n_out: int, k: int, n_map: int, start: float, jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
