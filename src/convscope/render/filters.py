@@ -252,7 +252,7 @@ def render_filters(
     return FeatureGrid(image=image, layer=name, shape=kern.shape, norm=mode, cmap=cmap_name,
                        channels=tuple(int(i) for i in idx), n_channels=n_f, value_range=(lo, hi), dead=dead,
                        n_nan=int(np.isnan(w).sum()), n_inf=int(np.isinf(w).sum()), caption=caption,
-                       kind="filters")
+                       kind="filters", legend=legend)
 
 
 __all__ = ["MODES", "Kernel", "as_kernel", "render_filters"]

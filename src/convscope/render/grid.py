@@ -19,6 +19,7 @@ from convscope.render.prepare import (
     RenderOptions,
     as_activation,
     gather_channels,
+    layer_span,
     layer_stats,
     make_grid,
     make_legend,
@@ -131,7 +132,8 @@ def render_2d(
     factor = reduction_factor(len(idx), *selected.shape[1:], opts)
     if factor > 1:
         selected = block_mean(selected, factor)
-    normed = normalize(selected, opts.norm, percentile=opts.percentile, vrange=opts.vrange)
+    span = layer_span(maps, opts, stats)
+    normed = normalize(selected, opts.norm, span=span)
     indices, codes = to_indices(normed.values)
     k, h, w = selected.shape
     layout = plan_mosaic(k, h, w, rows=opts.rows, cols=opts.cols, scale=opts.scale, labels=opts.labels)
@@ -141,11 +143,12 @@ def render_2d(
     n_dead = int(stats.dead.sum())
     if n_dead:
         fields.append(f"{n_dead} dead")
-    fields += stats.caption_fields()
-    image, body, caption = compose(layout.height, layout.width, fields, make_legend(opts, normed, stats))
+    fields += [span.caption(), *stats.caption_fields()]
+    legend = make_legend(opts, span, stats)
+    image, body, caption = compose(layout.height, layout.width, fields, legend)
     draw_indexed(body, indices, codes, layout, opts.cmap,
                  labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d")
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", span, legend)
 
 
 def reduction_factor(k: int, h: int, w: int, opts: RenderOptions) -> int:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convscope.render.annotate import Legend
 from convscope.render.encode import encode_image, encode_png, write_atomic
+from convscope.render.normalize import ValueSpan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,6 +38,9 @@ class FeatureGrid:
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
         kind: ``"2d"``, ``"1d"``, ``"3d"``, ``"vector"`` or ``"overlay"``.
+        span: The one range the picture's colors stand for, as stated in the caption (``None`` for
+            pictures that are not drawn from a normalization, e.g. feature visualizations).
+        legend: The legend drawn under the picture (its colorbar ends are ``span``'s), or ``None``.
     """
 
     image: np.ndarray
@@ -51,6 +56,8 @@ class FeatureGrid:
     n_inf: int
     caption: str
     kind: str = "2d"
+    span: ValueSpan | None = None
+    legend: Legend | None = None
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
