@@ -38,6 +38,7 @@ from typing import Final
 import numpy as np
 
 from convscope.errors import OptionError, RenderError, nearest
+from convscope.render.display import dims, one_line
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ class Normalized:
     mode: str
     constant: np.ndarray
     span: ValueSpan
+
+    def __repr__(self) -> str:
+        return one_line("Normalized", f"mode={self.mode!r}", f"values={dims(self.values.shape)}",
+                        f"range=[{self.span.ends[0]}, {self.span.ends[1]}]",
+                        f"constant={int(np.count_nonzero(self.constant))}")
 
 
 def check_mode(mode: str) -> str:
