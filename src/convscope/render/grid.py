@@ -148,7 +148,7 @@ def render_2d(
     image, body, caption = compose(layout.height, layout.width, fields, legend)
     draw_indexed(body, indices, codes, layout, opts.cmap,
                  labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", span, legend)
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend, span)
 
 
 def reduction_factor(k: int, h: int, w: int, opts: RenderOptions) -> int:

@@ -67,7 +67,7 @@ def render_vector(values: np.ndarray, opts: RenderOptions, stats: LayerStats) ->
     legend = make_legend(opts, span, stats)
     image, dst, caption = compose(body.shape[0], body.shape[1], fields, legend)
     dst[...] = body
-    return make_grid(image, caption, opts, values.shape, stats, idx, n, "vector", span, legend)
+    return make_grid(image, caption, opts, values.shape, stats, idx, n, "vector", legend, span)
 
 
 def _bars(values: np.ndarray, strip_colors: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -190,7 +190,7 @@ def render_1d(
     draw_text(dst, "0", left, layout.height + 1, LABEL_COLOR, BG, height=LABEL_H)
     draw_text(dst, str(length - 1), left + layout.width, layout.height + 1, LABEL_COLOR, BG,
               height=LABEL_H, align="right")
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "1d", span, legend)
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "1d", legend, span)
 
 
 def render_3d(
@@ -218,4 +218,4 @@ def render_3d(
     draw_indexed(dst, indices.reshape(k * depth, h, w),
                  None if codes is None else codes.reshape(k * depth, h, w), layout, opts.cmap,
                  labels=labels, flagged=np.repeat(stats.dead[idx], depth))
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d", span, legend)
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d", legend, span)

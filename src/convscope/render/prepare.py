@@ -222,13 +222,13 @@ def make_grid(
     shown: np.ndarray,
     n_channels: int,
     kind: str,
-    span: ValueSpan,
-    legend: Legend | None,
+    legend: Legend | None = None,
+    span: ValueSpan | None = None,
 ) -> FeatureGrid:
     """Bundle a finished picture with its metadata (``span`` and ``legend`` as drawn)."""
     return FeatureGrid(
         image=image, layer=opts.layer, shape=tuple(int(s) for s in shape), norm=opts.norm, cmap=opts.cmap,
         channels=tuple(int(i) for i in shown), n_channels=int(n_channels), value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption, kind=kind, span=span, legend=legend,
+        caption=caption, kind=kind, legend=legend, span=span,
     )

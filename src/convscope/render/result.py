@@ -39,9 +39,9 @@ class FeatureGrid:
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
         kind: ``"2d"``, ``"1d"``, ``"3d"``, ``"vector"`` or ``"overlay"``.
+        legend: The legend drawn under the picture (its colorbar ends are ``span``'s), or ``None``.
         span: The one range the picture's colors stand for, as stated in the caption (``None`` for
             pictures that are not drawn from a normalization, e.g. feature visualizations).
-        legend: The legend drawn under the picture (its colorbar ends are ``span``'s), or ``None``.
     """
 
     image: np.ndarray
@@ -57,8 +57,8 @@ class FeatureGrid:
     n_inf: int
     caption: str
     kind: str = "2d"
-    span: ValueSpan | None = None
     legend: Legend | None = None
+    span: ValueSpan | None = None
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
