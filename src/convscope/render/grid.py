@@ -55,14 +55,16 @@ def render_activation(
     The kind of picture follows ``act.ndim``: ``(C,)`` -> bar chart (heat grid above 256 units);
     ``(L, C)`` -> one heat strip per channel; ``(H, W, C)`` -> mosaic of channel maps;
     ``(D, H, W, C)`` -> one row of depth slices per channel. The caption states layer, shape,
-    normalization, colormap, channels shown, dead channels, value range and NaN / Inf counts.
+    normalization, colormap, channels shown, dead channels, the value range the colors stand for (the
+    same numbers as the colorbar: ``grid.span``) and NaN / Inf counts.
 
     Args:
         act: One sample's activation exactly as the layer outputs it, without the batch axis.
         layer: Layer name for the caption.
         data_format: ``"channels_last"`` (Keras default) or ``"channels_first"`` (``(C, H, W)`` etc.).
         norm: ``channel``, ``layer``, ``symmetric``, ``percentile`` or ``raw`` (see
-            :mod:`convscope.render.normalize`).
+            :mod:`convscope.render.normalize`). The shared modes take their range over the whole layer,
+            also when ``channels`` picks a subset, so every picture of a layer uses one scale.
         cmap: ``gray``, ``viridis``, ``magma``, ``diverging`` (or an alias); ``None`` -> ``diverging``
             for ``symmetric``, else ``gray``.
         channels: Channel spec (see :mod:`convscope.render.channels`). ``None``: the first
