@@ -36,6 +36,10 @@ class PreparedImage:
     display: np.ndarray
     notes: tuple[str, ...]
 
+    def __repr__(self) -> str:
+        x, shown = "x".join(map(str, self.x.shape)), "x".join(map(str, self.display.shape))
+        return f"PreparedImage(x={x} {self.x.dtype}, display={shown}, notes={self.notes})"
+
 
 def _check_image(img: np.ndarray, label: str) -> np.ndarray:
     if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
