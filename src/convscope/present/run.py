@@ -92,6 +92,7 @@ def run_maps(
     from convscope.models.load import load_model
     from convscope.models.spec import data_format
     from convscope.present.maps import GridOptions, write_maps
+    from convscope.store.output import check_out
 
     if batch_size < 1:
         raise OptionError(f"--batch-size must be >= 1, got {batch_size}")
@@ -100,6 +101,8 @@ def run_maps(
     options = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=labels,
                           max_channels=max_channels, overlay=overlay)
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
+    protected = [*inputs, model]
+    check_out(out, "maps", protected=protected)  # a forbidden --out fails before any work too
     keras_model = load_model(model, safe_mode=safe_mode)
     prep = make_preprocess(value_range, mean, std, invert, model)
     data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)
@@ -109,9 +112,10 @@ def run_maps(
     bar = progress(n, "probing") if progress else None
     if bar is None:
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size)
+                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size,
+                          protected=protected)
     with bar:
         task = bar.add_task("probing", total=n)
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
                           data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size,
-                          on_batch=lambda k: bar.advance(task, k))
+                          on_batch=lambda k: bar.advance(task, k), protected=protected)

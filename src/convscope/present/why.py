@@ -1,15 +1,13 @@
 """Bodies of ``convscope cam``, ``filters`` and ``maximize`` (no printing: callers print).
 
-Each validates its options first, then computes, then writes all-or-nothing (files go to a staging
-folder inside the output folder and are moved into place at the end).
+Each validates its options (and where it may write) first, then computes, then writes all-or-nothing
+through :class:`convscope.store.output.OutputFolder` (a staging folder next to the output folder, moved
+into place at the end).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import OptionError
+from convscope.store.output import OutputFolder, check_out
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +27,6 @@ def parse_target(text: str | None) -> Any:
     if text.strip().lstrip("-").isdigit():
         return int(text)
     raise OptionError(f"--class {text!r} is not valid; expected a class index such as 281, or top1")
-
-
-def _stage(out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
-
-
-def _publish(stage: Path, out: Path) -> None:
-    for root, _, files in os.walk(stage):
-        for filename in files:
-            src = Path(root) / filename
-            dst = out / src.relative_to(stage)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
 
 
 def top_predictions(model_arg: Any, probs: np.ndarray, k: int = 5) -> list[str]:
@@ -93,6 +78,8 @@ def run_cam(
 
     classes = [get_method(m) for m in methods]  # bad names fail before any work
     goal = parse_target(target)
+    protected = [*inputs, model_arg]
+    check_out(out, "cam", protected=protected)
     model = load_model(model_arg, safe_mode=safe_mode)
     data = load_inputs_for(model, list(inputs), preprocess=preprocess, input_shape=input_shape)
     results = {}
@@ -100,10 +87,9 @@ def run_cam(
         use_layer = None if cls.at_input else layer
         results[cls.name] = cam(model, data.x, method=cls.name, layer=use_layer, target=goal)
     probs = predict(model, data.x)
-    stage = _stage(out)
     written: list[Path] = []
     lines: list[str] = []
-    try:
+    with OutputFolder(out, "cam", protected=protected) as stage:
         for i, name in enumerate(data.names):
             picture = data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
             for method, result in results.items():
@@ -120,9 +106,6 @@ def run_cam(
             arrays.update({f"{m}_raw": np.asarray(r.raw) for m, r in results.items()})
             np.savez(stage / "cam.npz", **arrays)
             written.append(out / "cam.npz")
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     for method, result in results.items():
         lines.append(f"{method}: layer {result.layer}, score = {result.score}")
     return written, lines
@@ -137,18 +120,15 @@ def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, 
     from convscope.probe.select import select_layers
     from convscope.render import render_filters
 
+    check_out(out, "filters", protected=[model_arg])
     model = load_model(model_arg, safe_mode=safe_mode)
     nodes = select_layers(layer_tree(model), list(layers) or None, model_name=model.name)
     pictures = [(n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes]
-    stage = _stage(out)
-    try:
-        written = []
+    written = []
+    with OutputFolder(out, "filters", protected=[model_arg]) as stage:
         for path, picture in pictures:
             (stage / f"{slug(path)}.filters.png").write_bytes(picture.to_png())
             written.append(out / f"{slug(path)}.filters.png")
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return written
 
 
@@ -163,6 +143,7 @@ def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: 
 
     if steps < 1:
         raise OptionError(f"--steps must be >= 1, got {steps}")
+    check_out(out, "maximize", protected=[model_arg])
     model = load_model(model_arg, safe_mode=safe_mode)
     kwargs: dict[str, Any] = {"steps": steps, "param": param, "seed": seed, "size": size}
     if preprocess is not None and preprocess.mean is not None:
@@ -170,11 +151,7 @@ def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: 
     elif preprocess is not None:
         kwargs.update(value_range=preprocess.value_range)
     result = maximize_channels(model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
-    stage = _stage(out)
-    try:
-        name = f"{slug(layer)}.maximize.png"
+    name = f"{slug(layer)}.maximize.png"
+    with OutputFolder(out, "maximize", protected=[model_arg]) as stage:
         (stage / name).write_bytes(result.to_grid().to_png())
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return [out / name]

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convscope.render.encode import encode_image, encode_png, write_atomic
+from convscope.render.encode import encode_image, encode_png
+from convscope.store.atomic import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

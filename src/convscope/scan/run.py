@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -180,7 +179,7 @@ def scan(
     }
     out_path = Path(out) if out is not None else None
     if out_path is not None:
-        mf.check_out(out_path, mf.identity(manifest), force)  # refuse before any work
+        mf.check_out(out_path, mf.identity(manifest), force, protected=(data, model))  # refuse before any work
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
     fields = _receptive_fields(keras_model, keys)
     layers_stats = {}
@@ -226,9 +225,9 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
     import json
 
     from convscope.scan.crops import write_layer_pictures
+    from convscope.store.output import OutputFolder
 
-    stage = mf.stage_dir(out)
-    try:
+    with OutputFolder(out, "scan", mode="replace", check=False) as stage:  # checked by mf.check_out
         for key, stats in result.layers.items():
             folder = stage / layer_dir(_slug(key))
             folder.mkdir(parents=True)
@@ -238,8 +237,5 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
         (stage / "summary.json").write_text(json.dumps(result.summary(), indent=1))
         (stage / "summary.txt").write_text(result.summary_text())
         mf.write_manifest(stage, result.manifest)
-        mf.publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     log.info("scan written to %s", out)
     return ScanResult(manifest=result.manifest, layers=result.layers, path=out)
