@@ -114,6 +114,7 @@ def scan(
     safe_mode: bool = True,
     force: bool = False,
     crops: bool = True,
+    strict: bool = False,
     on_batch: OnBatch | None = None,
     progress: Progress | None = None,
 ) -> ScanResult:
@@ -137,6 +138,9 @@ def scan(
         safe_mode: Keras safe mode when loading a file.
         force: Replace a different scan (or a foreign non-empty folder) at ``out``.
         crops: Draw the receptive-field crop pictures (with ``out``).
+        strict: Refuse a folder holding unreadable files named like images (bad content, empty,
+            truncated, FIFOs, devices, symlink loops, folders); by default they are skipped, and listed
+            with their reasons in the manifest (``dataset.skipped``) and the summary.
         on_batch: Called with the row count after each batch (local engine) or shard (Ray); an
             exception raised in it aborts the scan and leaves ``out`` untouched.
         progress: ``progress(total, label)`` -> a rich ``Progress`` (or ``None``), as the CLI passes.
@@ -161,7 +165,7 @@ def scan(
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     keras_model = load_model(model, safe_mode=safe_mode)
     prep = preprocess or Preprocess()
-    source = open_source(data, model_spec(keras_model, input_shape), prep)
+    source = open_source(data, model_spec(keras_model, input_shape), prep, strict=strict)
     extractor = get_extractor(keras_model, selectors, input_shape=input_shape, batch_size=batch_size)
     keys, shapes = _probe_keys(extractor, source)
     job = ScanJob(str(model) if isinstance(model, Path) else model, tuple(selectors) if selectors else None,
@@ -171,7 +175,8 @@ def scan(
         "model": mf.model_identity(model, keras_model),
         "layers": [{"key": k, "slug": _slug(k)} for k in keys],
         "dataset": {"source": source.name, "size": source.size, "fingerprint": source.fingerprint,
-                    "labels": source.labels is not None},
+                    "labels": source.labels is not None,
+                    "skipped": [{"file": f, "reason": r} for f, r in getattr(source, "skipped", ())]},
         "options": {"top_k": int(top_k), "preprocess": prep.describe(model_spec(keras_model, input_shape))
                     if not _is_array(source) else "arrays taken as-is", "input_shape": list(input_shape or []) or None,
                     "layers": [str(s) for s in selectors] if selectors else None, "batch_size": int(batch_size),
