@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,12 @@ def hostile(tmp_path) -> Path:
     (data / "loop.png").symlink_to(data / "loop.png")
     (data / "x.png").mkdir()
     return data
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -145,8 +153,11 @@ def test_force_replaces_only_earlier_convscope_results(small, tmp_path, capsys):
     assert snapshot(notes) == {"todo.txt": b"mine"}
     # an earlier result of another command: refused without --force, replaced with it
     maps = tmp_path / "maps"
+    stale = tmp_path / f".maps.partial-{dead_pid()}-abc"  # left by a killed run: removed by the next write
+    (stale / "img0").mkdir(parents=True)
     code, _, err = run(capsys, "maps", small, data / "img0.png", "--out", maps)
     assert code == 0, err
+    assert not stale.exists()
     code, _, err = run(capsys, "scan", small, data, "--out", maps, "--top", "2")
     one_line(code, err, "holds a convscope maps result", "--force")
     code, _, err = run(capsys, "scan", small, data, "--out", maps, "--top", "2", "--force")

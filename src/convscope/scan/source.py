@@ -25,6 +25,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 MNIST = "mnist"
 ACCEPTED = "a folder of images (searched recursively), a .npy/.npz array file, an image file, or 'mnist'"
 LABEL_KEYS = ("y", "labels", "label")
+CHECK_THREADS = min(4, os.cpu_count() or 1)  # threads checking a folder's image files when it is opened
 
 
 def _natural(text: str) -> tuple[Any, ...]:
@@ -283,20 +285,22 @@ def _list_images(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
         rel = name.relative_to(path) if name.is_relative_to(path) else name
         skipped.append((str(rel), f"cannot be listed: {err.strerror or err}"))
 
+    candidates: list[str] = []
     for folder, dirs, names in os.walk(path, onerror=on_error):
         rel = Path(folder).relative_to(path)
         for d in [d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() in IMAGE_EXTENSIONS]:
             skipped.append((str(rel / d), "is a folder named like an image file"))
         dirs[:] = sorted((d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in IMAGE_EXTENSIONS),
                          key=_natural)
-        for n in sorted(names, key=_natural):
-            if n.startswith(".") or Path(n).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            problem = image_problem(Path(folder) / n)
+        candidates += [str(rel / n) for n in sorted(names, key=_natural)
+                       if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="convscope-check") as pool:  # decoding releases the GIL
+        problems = pool.map(lambda name: image_problem(path / name), candidates)
+        for name, problem in zip(candidates, problems):
             if problem is None:
-                files.append(str(rel / n))
+                files.append(name)
             else:
-                skipped.append((str(rel / n), problem))
+                skipped.append((name, problem))
     return files, skipped
 
 
