@@ -175,3 +175,14 @@ def test_report_file_rule(tmp_path):
         check_file_out(mine)
     with pytest.raises(OutputError, match="is a folder"):
         check_file_out(tmp_path)
+
+
+def test_a_folder_filled_by_someone_else_meanwhile_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="filled by something else"):
+        with OutputFolder(out, "scan", mode="replace") as stage:
+            (stage / "manifest.json").write_text("{}")
+            out.mkdir()
+            (out / "notes.txt").write_text("arrived meanwhile")
+    assert snapshot(out) == {"notes.txt": b"arrived meanwhile"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

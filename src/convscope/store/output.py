@@ -262,6 +262,9 @@ class OutputFolder:
                 write_atomic(self.stage / MARKER, marker_bytes(self.command, **self.marker), overwrite=True)
             merge_dir(self.stage, self.out, last=MARKER)
         else:
+            if os.path.isdir(self.out) and any(Path(self.out).iterdir()) and read_marker(self.out) is None:
+                raise OutputError(f"{self.option} {str(self.out)!r} was filled by something else while convscope "
+                                  "was working; nothing was replaced (choose another path)")  # checked again: a race
             write_atomic(self.stage / MARKER, marker_bytes(self.command, **self.marker), overwrite=True)
             replace_dir(self.stage, self.out)
         log.info("%s written to %s", self.command, self.out)
