@@ -159,6 +159,10 @@ def scan(
     from convscope.models.load import load_model
 
     _check_options(top_k, batch_size, engine, address)
+    if out is not None:  # where we may write, before any work (the scan identity is compared below)
+        from convscope.store.output import check_out
+
+        check_out(out, "scan", protected=(data, model), force=force, mode="replace")
     if engine == "ray" and not isinstance(model, (str, Path)):
         raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
                           f"themselves), got a {type(model).__name__}; save it with model.save('model.keras')")
