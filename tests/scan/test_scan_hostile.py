@@ -149,7 +149,7 @@ def test_force_replaces_only_earlier_convscope_results(small, tmp_path, capsys):
     notes.mkdir()
     (notes / "todo.txt").write_text("mine")
     code, _, err = run(capsys, "scan", small, data, "--out", notes, "--force")
-    one_line(code, err, "convscope did not write", "even with --force")
+    one_line(code, err, "convscope did not write", "--force replaces only earlier convscope results")
     assert snapshot(notes) == {"todo.txt": b"mine"}
     # an earlier result of another command: refused without --force, replaced with it
     maps = tmp_path / "maps"

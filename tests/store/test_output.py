@@ -100,8 +100,8 @@ def test_merge_keeps_other_files_and_replace_needs_force(tmp_path):
         (stage / "manifest.json").write_text("{}")
     assert sorted(snapshot(out)) == [MARKER, "manifest.json"]
     assert json.loads((out / MARKER).read_text())["command"] == "scan"
-    with pytest.raises(OutputError, match="holds a convscope scan result"):  # maps never merges into a scan
-        check_out(out, "maps")
+    with pytest.raises(OutputError, match="holds a convscope scan result; choose another path$"):
+        check_out(out, "maps")  # maps never merges into a scan (and has no --force to name)
 
 
 def test_an_interrupted_write_leaves_nothing(tmp_path):
@@ -134,6 +134,8 @@ def test_file_system_edges_are_one_output_error(tmp_path, monkeypatch):
     loop.symlink_to(loop)
     with pytest.raises(OutputError, match="broken symlink"):
         check_out(loop / "out", "maps")
+    with pytest.raises(OutputError, match="broken symlink or a symlink loop"):
+        check_out(loop, "maps")
     with pytest.raises(OutputError, match="cannot create '/proc/convscope-out'"):
         with OutputFolder("/proc/convscope-out", "maps"):
             pass

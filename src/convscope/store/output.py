@@ -148,6 +148,8 @@ def check_out(out: str | os.PathLike[str], command: str, *, protected: Iterable[
     check_parent(out, option)
     if not os.path.lexists(out):
         return Existing("new")
+    if not out.exists():
+        raise OutputError(f"{option} {str(out)!r} is a broken symlink or a symlink loop; choose another path")
     if not out.is_dir():
         raise OutputError(f"{option} {str(out)!r} is a file, not a folder; choose another path")
     try:
@@ -158,14 +160,15 @@ def check_out(out: str | os.PathLike[str], command: str, *, protected: Iterable[
         return Existing("empty")
     marker = read_marker(out)
     if marker is None:
+        never = "; --force replaces only earlier convscope results" if mode == "replace" else ""
         raise OutputError(f"{option} {str(out)!r} is a folder convscope did not write (no {MARKER}); convscope "
-                          "only writes into a new or empty folder or replaces its own earlier results, even with "
-                          "--force: choose another path")
+                          f"writes only into a new or empty folder or over its own earlier results{never}: "
+                          "choose another path")
     earlier = marker["command"]
     same = earlier == command or (mode == "merge" and earlier != "scan")
     if not same and not force:
-        raise OutputError(f"{option} {str(out)!r} holds a convscope {earlier} result; choose another path, or "
-                          "pass --force to replace it")
+        hint = ", or pass --force to replace it" if mode == "replace" else ""
+        raise OutputError(f"{option} {str(out)!r} holds a convscope {earlier} result; choose another path{hint}")
     return Existing("result", earlier)
 
 
