@@ -169,3 +169,18 @@ def test_unreadable_explicit_inputs_are_one_line_never_a_hang(small, tmp_path, c
             one_line(code, err, name, needle)
     assert not watchdog.unblocked, "a FIFO was opened for reading"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_callback_out_folder_follows_the_rule(tmp_path, victim):
+    from convscope.errors import OutputError
+    from convscope.keras import FeatureMapCallback
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(OutputError, match="out '.*notes' is a folder convscope did not write"):
+        FeatureMapCallback(np.zeros((1, 16, 16, 3), np.float32), out=notes)
+    with pytest.raises(OutputError, match="lies inside the input folder"):
+        FeatureMapCallback([victim], out=victim / "maps")
+    FeatureMapCallback(np.zeros((1, 16, 16, 3), np.float32), out=tmp_path / "runs")  # new: fine, nothing made yet
+    assert snapshot(notes) == {"todo.txt": b"mine"} and not (tmp_path / "runs").exists()

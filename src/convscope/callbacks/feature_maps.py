@@ -85,7 +85,7 @@ class FeatureMapCallback(keras.callbacks.Callback):
         self.images, self.layer_selectors, self.every, self.unit = images, layers, int(every), unit
         self.out = None if out is None else Path(out)
         if self.out is not None:  # the rule of where convscope may write, checked before training starts
-            check_out(self.out, "callback", protected=_paths(images))
+            check_out(self.out, "callback", protected=_paths(images), option="out")
         self.render_options = {"norm": norm, "cmap": cmap, "max_channels": max_channels}
         self.tensorboard, self.record_start, self.gif_duration_ms = tensorboard, record_start, gif_duration_ms
         self.preprocess = preprocess
@@ -106,7 +106,7 @@ class FeatureMapCallback(keras.callbacks.Callback):
 
         model = self.model
         if self.out is not None:
-            claim_folder(self.out, "callback", protected=_paths(self.images))
+            claim_folder(self.out, "callback", protected=_paths(self.images), option="out")
         if self._extractor is None or self._extractor.model is not model:
             data = load_inputs_for(model, self.images, preprocess=self.preprocess)
             if len(data.names) > 16:

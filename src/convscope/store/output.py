@@ -179,14 +179,15 @@ def marker_bytes(command: str, **extra: Any) -> bytes:
     return (json.dumps(data, indent=1) + "\n").encode()
 
 
-def claim_folder(out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = ()) -> Path:
+def claim_folder(out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = (),
+                 option: str = "--out") -> Path:
     """Check OUT and create it (with its marker) for a command that writes files over time (the callback).
 
     Raises:
         OutputError: As :func:`check_out`, or when the folder cannot be created.
     """
     out = Path(out)
-    existing = check_out(out, command, protected=protected)
+    existing = check_out(out, command, protected=protected, option=option)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if existing.state != "result":
