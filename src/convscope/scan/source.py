@@ -260,8 +260,10 @@ def _folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False)
         why = f"; {len(skipped)} skipped, e.g. {skipped[0][0]} {skipped[0][1]}" if skipped else ""
         raise InputError(f"DATA folder {path} has no images (searched recursively; accepted: "
                          f"{' '.join(IMAGE_EXTENSIONS)}){why}")
-    for name, reason in skipped:
+    for name, reason in skipped[:10]:
         log.warning("skipped %s: %s", Path(root) / name, reason)
+    if len(skipped) > 10:
+        log.warning("skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10)
     tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
     labels = tuple(tops) if any(tops) else None
     digest = hashlib.sha256()
