@@ -110,11 +110,11 @@ def check_parent(out: Path, option: str = "--out") -> None:
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of an earlier convscope result in ``folder`` (``{"command": ...}``), or ``None``."""
-    for name in (MARKER, SCAN_MANIFEST):
+    for name, limit in ((MARKER, 1 << 20), (SCAN_MANIFEST, 256 << 20)):  # never read a huge file whole
         path = folder / name
-        if not path.is_file():
-            continue
         try:
+            if not path.is_file() or path.stat().st_size > limit:
+                continue
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
