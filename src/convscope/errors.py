@@ -42,6 +42,11 @@ class OptionError(ConvscopeError, ValueError):
     """An option value is malformed (e.g. ``--range``, ``--channels``, ``--norm``)."""
 
 
+class OutputError(OptionError):
+    """An output path may not or cannot be written: it overlaps the input data, holds something convscope
+    did not write, or the file system refused (the message names the path and the reason)."""
+
+
 def nearest(value: str, choices: Iterable[str], n: int = 5) -> list[str]:
     """Return up to ``n`` of ``choices`` closest to ``value`` (for "did you mean" messages)."""
     choices = list(choices)

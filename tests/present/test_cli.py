@@ -107,7 +107,8 @@ def test_maps_pngs_and_arrays_equal_keras_reference(capsys, tmp_path, digits):
     # the Python API returns the same arrays
     api = convscope.activations("mnist-cnn", paths)
     np.testing.assert_array_equal(api["conv_1"], arrays["conv_1"])
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging leftovers
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".convscope.json"]  # the marker only
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging leftovers
 
 
 def test_maps_folder_npy_layers_and_options(capsys, tmp_path, digits):

@@ -64,7 +64,7 @@ def test_help_is_light_and_lists_the_options():
 
 def test_report_writes_one_file_and_prints_its_path(capsys, tmp_path, digit_files):
     out = tmp_path / "r.html"
-    out.write_text("old")
+    out.write_text('<html><head><meta name="generator" content="convscope"></head></html>')  # an earlier report
     code, stdout, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", out, "--layer", "conv_1",
                             "--norm", "layer", "--max-channels", "8", "--no-cam", "--title", "Digits & maps")
     assert code == 0, err
@@ -74,6 +74,14 @@ def test_report_writes_one_file_and_prints_its_path(capsys, tmp_path, digit_file
     assert "Digits &amp; maps" in html and "8 of 64 channels shown (capped)" in html
     assert "norm=layer" in html and "Grad-CAM" not in html
     assert [a["href"] for a in page.attrs("a") if a["href"].startswith("#layer-")] == ["#layer-0-conv_1"] * 2
+
+
+def test_missing_folders_of_the_report_are_created(capsys, tmp_path, digit_files):
+    out = tmp_path / "new" / "dir" / "r.html"
+    code, stdout, err = run(capsys, "report", "mnist-cnn", digit_files[0], "-o", out, "--layer", "conv_0",
+                            "--max-channels", "4", "--no-cam")
+    assert code == 0, err
+    assert stdout.strip() == str(out) and '<meta name="generator" content="convscope">' in out.read_text()
 
 
 @pytest.mark.parametrize(
@@ -98,8 +106,21 @@ def test_bad_paths_give_one_line(capsys, tmp_path, digit_files, monkeypatch):
     one_line_error(code, err, "missing.png")
     code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path)
     one_line_error(code, err, "is a folder")
-    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "no" / "r.html")
-    one_line_error(code, err, "does not exist")
-    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "r.html", "--scan", tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", afile / "r.html")
+    one_line_error(code, err, "afile", "is a file, not a folder")
+    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", afile)  # not a convscope report
+    one_line_error(code, err, "not written by convscope")
+    assert afile.read_text() == "mine"
+    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", digit_files[0])  # an input
+    one_line_error(code, err, "is the input")
+    folder = digit_files[0].parent
+    code, _, err = run(capsys, "report", "mnist-cnn", folder, "-o", folder / "r.html")
+    one_line_error(code, err, "lies inside the input folder")
+    assert not (folder / "r.html").exists()
+    afile.unlink()
+    (tmp_path / "scan").mkdir()
+    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "r.html", "--scan", tmp_path / "scan")
     one_line_error(code, err, "scan folder", "manifest.json")
     assert not (tmp_path / "r.html").exists()

@@ -91,8 +91,9 @@ def test_refuses_to_overwrite_a_different_scan(digits, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(OptionError, match="not a convscope scan"):
-        scan("mnist-cnn", path, out=other)
+    for force in (False, True):  # a folder convscope did not write is never replaced, even with force
+        with pytest.raises(OptionError, match="convscope did not write"):
+            scan("mnist-cnn", path, out=other, force=force)
     assert tree(other) == ["notes.txt"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
 

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +24,17 @@ import numpy as np
 from convscope.callbacks.frames import FrameRecorder
 from convscope.callbacks.tensorboard import make_writer
 from convscope.errors import OptionError
+from convscope.store.output import check_out, claim_folder
 
 log = logging.getLogger(__name__)
 
 UNITS = ("epoch", "batch")
+
+
+def _paths(images: Any) -> list[Any]:
+    """The probe images given as paths (an output folder may not overlap them)."""
+    items = images if isinstance(images, (list, tuple)) else [images]
+    return [item for item in items if isinstance(item, (str, os.PathLike))]
 
 
 class FeatureMapCallback(keras.callbacks.Callback):
@@ -76,6 +84,8 @@ class FeatureMapCallback(keras.callbacks.Callback):
         FrameRecorder([], norm=norm, cmap=cmap, max_channels=max_channels)  # validates the render options now
         self.images, self.layer_selectors, self.every, self.unit = images, layers, int(every), unit
         self.out = None if out is None else Path(out)
+        if self.out is not None:  # the rule of where convscope may write, checked before training starts
+            check_out(self.out, "callback", protected=_paths(images), option="out")
         self.render_options = {"norm": norm, "cmap": cmap, "max_channels": max_channels}
         self.tensorboard, self.record_start, self.gif_duration_ms = tensorboard, record_start, gif_duration_ms
         self.preprocess = preprocess
@@ -95,6 +105,8 @@ class FeatureMapCallback(keras.callbacks.Callback):
         from convscope.probe.cache import get_extractor
 
         model = self.model
+        if self.out is not None:
+            claim_folder(self.out, "callback", protected=_paths(self.images), option="out")
         if self._extractor is None or self._extractor.model is not model:
             resolved = resolve_model(model, preprocess=self.preprocess)
             data = resolved.load_inputs(self.images)

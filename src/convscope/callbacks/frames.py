@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from convscope.render.encode import encode_png, write_atomic
+from convscope.render.encode import encode_png
+from convscope.store.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from convscope.data.preprocess import Preprocess
 from convscope.data.read import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
+    check_file,
     image_to_array,
     is_image_path,
     read_image,
@@ -113,8 +114,8 @@ def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
             yield _Item("pil", f"image{i}", f"<image {i}>", obj=item)
         elif isinstance(item, (str, os.PathLike)):
             path = Path(item)
-            if not path.exists():
-                raise InputError(f"no such file or folder: {path}")
+            if not path.is_dir():
+                check_file(path, "input file")  # missing, symlink loop, FIFO, device: one line, never a hang
             if path.is_dir():
                 for p in folder_images(path):
                     yield _Item("image", p.stem, str(p), path=p)

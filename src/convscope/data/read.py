@@ -1,8 +1,17 @@
-"""Reading image files into 8-bit numpy arrays, safely (size checked before any pixel is decoded)."""
+"""Reading image files into 8-bit numpy arrays, safely.
+
+Only regular files are ever opened (a FIFO would block forever, a device could stream without end; a
+symlink loop is named as such), and the size is checked before any pixel is decoded.
+:func:`image_problem` says why a file cannot be read without raising, for callers that skip such files
+(a dataset scan).
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -27,6 +36,96 @@ _TO_RGBA = ("PA", "La", "RGBa")
 def is_image_path(path: str | Path) -> bool:
     """True if the file name ends in an accepted image extension (case-insensitive)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a readable regular file (``"is a symlink loop"``, ...), or ``None`` if it is one.
+
+    Never opens the path: ``os.stat`` only (following symlinks).
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "is a broken symlink (its target does not exist)" if os.path.islink(path) else "does not exist"
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        return f"is {kind}, not a regular file"
+    return None
+
+
+def check_file(path: str | Path, what: str = "file") -> None:
+    """Raise :class:`InputError` in one line unless ``path`` is a regular file (see :func:`file_problem`)."""
+    problem = file_problem(path)
+    if problem == "does not exist":
+        raise InputError(f"no such file or folder: {path}")
+    if problem == "is a folder":
+        raise InputError(f"{path} is a folder; expected one {what}")
+    if problem is not None:
+        raise InputError(f"{path} {problem}; convscope reads only regular files")
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading without ever blocking (a FIFO swapped in meanwhile is refused)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path} is not a regular file; convscope reads only regular files")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def image_problem(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """Why ``path`` cannot be read as an image, or ``None`` when it can (without keeping any pixels).
+
+    Checks, in order: a regular file (not a FIFO, socket, device, folder, broken symlink or symlink loop),
+    not empty, an image format Pillow identifies from the header, at most ``max_pixels`` pixels, and the
+    whole file intact (PNG: every chunk checksum; JPEG: decoded at 1/8 scale; other formats: decoded).
+
+    Returns:
+        A short reason such as ``"is empty (0 bytes)"`` or ``"is truncated or corrupt: ..."``, or ``None``.
+    """
+    path = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        return problem
+    if os.stat(path).st_size == 0:
+        return "is empty (0 bytes)"
+    try:
+        with _open_regular(path) as fp:
+            try:
+                im = Image.open(fp)
+            except Image.DecompressionBombError:
+                return f"has over {max_pixels:,} pixels (max_pixels)"
+            except _DECODE_ERRORS:
+                return f"is not a readable image ({_READABLE})"
+            width, height = im.size
+            if width * height > max_pixels:
+                return f"is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+            try:
+                if im.format == "PNG":
+                    im.verify()
+                else:
+                    if im.format == "JPEG":
+                        im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+                    im.load()
+            except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
+                return f"is truncated or corrupt: {err}"
+    except (InputError, OSError) as err:
+        return f"cannot be read: {getattr(err, 'strerror', None) or err}"
+    return None
 
 
 def _unreadable(path: Path, err: BaseException) -> InputError:
@@ -135,18 +234,16 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         uint8 array ``(H, W)`` for gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA.
 
     Raises:
-        InputError: If the path is missing or a folder, the file is not a readable image (corrupt,
-            truncated, unknown format), or it has more than ``max_pixels`` pixels.
+        InputError: If the path is missing, a folder or not a regular file (FIFO, device, symlink loop),
+            the file is not a readable image (corrupt, truncated, unknown format), or it has more than
+            ``max_pixels`` pixels.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file or folder: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; read_image needs one image file ({_READABLE})")
+    check_file(path, f"image file ({_READABLE})")  # never open a FIFO, device or symlink loop
     try:
-        fp = open(path, "rb")  # noqa: SIM115 (closed by the `with` below; open errors reported apart)
+        fp = _open_regular(path)  # closed by the `with` below; open errors reported apart
     except OSError as err:
-        raise InputError(f"{path} cannot be opened: {err}") from None
+        raise InputError(f"{path} cannot be opened: {err.strerror or err}") from None
     with fp:
         im = _identify(path, fp)
         width, height = im.size

@@ -19,7 +19,7 @@ COMMAND = "report"
 def report(
     model: Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")],
     inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or .npy/.npz arrays (already preprocessed).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (replaced if it exists).")] = Path("report.html"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (missing folders are created; only an earlier convscope report is replaced).")] = Path("report.html"),
     scan: Annotated[Optional[Path], typer.Option("--scan", help="A folder written by `convscope scan`: adds layer health and top-k crops.")] = None,
     layer: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer path, index, glob or class:NAME; repeatable. Default: every conv layer.")] = None,
     norm: Annotated[str, typer.Option(help="channel | layer | symmetric | percentile | raw")] = "channel",
@@ -45,13 +45,11 @@ def report(
     from convscope.errors import OptionError
     from convscope.present.report import ReportOptions, build_report
     from convscope.present.run import preprocess_options, resolve_cli
+    from convscope.store.output import check_file_out, os_error
 
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
-    if out.exists() and out.is_dir():
-        raise OptionError(f"--out {str(out)!r} is a folder; give the path of an .html file")
-    if not out.parent.is_dir():
-        raise OptionError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    check_file_out(out, protected=[*inputs, model, *([scan] if scan else [])])  # the rule of where we may write
     options = ReportOptions(layers=layer, scan=scan, cam=not no_cam, norm=norm, cmap=cmap, channels=channels,
                             max_channels=max_channels, max_map_size=max_map_size or None, title=title,
                             batch_size=batch_size)
@@ -60,7 +58,10 @@ def report(
     resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
                            safe_mode=not unsafe)
     result = build_report(resolved, list(inputs), options, input_shape=shape)
-    path = result.save(out, overwrite=True)
+    try:
+        path = result.save(out, overwrite=True)  # checked above: new, or an earlier convscope report
+    except OSError as exc:
+        raise os_error(out, exc) from None
     typer.echo(str(path))
 
 

@@ -22,8 +22,9 @@ AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster: 'auto' or ray
 BatchOpt = Annotated[int, typer.Option(help="Images per forward pass (bounds memory).")]
 RangeOpt = Annotated[str | None, typer.Option("--range", help="Input pixel range LO,HI for image files, e.g. 0,1 or -1,1.")]
 InvertOpt = Annotated[bool, typer.Option(help="Invert image files (dark-on-light digits for an MNIST model).")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a different scan (or a non-scan folder) at --out.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a different scan (or another convscope result) at --out; never anything convscope did not write.")]
 NoCropsOpt = Annotated[bool, typer.Option("--no-crops", help="Skip the receptive-field crop pictures.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on any unreadable file in DATA (default: skip it and list it in the summary).")]
 ShapeOpt = Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
 UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         invert: InvertOpt = False,
         force: ForceOpt = False,
         no_crops: NoCropsOpt = False,
+        strict: StrictOpt = False,
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         verbose: VerboseOpt = False,
@@ -68,7 +70,8 @@ def register(app: typer.Typer) -> None:
         resolved = resolve_cli(model, value_range=value_range, invert=invert, input_shape=shape, safe_mode=not unsafe)
         result = scan(
             resolved, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
-            input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, progress=scan_progress,
+            input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, strict=strict,
+            progress=scan_progress,
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")

@@ -59,7 +59,7 @@ def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
     predictions = resolved.predictions(acts[PREDICTIONS], k=1)
     displays = resolved.load_inputs(x).display
     written = write_maps(extractor, x, names, out, GridOptions(channels="all", overlay="mean"),
-                         displays=displays)
+                         displays=displays, command="demo")
     lines = [f"convscope demo: bundled MNIST CNN on {len(x)} real held-out digits -> {Path(out)}/", ""]
     lines.append("Predictions:")
     for name, pred, label in zip(names, predictions, y):

@@ -56,7 +56,7 @@ def run_imagenet_demo(out: str | Path) -> str:
     """Write grids, Grad-CAM overlays and predictions for the sample photos; return the guide text.
 
     Args:
-        out: Output folder (created; files are written all-or-nothing per step).
+        out: Output folder (created; written all-or-nothing, see :mod:`convscope.store.output`).
 
     Returns:
         The summary text (top-5 classes per photo, Grad-CAM layer, what each grid shows).
@@ -64,7 +64,6 @@ def run_imagenet_demo(out: str | Path) -> str:
     Raises:
         ModelLoadError / InputError: the optional ``imagenet`` packages are missing (with the pip command).
     """
-
     from PIL import Image
 
     from convscope.attribution import cam
@@ -72,8 +71,10 @@ def run_imagenet_demo(out: str | Path) -> str:
     from convscope.present.maps import slug
     from convscope.probe.cache import get_extractor
     from convscope.render import overlay, render_activation
+    from convscope.store.output import OutputFolder, check_out
 
     out = Path(out)
+    check_out(out, "demo")  # a forbidden --out fails before any work
     photos = load_photos()
     resolved = resolve_model(MODEL)  # its own preprocessing and class names, as every command uses them
     model = resolved.model
@@ -85,33 +86,31 @@ def run_imagenet_demo(out: str | Path) -> str:
     extractor = get_extractor(resolved, [*(spec.path for spec in LAYERS), "predictions"])  # one forward pass
     acts = extractor(x)
     predictions = resolved.predictions(acts.pop("predictions"), k=5)
-    written: list[Path] = []
-    for i, name in enumerate(names):
-        (out / name).mkdir(parents=True, exist_ok=True)
-        for spec in LAYERS:
-            act = acts[spec.path][i]
-            grid = render_activation(act, layer=spec.path, norm=spec.norm, channels=spec.channels,
-                                     max_channels=32, scale=max(1, 96 // act.shape[0]))  # tiles >= ~84 px
-            path = out / name / f"{slug(spec.path)}.png"
-            path.write_bytes(grid.to_png())
-            written.append(path)
     result = cam(model, x, method="gradcam")
+    written: list[Path] = []
     lines = [f"convscope demo: {MODEL} (ImageNet-1k, 4,694,024 parameters) on {len(names)} scikit-image "
              f"photos -> {out}/", ""]
     report = []
-    for i, name in enumerate(names):
-        pred = predictions[i]
-        picture = overlay(displays[i], result.maps[i][..., None], 0, cmap="magma", alpha=0.5,
-                          layer=f"Grad-CAM @ {result.layer}: {pred.best.label() if pred.best else '?'}")
-        path = out / name / "gradcam.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(picture.to_png())
-        written.append(path)
-        ranked = pred.text()
-        report.append(f"{name}: {ranked}")
-        lines.append(f"  {name:10s} top-5: {ranked}")
-    (out / "predictions.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
-    written.append(out / "predictions.txt")
+    with OutputFolder(out, "demo") as stage:  # all-or-nothing, next to OUT
+        for i, name in enumerate(names):
+            (stage / name).mkdir(parents=True, exist_ok=True)
+            for spec in LAYERS:
+                act = acts[spec.path][i]
+                grid = render_activation(act, layer=spec.path, norm=spec.norm, channels=spec.channels,
+                                         max_channels=32, scale=max(1, 96 // act.shape[0]))  # tiles >= ~84 px
+                (stage / name / f"{slug(spec.path)}.png").write_bytes(grid.to_png())
+                written.append(out / name / f"{slug(spec.path)}.png")
+        for i, name in enumerate(names):
+            pred = predictions[i]
+            picture = overlay(displays[i], result.maps[i][..., None], 0, cmap="magma", alpha=0.5,
+                              layer=f"Grad-CAM @ {result.layer}: {pred.best.label() if pred.best else '?'}")
+            (stage / name / "gradcam.png").write_bytes(picture.to_png())
+            written.append(out / name / "gradcam.png")
+            ranked = pred.text()
+            report.append(f"{name}: {ranked}")
+            lines.append(f"  {name:10s} top-5: {ranked}")
+        (stage / "predictions.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+        written.append(out / "predictions.txt")
     lines += ["", f"Grad-CAM of the top-1 class at {result.layer} (the last spatial layer before the pooled "
               f"classifier; score = {result.score}): <photo>/gradcam.png.", "", "Feature grids, <photo>/<layer>.png:"]
     lines += [f"  {slug(spec.path)}.png  {spec.why}" for spec in LAYERS]

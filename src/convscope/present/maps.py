@@ -2,16 +2,14 @@
 
 This is the shared back end of ``convscope maps`` and ``convscope demo``: one forward pass per batch,
 optional streaming of the raw activations to ``activations.npz``, one PNG per (layer, input), rendered
-in a small thread pool (PNG encoding releases the GIL). Files are staged in a hidden folder inside the
-output folder and moved into place only when everything succeeded.
+in a small thread pool (PNG encoding releases the GIL). Files are staged in a hidden folder next to the
+output folder and moved into place only when everything succeeded (:class:`convscope.store.output.OutputFolder`,
+which also applies the rule of where convscope may write).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from convscope.errors import FieldsUnavailable
 from convscope.models.fields import Placement, field_grids
 from convscope.probe.extractor import Extractor
 from convscope.store.npzstream import NpzStream
+from convscope.store.output import OutputFolder
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +92,8 @@ def write_maps(
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 2,
+    command: str = "maps",
+    protected: Iterable[Any] = (),
 ) -> list[Path]:
     """Probe ``x`` and write one PNG per (layer, input) under ``out/<input name>/<layer>.png``.
 
@@ -108,38 +109,37 @@ def write_maps(
         batch_size: Rows per forward pass.
         on_batch: Called with the number of rows after each batch (progress bars).
         workers: Threads rendering and encoding PNGs.
+        command: The command writing ``out`` (recorded in its marker file).
+        protected: The inputs: ``out`` may not overlap them (see :mod:`convscope.store.output`).
 
     Returns:
         The written paths, PNGs in (input, layer) order, then the ``.npz`` if requested.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = list(names)
     displays = list(displays) if displays is not None else [None] * len(names)
-    stage = Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
     written: list[Path] = []
-    stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for rows, batch in extractor.iter_batches(x, batch_size):
-                batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
-                if stream is not None:
-                    stream.write(rows, batch)
-                grids = overlay_grids(extractor.model, batch) if options.overlay is not None else {}
-                written += _render_batch(pool, rows, batch, names, displays, grids, stage, out, data_format, options)
-                del batch  # free this batch's activations before the next forward pass
-                if on_batch is not None:
-                    on_batch(rows.stop - rows.start)
-        if stream is not None:
-            stream.close()
-            written.append(out / "activations.npz")
-        _publish(stage, out)
-    except BaseException:
-        if stream is not None:
-            stream.abort()
-        raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    with OutputFolder(out, command, protected=protected) as stage:
+        stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for rows, batch in extractor.iter_batches(x, batch_size):
+                    batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
+                    if stream is not None:
+                        stream.write(rows, batch)
+                    grids = overlay_grids(extractor.model, batch) if options.overlay is not None else {}
+                    written += _render_batch(pool, rows, batch, names, displays, grids, stage, out, data_format,
+                                             options)
+                    del batch  # free this batch's activations before the next forward pass
+                    if on_batch is not None:
+                        on_batch(rows.stop - rows.start)
+            if stream is not None:
+                stream.close()
+                written.append(out / "activations.npz")
+        except BaseException:
+            if stream is not None:
+                stream.abort()
+            raise
     return written
 
 
@@ -160,13 +160,3 @@ def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.nda
             (folder / filename).write_bytes(data)
             written.append(out / name / filename)
     return written
-
-
-def _publish(stage: Path, out: Path) -> None:
-    """Move every staged file to the same relative place under ``out`` (replacing older files)."""
-    for root, _, files in os.walk(stage):
-        for filename in files:
-            src = Path(root) / filename
-            dst = out / src.relative_to(stage)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)

@@ -119,6 +119,7 @@ def run_maps(
     from convscope.models.resolve import resolve_model
     from convscope.present.maps import GridOptions, write_maps
     from convscope.probe.cache import get_extractor
+    from convscope.store.output import check_out
 
     options = grid if grid is not None else GridOptions()
     if batch_size < 1:
@@ -128,6 +129,8 @@ def run_maps(
         raise OptionError(f"--overlay {overlay!r} is not valid; expected 'mean' or a channel index such as 3")
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
     resolved = resolve_model(model, input_shape=input_shape)
+    protected = [*inputs, *([resolved.source] if resolved.source else [])]
+    check_out(out, "maps", protected=protected)  # a forbidden --out fails before any work too
     data = resolved.load_inputs(list(inputs), input_shape=input_shape)
     log.info("inputs: %d (%s)", len(data.names), data.preprocess)
     extractor = get_extractor(resolved, layers, input_shape=input_shape, batch_size=batch_size)
@@ -135,9 +138,10 @@ def run_maps(
     bar = progress(n, "probing") if progress else None
     if bar is None:
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size)
+                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size,
+                          protected=protected)
     with bar:
         task = bar.add_task("probing", total=n)
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
                           data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size,
-                          on_batch=lambda k: bar.advance(task, k))
+                          on_batch=lambda k: bar.advance(task, k), protected=protected)

@@ -1,15 +1,14 @@
 """Bodies of ``convscope cam``, ``filters`` and ``maximize`` (no printing: callers print).
 
-Each validates its options first, then computes, then writes all-or-nothing (files go to a staging
-folder inside the output folder and are moved into place at the end).
+Each takes a resolved model (:class:`~convscope.models.resolve.ResolvedModel`: its preprocessing reads the
+inputs, its class names name the predictions), validates its options (and where it may write) first, then
+computes, then writes all-or-nothing through :class:`convscope.store.output.OutputFolder` (a staging
+folder next to the output folder, moved into place at the end).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import OptionError
+from convscope.store.output import OutputFolder, check_out
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +30,9 @@ def parse_target(text: str | None) -> Any:
     raise OptionError(f"--class {text!r} is not valid; expected a class index such as 281, or top1")
 
 
-def _stage(out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
-
-
-def _publish(stage: Path, out: Path) -> None:
-    for root, _, files in os.walk(stage):
-        for filename in files:
-            src = Path(root) / filename
-            dst = out / src.relative_to(stage)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
+def _protected(inputs: Sequence[Any], resolved: Any) -> list[Any]:
+    """What an output folder may not overlap: the inputs and the model file."""
+    return [*inputs, *([resolved.source] if resolved.source else [])]
 
 
 def run_cam(
@@ -56,12 +47,7 @@ def run_cam(
     input_shape: tuple[int, ...] | None = None,
     alpha: float = 0.5,
 ) -> tuple[list[Path], list[str]]:
-    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines).
-
-    Args:
-        model: A :class:`~convscope.models.resolve.ResolvedModel` (its preprocessing reads the inputs and
-            its class names name the predictions).
-    """
+    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines)."""
     from convscope.attribution import cam
     from convscope.attribution.api import get_method
     from convscope.models.resolve import resolve_model
@@ -71,16 +57,17 @@ def run_cam(
     classes = [get_method(m) for m in methods]  # bad names fail before any work
     goal = parse_target(target)
     resolved = resolve_model(model, input_shape=input_shape)
+    protected = _protected(inputs, resolved)
+    check_out(out, "cam", protected=protected)
     data = resolved.load_inputs(list(inputs), input_shape=input_shape)
     results = {}
     for cls in classes:
         use_layer = None if cls.at_input else layer
         results[cls.name] = cam(resolved.model, data.x, method=cls.name, layer=use_layer, target=goal)
     predictions = predict(resolved, data.x, 5)
-    stage = _stage(out)
     written: list[Path] = []
     lines: list[str] = []
-    try:
+    with OutputFolder(out, "cam", protected=protected) as stage:
         for i, name in enumerate(data.names):
             picture = data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
             for method, result in results.items():
@@ -96,9 +83,6 @@ def run_cam(
             arrays.update({f"{m}_raw": np.asarray(r.raw) for m, r in results.items()})
             np.savez(stage / "cam.npz", **arrays)
             written.append(out / "cam.npz")
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     for method, result in results.items():
         lines.append(f"{method}: layer {result.layer}, score = {result.score}")
     return written, lines
@@ -112,18 +96,17 @@ def run_filters(model: Any, layers: Sequence[str], *, out: Path, mode: str, max_
     from convscope.probe.select import select_layers
     from convscope.render import render_filters
 
-    model = resolve_model(model).model
-    nodes = select_layers(layer_tree(model), list(layers) or None, model_name=model.name)
+    resolved = resolve_model(model)
+    protected = _protected((), resolved)
+    check_out(out, "filters", protected=protected)
+    keras_model = resolved.model
+    nodes = select_layers(layer_tree(keras_model), list(layers) or None, model_name=keras_model.name)
     pictures = [(n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes]
-    stage = _stage(out)
-    try:
-        written = []
+    written = []
+    with OutputFolder(out, "filters", protected=protected) as stage:
         for path, picture in pictures:
             (stage / f"{slug(path)}.filters.png").write_bytes(picture.to_png())
             written.append(out / f"{slug(path)}.filters.png")
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return written
 
 
@@ -142,6 +125,8 @@ def run_maximize(model: Any, layer: str, *, channels: str, steps: int, out: Path
     if steps < 1:
         raise OptionError(f"--steps must be >= 1, got {steps}")
     resolved = resolve_model(model)
+    protected = _protected((), resolved)
+    check_out(out, "maximize", protected=protected)
     prep = resolved.preprocess
     kwargs: dict[str, Any] = {"steps": steps, "param": param, "seed": seed, "size": size}
     if prep.mean is not None:
@@ -149,11 +134,7 @@ def run_maximize(model: Any, layer: str, *, channels: str, steps: int, out: Path
     else:
         kwargs.update(value_range=prep.value_range)
     result = maximize_channels(resolved.model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
-    stage = _stage(out)
-    try:
-        name = f"{slug(layer)}.maximize.png"
+    name = f"{slug(layer)}.maximize.png"
+    with OutputFolder(out, "maximize", protected=protected) as stage:
         (stage / name).write_bytes(result.to_grid().to_png())
-        _publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return [out / name]

@@ -1,4 +1,4 @@
-"""PNG encoding and safe file writing.
+"""PNG encoding (files are written by :func:`convscope.store.atomic.write_atomic`).
 
 PNG is written by a small numpy + zlib encoder instead of Pillow's: Pillow always runs adaptive
 per-row filter selection for RGB, which took ~2/3 of the encode time of a 900x1800 mosaic here
@@ -15,11 +15,9 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -133,49 +131,3 @@ def encode_image(image: np.ndarray, suffix: str, compress_level: int = 1) -> byt
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, PILLOW_FORMATS[suffix])
     return buf.getvalue()
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, so no file is ever half-written.
-
-    Without ``overwrite`` an existing file is never replaced, not even by a file that appears while
-    writing (the final step is a hard link, which fails if the name is taken; where links are not
-    supported an existence check is used instead).
-
-    Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        FileNotFoundError: the folder does not exist.
-    """
-    target = Path(path)
-    if not overwrite and target.exists():
-        raise _exists(target)
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"folder {str(target.parent)!r} does not exist (saving {str(target)!r})")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved picture should be readable like any file
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
-
-
-def _link_no_clobber(tmp: str, target: Path) -> None:
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise _exists(target) from None
-    except OSError:  # file system without hard links
-        if target.exists():
-            raise _exists(target) from None
-        os.replace(tmp, target)
-
-
-def _exists(target: Path) -> FileExistsError:
-    return FileExistsError(f"{str(target)!r} already exists; pass overwrite=True to replace it")

@@ -12,8 +12,9 @@ import numpy as np
 
 from convscope.render.annotate import Legend
 from convscope.render.display import dims, html_card, one_line, short
-from convscope.render.encode import encode_image, encode_png, write_atomic
+from convscope.render.encode import encode_image, encode_png
 from convscope.render.normalize import ValueSpan
+from convscope.store.atomic import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,12 +1,14 @@
 """The manifest of a results folder, scan identity, and writing the folder all-or-nothing.
 
 A results folder is complete exactly when it has ``manifest.json``: everything is written into a hidden
-staging folder next to OUT, the manifest last, and the staging folder is then renamed to OUT. An
-interrupted scan leaves at most a hidden ``.OUT.partial-*`` folder, never an OUT that looks complete.
+staging folder next to OUT, the manifest last, and the staging folder is then renamed to OUT
+(:class:`convscope.store.output.OutputFolder`). An interrupted scan leaves at most a hidden
+``.OUT.partial-<pid>-*`` folder, never an OUT that looks complete, and the next write of OUT removes it.
 
 Two scans are "the same" when their identity matches: format version, model hash, scanned layers,
 dataset fingerprint and size, top-k and preprocessing. Re-running the same scan into OUT replaces it (the
-result is the same); a different scan is refused unless ``force=True`` (CLI ``--force``).
+result is the same); a different scan is refused unless ``force=True`` (CLI ``--force``). Whatever is
+not a convscope result is never replaced, and OUT never overlaps the scanned data.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convscope.errors import OptionError
+from convscope.errors import OutputError
 from convscope.scan.result import FORMAT, FORMAT_VERSION, MANIFEST
+from convscope.store import output
+from convscope.store.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +104,24 @@ def identity(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_out(out: Path, new: dict[str, Any], force: bool) -> bool:
+def check_out(out: Path, new: dict[str, Any], force: bool, protected: Iterable[Any] = ()) -> bool:
     """Decide whether OUT may be written; returns True when OUT holds the same scan (it will be replaced).
 
+    The rule of :func:`convscope.store.output.check_out` comes first (OUT never overlaps the data or the
+    model; only a new or empty folder or an earlier convscope result is ever replaced, whatever ``force``
+    says); then an earlier scan is replaced when it is the same scan, or a different one with ``force``.
+
     Raises:
-        OptionError: OUT is a file, a non-empty folder that is not a scan, or a different scan, and
-            ``force`` is False.
+        OutputError: OUT overlaps the inputs, is a file or a folder convscope did not write, or holds a
+            different scan (or another command's result) and ``force`` is False.
     """
-    if not out.exists():
+    existing = output.check_out(out, "scan", protected=protected, force=force, mode="replace")
+    if existing.state != "result" or existing.command != "scan":
+        if existing.state == "result":
+            log.warning("replacing the convscope %s result in %s (--force)", existing.command, out)
         return False
-    if out.is_file():
-        raise OptionError(f"--out {out} is a file; expected a folder (new, empty, or an earlier scan's)")
-    manifest_path = out / MANIFEST
-    if not manifest_path.is_file():
-        if force or not any(out.iterdir()):
-            return False
-        raise OptionError(f"--out {out} is a non-empty folder that is not a convscope scan (no {MANIFEST}); "
-                          "choose another --out, or pass --force to replace it")
     try:
-        old = identity(json.loads(manifest_path.read_text()))
+        old = identity(json.loads((out / MANIFEST).read_text()))
     except (OSError, json.JSONDecodeError):
         old = {}
     if old == new:
@@ -129,41 +131,13 @@ def check_out(out: Path, new: dict[str, Any], force: bool) -> bool:
         log.warning("replacing the different scan in %s (--force)", out)
         return False
     differs = [k for k in IDENTITY_FIELDS if old.get(k) != new.get(k)]
-    raise OptionError(
+    raise OutputError(
         f"--out {out} holds a different scan (differs in: {', '.join(differs) or 'manifest'}); refusing to "
         "overwrite it: choose another --out, or pass --force to replace it"
     )
 
 
-def stage_dir(out: Path) -> Path:
-    """A new hidden staging folder next to OUT (same file system, so the final rename is atomic)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-
-
 def write_manifest(stage: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest (the last file of a scan) durably."""
     data = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}, indent=1)
-    tmp = stage / f".{MANIFEST}.tmp"
-    with tmp.open("w") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, stage / MANIFEST)
-
-
-def publish(stage: Path, out: Path) -> None:
-    """Move the finished staging folder to OUT, replacing what was there (checked by :func:`check_out`)."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "scan")
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old / "scan", out)  # put the previous scan back
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    write_atomic(stage / MANIFEST, data.encode(), overwrite=True, fsync=True)

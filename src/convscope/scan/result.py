@@ -185,21 +185,26 @@ class ScanResult:
 
         return {key: layer_health(stats, **thresholds) for key, stats in self.layers.items()}
 
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """``[{"file", "reason"}]`` of the dataset's files that could not be read and were skipped."""
+        return list(self.manifest.get("dataset", {}).get("skipped", []))
+
     def summary(self) -> dict[str, Any]:
         """The JSON summary (as written to ``summary.json``)."""
         from convscope.scan.health import summary_dict
 
-        return summary_dict(self)
+        return {**summary_dict(self), "skipped": self.skipped}
 
     def summary_text(self) -> str:
-        """The short text report (as written to ``summary.txt``)."""
+        """The short text report (as written to ``summary.txt``), ending with the skipped files if any."""
         from convscope.scan.health import summary_text
 
         text = summary_text(self)
         if self.predictions is not None and len(self.predictions.top1):
             counts = ", ".join(f"{label}: {n}" for label, n in self.predictions.counts(5))
             text = text.rstrip("\n") + f"\nmodel predictions (top-1, most frequent): {counts}\n"
-        return text
+        return text + skipped_text(self.skipped)
 
     def __repr__(self) -> str:
         model = self.manifest.get("model", {}).get("name", "?")
@@ -219,6 +224,17 @@ class ScanResult:
                           f"{top.max():.4g}" if top.size else "-"))
         return html_card(f"ScanResult {model}", rows,
                          table=(("layer", "shape", "channels", "activation", "sparsity", "max"), lines))
+
+
+def skipped_text(skipped: list[dict[str, str]], shown: int = 10) -> str:
+    """Lines naming the skipped files and why (the first ``shown``; all are in the manifest)."""
+    if not skipped:
+        return ""
+    lines = [f"skipped {len(skipped)} unreadable file(s) (listed in manifest.json; --strict refuses them):"]
+    lines += [f"  {item['file']}: {item['reason']}" for item in skipped[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"  ... {len(skipped) - shown} more in manifest.json")
+    return "\n".join(lines) + "\n"
 
 
 def layer_dir(slug: str) -> str:

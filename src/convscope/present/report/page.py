@@ -115,5 +115,6 @@ def render_page(content: ReportContent) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="generator" content="convscope">'
             f"<title>{esc(content.title)}</title><style>{CSS}</style></head>"
             f"<body>{_toc(content)}<main>{body}</main></body></html>\n")
