@@ -115,3 +115,15 @@ def test_big_ranges_cost_nothing_until_checked(ranges: list[tuple[int, int]], n_
     spec = ",".join(f"{a}-{b}" for a, b in ranges)
     assert peak_bytes(lambda: parse_channel_spec(spec)) < PEAK_LIMIT
     assert peak_bytes(lambda: parse_channels(spec, n_channels)) < PEAK_LIMIT
+
+
+@pytest.mark.parametrize("kwargs", [{"scale": 10**6}, {"cols": 10**9}, {"rows": 10**9}, {"rows": 10**5, "cols": 10**5},
+                                    {"scale": 10**30}])
+def test_rows_cols_scale_cannot_size_a_huge_picture(kwargs: dict[str, int]) -> None:
+    from convscope.render import render_activation
+
+    act = np.random.default_rng(0).random((26, 26, 32)).astype(np.float32)
+    with pytest.raises(OptionError, match="over the limit"):
+        render_activation(act, **kwargs)
+    assert peak_bytes(lambda: render_activation(act, **kwargs)) < 16 << 20
+    assert render_activation(act, cols=40).image.shape[1] < 40 * 60  # generous but sane layouts still work
