@@ -45,10 +45,10 @@ def photo(height: int, width: int, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     xs, ys = np.arange(width), np.arange(height)
     img = np.empty((height, width, 3), np.uint8)
-    img[..., 0] = (xs * 245 // width).astype(np.uint8)[None, :]
-    img[..., 1] = (ys * 245 // height).astype(np.uint8)[:, None]
-    img[..., 2] = ((np.sin(ys / 23)[:, None] + np.sin(xs / 37)[None, :] + 2) * 60).astype(np.uint8)
-    img += rng.integers(0, 6, img.shape, dtype=np.uint8)  # mild noise, no overflow (max 245 + 5)
+    img[..., 0] = (xs * 240 // width).astype(np.uint8)[None, :]
+    img[..., 1] = (ys * 240 // height).astype(np.uint8)[:, None]
+    img[..., 2] = ((np.sin(ys / 23)[:, None] + np.sin(xs / 37)[None, :] + 2) * 58).astype(np.uint8)
+    img += rng.integers(0, 14, img.shape, dtype=np.uint8)  # sensor-like noise, no overflow (max 240 + 13)
     img[height // 3 : height // 3 + height // 12, width // 4 : 3 * width // 4] = 250
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", quality=85)
