@@ -59,6 +59,17 @@ def test_huge_numbers_are_refused_or_capped_without_allocation(spec: str) -> Non
         assert plan.kind in ("first", "top") and plan.count == 64
 
 
+@pytest.mark.parametrize("spec", [[10**5000], [0, -(10**5000)], 10**5000, -(10**5000), (1.5, 10**5000)],
+                         ids=["list", "negative", "count", "negative count", "float"])
+def test_python_ints_of_thousands_of_digits(spec: Any) -> None:
+    try:
+        plan = parse_channels(spec, 8)
+    except OptionError as err:
+        assert len(str(err)) < 400
+    else:
+        assert plan.kind == "first" and plan.count == 8
+
+
 def test_grammar_check_keeps_ranges_compact() -> None:
     q = parse_channel_spec("0-1000000000,7")
     assert q == ChannelQuery("list", ranges=((0, 1_000_000_000), (7, 7)), spec="0-1000000000,7")

@@ -118,7 +118,8 @@ class _Parser:
         layer, what = m.group("layer"), m.group("what")
         if layer.lower() in ("logit", "logits"):
             if not _is_index(what) or m.group("y") is not None:
-                raise OptionError(f"bad class in {text[:80]!r} (objective {self.text[:80]!r}); write logit:K, K >= 0")
+                raise OptionError(f"bad class in {text[:80]!r} (objective {self.text[:80]!r}); "
+                                  "write logit:K, K >= 0")
             return obj.class_logit(int(what))
         self.check_layer(layer, text)
         if what.lower() == "mean" and m.group("y") is None:

@@ -98,7 +98,7 @@ def format_indices(indices: Sequence[int] | range, limit: int = 60) -> str:
 
 def _check_index(i: int, n_channels: int, spec: ChannelSpec) -> int:
     if not 0 <= i < n_channels:
-        shown = i if i < MAX_COUNT else f"over {MAX_COUNT:,}"
+        shown = i if abs(i) < MAX_COUNT else f"{'below -' if i < 0 else 'over '}{MAX_COUNT:,}"
         raise OptionError(
             f"channel {shown} in spec {_show(spec)} is out of range: valid channels are 0..{n_channels - 1}"
         )
@@ -106,8 +106,11 @@ def _check_index(i: int, n_channels: int, spec: ChannelSpec) -> int:
 
 
 def _show(spec: ChannelSpec) -> str:
-    """``repr`` of a spec for a message, cut to a readable length."""
-    text = repr(spec)
+    """``repr`` of a spec for a message, cut to a readable length (never fails, even on a huge int)."""
+    try:
+        text = repr(spec)
+    except ValueError:  # an int of more than 4,300 digits
+        return f"<{type(spec).__name__} holding a number of more than 4,300 digits>"
     return text if len(text) <= 80 else text[:72] + "...'"
 
 
@@ -121,7 +124,8 @@ class ChannelQuery:
     Attributes:
         kind: ``"all"``, ``"first"``, ``"list"`` or ``"top"``.
         count: How many (``first`` / ``top``) as written, capped at :data:`MAX_COUNT`.
-        ranges: Inclusive ``(start, stop)`` pairs (``list``) in the written order; ``stop < start`` counts down.
+        ranges: Inclusive ``(start, stop)`` pairs (``list``) in the written order; ``stop < start``
+            counts down.
         stat: ``"mean"`` or ``"max"`` (``top``).
         spec: The spec as given, for messages.
     """
@@ -229,7 +233,7 @@ def parse_channels(spec: ChannelSpec, n_channels: int) -> ChannelPlan:
 
 def _as_int(value: object, spec: ChannelSpec) -> int:
     if isinstance(value, (bool, np.bool_)) or not is_int(value):
-        raise OptionError(f"channel list {_show(spec)} holds {value!r}, which is not an integer index")
+        raise OptionError(f"channel list {_show(spec)} holds {_show(value)}, which is not an integer index")
     return int(value)  # type: ignore[call-overload]
 
 
@@ -267,7 +271,8 @@ def _parse_text(spec: str) -> ChannelQuery:
     for part in text.split(","):
         match = _ITEM.match(part.strip())
         if not match:
-            raise OptionError(f"invalid channel spec {_show(spec)} (at {part.strip()[:40]!r}); expected {_GRAMMAR}")
+            raise OptionError(
+                f"invalid channel spec {_show(spec)} (at {part.strip()[:40]!r}); expected {_GRAMMAR}")
         a = _number(match.group(1))
         ranges.append((a, _number(match.group(2)) if match.group(2) else a))
     return ChannelQuery("list", ranges=tuple(ranges), spec=spec)

@@ -38,7 +38,7 @@ def timeout_response(message: str) -> bytes:
 
 
 class DeadlineH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with header and body deadlines (class attributes, set by :func:`deadline_protocol`)."""
+    """uvicorn's h11 protocol with header and body deadlines (set by :func:`deadline_protocol`)."""
 
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
@@ -117,6 +117,6 @@ class DeadlineH11Protocol(H11Protocol):
 
 def deadline_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT,
                       body_timeout: float = DEFAULT_BODY_TIMEOUT) -> type[DeadlineH11Protocol]:
-    """A :class:`DeadlineH11Protocol` class with these deadlines (seconds), for ``uvicorn.Config(http=...)``."""
+    """A :class:`DeadlineH11Protocol` class with these deadlines (seconds), for ``uvicorn.Config(http=)``."""
     return type("DeadlineH11Protocol", (DeadlineH11Protocol,),
                 {"header_timeout": float(header_timeout), "body_timeout": float(body_timeout)})
