@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +18,16 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from starlette.testclient import TestClient
 from webhelp import digit_seven, png_bytes
 
 from convscope.data import InputSpec, prepare_image, read_image
 from convscope.present.web.app import create_app, scrub
 from convscope.present.web.gallery import Gallery, reduction_factor
 from convscope.present.web.server import ServerThread, build_explorer, start_in_thread
+
+with warnings.catch_warnings():  # starlette 1.x asks for httpx2 in its test client; httpx is what we have
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 CORPUS = Path(__file__).parents[1] / "corpus" / "web_requests.txt"
 LAYER, IMAGE = "conv_0", "s0"
@@ -274,3 +278,17 @@ def test_concurrent_large_uploads_are_decoded_a_few_at_a_time(monkeypatch) -> No
     for t in threads:
         t.join()
     assert most == 2 and len(gallery.list()) == 12
+
+
+def test_large_folder_images_are_decoded_reduced_too(tmp_path) -> None:
+    (tmp_path / "big.jpg").write_bytes(photo(1800, 2400, 6))
+    (tmp_path / "small.png").write_bytes(png_bytes(digit_seven(28)))
+    gallery = Gallery(InputSpec((32, 32, 3)))
+    gallery.add_folder(tmp_path)
+    full = prepare_image(read_image(tmp_path / "big.jpg"), InputSpec((32, 32, 3)))
+    reduced = gallery.prepared("f0").x
+    assert reduced.shape == full.x.shape and np.abs(reduced - full.x).mean() < 0.01
+    assert gallery.prepared("f1").x.shape == (32, 32, 3)
+    free = Gallery(InputSpec((None, None, 3)), max_free_side=600)
+    free.add_folder(tmp_path)
+    assert free.prepared("f0").x.shape == (600, 450, 3)  # 2400x1800 rotated by EXIF, shrunk 3x

@@ -8,9 +8,9 @@ newest ``max_uploads`` (and at most ``max_upload_mb`` of prepared pictures) are 
 
 Decoding is bounded: the pixel count is read from the header before anything is decoded, at most
 ``decode_slots`` images are decoded at once (50 clients uploading 24-megapixel photos do not make 50 full
-decodes side by side), and an upload much larger than the model input is decoded reduced (JPEG draft
-scaling, then :meth:`PIL.Image.Image.reduce`) to a few times the model's size; for a model that takes any
-size, to at most ``max_free_side`` pixels on its longer side.
+decodes side by side), and an upload or folder image much larger than the model input is decoded reduced
+(JPEG draft scaling, then a box filter) to a few times the model's size; for a model that takes any size,
+to at most ``max_free_side`` pixels on its longer side.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class Gallery:
         max_uploads: Keep at most this many uploads (the oldest is dropped first).
         max_upload_mb: Keep at most this many megabytes of prepared uploads (the oldest is dropped first).
         decode_slots: Decode at most this many images at once.
-        max_free_side: For a model that takes any size: uploads are reduced to at most this many pixels
+        max_free_side: For a model that takes any size: images are reduced to at most this many pixels
             on their longer side.
     """
 
@@ -251,15 +251,18 @@ class Gallery:
             raise UploadTooLarge(f"{name!r} is {width}x{height} = {width * height:,} pixels, over the limit of "
                                  f"{self.max_pixels:,} pixels; downscale it first")
 
-    def _decode_reduced(self, data: bytes) -> np.ndarray | None:
-        """Decode ``data`` shrunk by :func:`reduction_factor` (JPEG: at the decoder); ``None`` if this
-        fast path does not apply (small image, unusual mode) or fails (the caller then reads it in full)."""
+    def _decode_reduced(self, source: bytes | Path) -> np.ndarray | None:
+        """Decode ``source`` (bytes or a file) shrunk by :func:`reduction_factor` (JPEG: at the decoder).
+
+        ``None`` if this fast path does not apply (small image, unusual mode, over ``max_pixels``) or fails:
+        the caller then reads the image in full, with :func:`~convscope.data.read_image`'s checks and messages.
+        """
         try:
             h, w = self.spec.height, self.spec.width
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
                 width, height = im.size
                 factor = reduction_factor(width, height, (h, w), self.max_free_side)
-                if factor < 2 or im.mode not in _REDUCIBLE:
+                if factor < 2 or im.mode not in _REDUCIBLE or width * height > self.max_pixels:
                     return None
                 wanted = (max(1, width // factor), max(1, height // factor))
                 im.draft(None, wanted)  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, at least `wanted`
@@ -325,8 +328,12 @@ class Gallery:
             if not _inside(path, self.root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
             with self._slots:
-                return prepare_image(read_image(path, max_pixels=self.max_pixels), self.spec, self.preprocess,
-                                     label=entry.name)
+                img = self._decode_reduced(path)
+                if img is None:
+                    img = read_image(path, max_pixels=self.max_pixels)
+                else:
+                    release_memory()
+                return prepare_image(img, self.spec, self.preprocess, label=entry.name)
 
         return self._decoded.get_or_compute(image_id, load)
 
