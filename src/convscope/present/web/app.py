@@ -187,9 +187,9 @@ def _int(request: Request, name: str) -> int:
 
 
 def _float(request: Request, name: str, default: float) -> float:
-    text = request.query_params.get(name) or str(default)
+    text = _optional(request, name) or str(default)
     try:
-        value = float(text[:MAX_QUERY_CHARS])
+        value = float(text)
     except ValueError:
         raise OptionError(f"{name} must be a number, got {text[:40]!r}") from None
     if value != value:  # NaN

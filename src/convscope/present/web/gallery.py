@@ -16,7 +16,7 @@ to at most ``max_free_side`` pixels on its longer side.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import io
 import logging
 import math
@@ -59,15 +59,13 @@ _BIG_DECODE = 4_000_000  # pixels: after decoding more, freed memory is handed b
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA")
 
 
-def _libc_trim() -> Any:
-    name = ctypes.util.find_library("c")
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` from the running process's own symbols, or ``None`` (other C libraries)."""
     try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    except OSError:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except (OSError, TypeError, AttributeError):
         return None
-
-
-_MALLOC_TRIM = _libc_trim()
 
 
 def release_memory() -> None:
@@ -76,8 +74,9 @@ def release_memory() -> None:
     Large decodes are freed into per-thread malloc arenas that otherwise keep the process's resident size
     at its peak long after the pictures are gone.
     """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def reduction_factor(width: int, height: int, target: tuple[int | None, int | None], max_free_side: int) -> int:
@@ -254,9 +253,12 @@ class Gallery:
     def _decode_reduced(self, source: bytes | Path) -> np.ndarray | None:
         """Decode ``source`` (bytes or a file) shrunk by :func:`reduction_factor` (JPEG: at the decoder).
 
-        ``None`` if this fast path does not apply (small image, unusual mode, over ``max_pixels``) or fails:
-        the caller then reads the image in full, with :func:`~convscope.data.read_image`'s checks and messages.
+        ``None`` if this fast path does not apply (small image, unusual mode, over ``max_pixels``, resize
+        ``"none"``, whose size check must see the real size) or fails: the caller then reads the image in
+        full, with :func:`~convscope.data.read_image`'s checks and messages.
         """
+        if self.preprocess.resize == "none":
+            return None
         try:
             h, w = self.spec.height, self.spec.width
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
