@@ -34,6 +34,11 @@ _TOKEN: Final = re.compile(
 _ATOM: Final = re.compile(r"^(?P<layer>[^:]+):(?P<what>\w+)(?:@(?P<y>\d+),(?P<x>\d+))?$")
 
 
+def _is_index(text: str) -> bool:
+    """ASCII digits short enough to be an index (no int() of thousands of digits, no '²')."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _tokens(text: str) -> list[tuple[str, str, int]]:
     out: list[tuple[str, str, int]] = []
     pos = 0
@@ -112,13 +117,14 @@ class _Parser:
                               f"{text}:K, {text}:K@Y,X or {text}:mean (or logit:K, tv, l2)")
         layer, what = m.group("layer"), m.group("what")
         if layer.lower() in ("logit", "logits"):
-            if not what.isdigit() or m.group("y") is not None:
-                raise OptionError(f"bad class in {text!r} (objective {self.text!r}); write logit:K, K >= 0")
+            if not _is_index(what) or m.group("y") is not None:
+                raise OptionError(f"bad class in {text[:80]!r} (objective {self.text[:80]!r}); "
+                                  "write logit:K, K >= 0")
             return obj.class_logit(int(what))
         self.check_layer(layer, text)
         if what.lower() == "mean" and m.group("y") is None:
             return obj.layer_mean(layer)
-        if not what.isdigit():
+        if not _is_index(what) or not all(_is_index(g) for g in m.group("y", "x") if g is not None):
             raise OptionError(f"bad channel {what!r} in {text!r} (objective {self.text!r}); write "
                               f"{layer}:K with K a channel number, or {layer}:mean")
         if m.group("y") is not None:

@@ -9,6 +9,7 @@ folder next to the output folder, moved into place at the end).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ def parse_target(text: str | None) -> Any:
     """``top1``/``None`` -> ``"top1"``; ``"281"`` -> 281; anything else -> OptionError."""
     if text is None or text.strip().lower() == "top1":
         return "top1"
-    if text.strip().lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]{1,18}", text.strip()):
         return int(text)
-    raise OptionError(f"--class {text!r} is not valid; expected a class index such as 281, or top1")
+    raise OptionError(f"--class {text[:60]!r} is not valid; expected a class index such as 281, or top1")
 
 
 def _protected(inputs: Sequence[Any], resolved: Any) -> list[Any]:

@@ -15,12 +15,14 @@ Selectors, tried in this order:
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 
 from convscope.errors import LayerNotFound, nearest
 from convscope.models.tree import LayerNode
 
 Selector = str | int
+_INDEX = re.compile(r"-?[0-9]+", re.ASCII)
 
 
 def is_conv(node: LayerNode) -> bool:
@@ -30,12 +32,13 @@ def is_conv(node: LayerNode) -> bool:
 
 def _match_one(selector: Selector, nodes: Sequence[LayerNode], model_name: str) -> list[LayerNode]:
     by_path = {n.path: n for n in nodes}
-    if isinstance(selector, int) or (isinstance(selector, str) and selector.lstrip("-").isdigit()):
-        index = int(selector)
-        if -len(nodes) <= index < len(nodes):
+    if isinstance(selector, int) or (isinstance(selector, str) and _INDEX.fullmatch(selector)):
+        index = int(selector) if isinstance(selector, int) or len(selector) <= 19 else None
+        if index is not None and -len(nodes) <= index < len(nodes):
             return [nodes[index]]
+        shown = index if index is not None and abs(index) < 10**18 else "with more than 18 digits"
         raise LayerNotFound(
-            f"layer index {index} is out of range for model {model_name!r}: "
+            f"layer index {shown} is out of range for model {model_name!r}: "
             f"valid indices are 0..{len(nodes) - 1} (or -{len(nodes)}..-1)"
         )
     text = str(selector).strip()

@@ -9,10 +9,15 @@ Grammar of a channel spec (``C`` = number of channels):
 * A sequence of ints, e.g. ``[4, 1, 9]``: an explicit list.
 * ``"top16"``, ``"top16:mean"``, ``"top16:max"``: the 16 channels with the highest mean (default) or
   max activation in this sample, highest first (ties: lower index first).
+
+A spec is first parsed on its own (:func:`parse_channel_spec`, a compact :class:`ChannelQuery` of ranges),
+then checked against the layer's channel count before anything is expanded: no number written in a spec
+sizes any allocation.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +31,9 @@ from convscope.render.checks import is_int
 ChannelSpec = str | int | Sequence[int] | None
 TOP_STATS: Final = ("mean", "max")
 _GRAMMAR: Final = "'all', a count like '32', a list like '0,3,5' or '0-7,12', or 'top16[:mean|:max]'"
-_TOP = re.compile(r"^top\s*(\d+)\s*(?::\s*(\w+))?$")
-_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+_TOP = re.compile(r"^top\s*([0-9]+)\s*(?::\s*(\w+))?$", re.ASCII)
+_ITEM = re.compile(r"^([0-9]+)(?:\s*-\s*([0-9]+))?$", re.ASCII)
+_COUNT = re.compile(r"^[0-9]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -92,78 +98,184 @@ def format_indices(indices: Sequence[int] | range, limit: int = 60) -> str:
 
 def _check_index(i: int, n_channels: int, spec: ChannelSpec) -> int:
     if not 0 <= i < n_channels:
+        shown = i if abs(i) < MAX_COUNT else f"{'below -' if i < 0 else 'over '}{MAX_COUNT:,}"
         raise OptionError(
-            f"channel {i} in spec {spec!r} is out of range: valid channels are 0..{n_channels - 1}"
+            f"channel {shown} in spec {_show(spec)} is out of range: valid channels are 0..{n_channels - 1}"
         )
     return i
+
+
+def _show(spec: ChannelSpec) -> str:
+    """``repr`` of a spec for a message, cut to a readable length (never fails, even on a huge int)."""
+    try:
+        text = repr(spec)
+    except ValueError:  # an int of more than 4,300 digits
+        return f"<{type(spec).__name__} holding a number of more than 4,300 digits>"
+    return text if len(text) <= 80 else text[:72] + "...'"
+
+
+@dataclass(frozen=True)
+class ChannelQuery:
+    """A channel spec parsed for its grammar only: compact (ranges, never expanded), for any layer.
+
+    Its size grows with the length of the spec's text, never with the numbers written in it, so a spec
+    such as ``"0-1000000000"`` costs nothing until :meth:`plan` checks it against a real channel count.
+
+    Attributes:
+        kind: ``"all"``, ``"first"``, ``"list"`` or ``"top"``.
+        count: How many (``first`` / ``top``) as written, capped at :data:`MAX_COUNT`.
+        ranges: Inclusive ``(start, stop)`` pairs (``list``) in the written order; ``stop < start``
+            counts down.
+        stat: ``"mean"`` or ``"max"`` (``top``).
+        spec: The spec as given, for messages.
+    """
+
+    kind: Literal["all", "first", "list", "top"]
+    count: int = 0
+    ranges: tuple[tuple[int, int], ...] = ()
+    stat: str = "mean"
+    spec: ChannelSpec = None
+
+    def plan(self, n_channels: int) -> ChannelPlan:
+        """Check every index against ``n_channels`` (before expanding anything) and build the plan.
+
+        Raises:
+            OptionError: ``n_channels < 1`` or an index outside ``0..n_channels-1``.
+        """
+        if isinstance(n_channels, (bool, np.bool_)) or not is_int(n_channels) or n_channels < 1:
+            raise OptionError(f"a layer needs at least one channel to select from, got n_channels={n_channels!r}")
+        n = int(n_channels)
+        if self.kind == "all":
+            return ChannelPlan("all", n)
+        if self.kind in ("first", "top"):
+            return ChannelPlan(self.kind, n, count=min(self.count, n), stat=self.stat)
+        for a, b in self.ranges:
+            _check_index(a, n, self.spec)
+            _check_index(b, n, self.spec)
+        return ChannelPlan("list", n, indices=_unique_ranges(self.ranges))
+
+
+MAX_COUNT: Final = 1 << 62
+MAX_SPEC_CHARS: Final = 100_000
+_DIGITS: Final = 18  # more digits than this cannot name a channel of any layer
+
+
+def _unique_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """The indices of inclusive ranges in order, each once; work is O(len(ranges) log + output)."""
+    covered: list[tuple[int, int]] = []  # sorted, disjoint, inclusive
+    out: list[int] = []
+    for a, b in ranges:
+        lo, hi = min(a, b), max(a, b)
+        i = bisect.bisect_left(covered, (lo, lo))
+        if i and covered[i - 1][1] >= lo - 1:
+            i -= 1
+        j, gaps, cursor = i, [], lo
+        while j < len(covered) and covered[j][0] <= hi + 1:
+            c_lo, c_hi = covered[j]
+            if c_lo > cursor:
+                gaps.append((cursor, c_lo - 1))
+            cursor = max(cursor, c_hi + 1)
+            lo, hi = min(lo, c_lo), max(hi, c_hi)
+            j += 1
+        if cursor <= max(a, b):
+            gaps.append((cursor, max(a, b)))
+        covered[i:j] = [(lo, hi)]
+        if a <= b:
+            for g_lo, g_hi in gaps:
+                out.extend(range(g_lo, g_hi + 1))
+        else:
+            for g_lo, g_hi in reversed(gaps):
+                out.extend(range(g_hi, g_lo - 1, -1))
+    return tuple(out)
+
+
+def parse_channel_spec(spec: ChannelSpec) -> ChannelQuery:
+    """Check a channel spec's grammar (see the module docstring) without knowing the layer.
+
+    Nothing is expanded: ``"0-1000000000"`` is one range. Use this for an early check of a user option;
+    :func:`parse_channels` (or :meth:`ChannelQuery.plan`) checks the indices against a layer.
+
+    Raises:
+        OptionError: A malformed spec; the message echoes it and says what is accepted.
+    """
+    if spec is None:
+        return ChannelQuery("all", spec=spec)
+    if isinstance(spec, (bool, np.bool_)):
+        raise OptionError(f"invalid channel spec {spec!r}; expected {_GRAMMAR}")
+    if is_int(spec):
+        return _count_query(int(spec), spec)
+    if isinstance(spec, str):
+        return _parse_text(spec)
+    if isinstance(spec, range) and spec.step in (1, -1) and len(spec):
+        return ChannelQuery("list", ranges=((spec.start, spec[-1]),), spec=spec)
+    try:
+        items = [_as_int(v, spec) for v in spec]
+    except TypeError:
+        raise OptionError(f"invalid channel spec {_show(spec)}; expected {_GRAMMAR}") from None
+    if not items:
+        raise OptionError(f"empty channel list {spec!r}; expected {_GRAMMAR}")
+    return ChannelQuery("list", ranges=tuple((i, i) for i in items), spec=spec)
 
 
 def parse_channels(spec: ChannelSpec, n_channels: int) -> ChannelPlan:
     """Parse a channel spec (see the module docstring) for a layer with ``n_channels`` channels.
 
+    Every index is checked against ``n_channels`` before anything is expanded, so memory and time are
+    bounded by the spec's length and ``n_channels``, never by a number written in the spec.
+
     Raises:
         OptionError: malformed spec or an index outside ``0..n_channels-1``; the message echoes the spec.
     """
-    if n_channels < 1:
-        raise OptionError(f"a layer needs at least one channel to select from, got n_channels={n_channels}")
-    if spec is None:
-        return ChannelPlan("all", n_channels)
-    if isinstance(spec, (bool, np.bool_)):
-        raise OptionError(f"invalid channel spec {spec!r}; expected {_GRAMMAR}")
-    if is_int(spec):
-        return _count_plan(int(spec), n_channels, spec)
-    if isinstance(spec, str):
-        return _parse_text(spec, n_channels)
-    try:
-        items = [_as_int(v, spec) for v in spec]
-    except TypeError:
-        raise OptionError(f"invalid channel spec {spec!r}; expected {_GRAMMAR}") from None
-    if not items:
-        raise OptionError(f"empty channel list {spec!r}; expected {_GRAMMAR}")
-    checked = [_check_index(i, n_channels, spec) for i in items]
-    return ChannelPlan("list", n_channels, indices=_unique(checked))
+    if isinstance(n_channels, (bool, np.bool_)) or not is_int(n_channels) or n_channels < 1:
+        raise OptionError(f"a layer needs at least one channel to select from, got n_channels={n_channels!r}")
+    return parse_channel_spec(spec).plan(n_channels)
 
 
 def _as_int(value: object, spec: ChannelSpec) -> int:
-    if not is_int(value):
-        raise OptionError(f"channel list {spec!r} holds {value!r}, which is not an integer index")
-    return int(value)
+    if isinstance(value, (bool, np.bool_)) or not is_int(value):
+        raise OptionError(f"channel list {_show(spec)} holds {_show(value)}, which is not an integer index")
+    return int(value)  # type: ignore[call-overload]
 
 
-def _unique(items: list[int]) -> tuple[int, ...]:
-    return tuple(dict.fromkeys(items))
+def _number(digits: str) -> int:
+    """An ASCII digit string as an int, saturated at :data:`MAX_COUNT` (never a huge conversion)."""
+    digits = digits.lstrip("0") or "0"
+    return MAX_COUNT if len(digits) > _DIGITS else int(digits)
 
 
-def _count_plan(count: int, n_channels: int, spec: ChannelSpec) -> ChannelPlan:
+def _count_query(count: int, spec: ChannelSpec) -> ChannelQuery:
     if count < 1:
-        raise OptionError(f"channel count must be at least 1, got {spec!r}; expected {_GRAMMAR}")
-    return ChannelPlan("first", n_channels, count=min(count, n_channels))
+        raise OptionError(f"channel count must be at least 1, got {_show(spec)}; expected {_GRAMMAR}")
+    return ChannelQuery("first", count=min(count, MAX_COUNT), spec=spec)
 
 
-def _parse_text(spec: str, n_channels: int) -> ChannelPlan:
+def _parse_text(spec: str) -> ChannelQuery:
+    if len(spec) > MAX_SPEC_CHARS:
+        raise OptionError(f"channel spec {spec[:40]!r}... is {len(spec):,} characters long; the limit is "
+                          f"{MAX_SPEC_CHARS:,} (use ranges such as '0-511')")
     text = spec.strip().lower()
     if text in ("all", "*", ""):
-        return ChannelPlan("all", n_channels)
-    if text.isdigit():
-        return _count_plan(int(text), n_channels, spec)
+        return ChannelQuery("all", spec=spec)
+    if _COUNT.match(text):
+        return _count_query(_number(text), spec)
     top = _TOP.match(text)
     if top:
-        count, stat = int(top.group(1)), top.group(2) or "mean"
+        count, stat = _number(top.group(1)), top.group(2) or "mean"
         if stat not in TOP_STATS:
             valid = ", ".join(TOP_STATS)
-            raise OptionError(f"unknown statistic {stat!r} in channel spec {spec!r}; valid: {valid}")
+            raise OptionError(f"unknown statistic {stat!r} in channel spec {_show(spec)}; valid: {valid}")
         if count < 1:
-            raise OptionError(f"top-k needs k >= 1, got {spec!r}")
-        return ChannelPlan("top", n_channels, count=min(count, n_channels), stat=stat)
-    items: list[int] = []
+            raise OptionError(f"top-k needs k >= 1, got {_show(spec)}")
+        return ChannelQuery("top", count=count, stat=stat, spec=spec)
+    ranges: list[tuple[int, int]] = []
     for part in text.split(","):
         match = _ITEM.match(part.strip())
         if not match:
-            raise OptionError(f"invalid channel spec {spec!r} (at {part.strip()!r}); expected {_GRAMMAR}")
-        a = _check_index(int(match.group(1)), n_channels, spec)
-        b = _check_index(int(match.group(2)), n_channels, spec) if match.group(2) else a
-        items.extend(range(a, b + 1) if a <= b else range(a, b - 1, -1))
-    return ChannelPlan("list", n_channels, indices=_unique(items))
+            raise OptionError(
+                f"invalid channel spec {_show(spec)} (at {part.strip()[:40]!r}); expected {_GRAMMAR}")
+        a = _number(match.group(1))
+        ranges.append((a, _number(match.group(2)) if match.group(2) else a))
+    return ChannelQuery("list", ranges=tuple(ranges), spec=spec)
 
 
 def channel_scores(maps: np.ndarray, stat: str = "mean") -> np.ndarray:

@@ -30,6 +30,7 @@ LABEL_COLOR: Final = (200, 200, 200)
 DEAD_COLOR: Final = (255, 64, 64)
 MIN_TILE_PX: Final = 48  # small maps are upscaled until a tile is at least this big ...
 MAX_AUTO_SCALE: Final = 8  # ... by an integer factor of at most this
+MAX_CANVAS_PIXELS: Final = 150_000_000  # no rows / cols / scale may ask for a larger picture
 TARGET_ASPECT: Final = math.sqrt(2)  # preferred mosaic width / height
 _EMPTY_PENALTY: Final = 6.0
 
@@ -127,7 +128,13 @@ def plan_mosaic(
     else:
         rows, cols = auto_grid(n_tiles, tile_h, tile_w)  # the upscale is uniform: aspect unchanged
     scale = auto_scale(tile_h, tile_w) if scale is None else positive_int("scale", scale)
-    return MosaicLayout(n_tiles, rows, cols, tile_h, tile_w, scale, int(sep), LABEL_H if labels else 0)
+    layout = MosaicLayout(n_tiles, rows, cols, tile_h, tile_w, scale, int(sep), LABEL_H if labels else 0)
+    if layout.height * layout.width > MAX_CANVAS_PIXELS:  # checked before any pixel is allocated
+        raise OptionError(
+            f"rows={rows}, cols={cols}, scale={scale} for {n_tiles} tiles of {tile_h}x{tile_w} make a picture of "
+            f"{layout.width:,}x{layout.height:,} pixels, over the limit of {MAX_CANVAS_PIXELS:,}; use a smaller "
+            "scale or fewer rows/columns")
+    return layout
 
 
 def place_tiles(dst: np.ndarray, tiles: np.ndarray, layout: MosaicLayout) -> None:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _check_options(norm: str, cmap: str | None, channels: Any, max_channels: int, max_map_size: int | None) -> tuple[str, str]:
-    from convscope.render import parse_channels, resolve_cmap
+    from convscope.render import parse_channel_spec, resolve_cmap
     from convscope.render.normalize import check_mode, default_cmap
 
     mode = check_mode(norm)
@@ -39,7 +39,7 @@ def _check_options(norm: str, cmap: str | None, channels: Any, max_channels: int
     if max_channels is None:
         raise OptionError("max_channels must be an integer >= 1, got None")
     if channels is not None:
-        parse_channels(channels, 1 << 30)  # grammar only; indices are checked per layer
+        parse_channel_spec(channels)  # grammar only, nothing expanded; indices are checked per layer
     return mode, cmap_name
 
 

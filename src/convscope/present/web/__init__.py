@@ -8,7 +8,8 @@ step). The pieces, in the order a request meets them:
 * :mod:`~convscope.present.web.gallery`: samples, one served folder, uploads (ids, never paths);
 * :mod:`~convscope.present.web.views`: grid geometry, channel statistics, top-k (pure numpy);
 * :mod:`~convscope.present.web.plugins`: optional CAM and filter views, shown when installed;
-* :mod:`~convscope.present.web.server`: socket binding, uvicorn, background server for tests.
+* :mod:`~convscope.present.web.server`: socket binding, uvicorn, background server for tests;
+* :mod:`~convscope.present.web.protocol`: HTTP/1.1 with header and body deadlines (slow clients get 408).
 
 Example:
     >>> from convscope.present.web.server import build_explorer, start_in_thread

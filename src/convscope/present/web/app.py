@@ -16,7 +16,12 @@ answered 500 in the same form, and the server keeps serving. Model work runs in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -32,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from convscope.errors import ConvscopeError, LayerNotFound, OptionError
+from convscope.errors import ConvscopeError, InputError, LayerNotFound, OptionError
 from convscope.present.web.explorer import Explorer, Rendered, ViewOptions
 from convscope.present.web.gallery import ImageNotFound, UploadTooLarge
 from convscope.present.web.plugins import ViewUnavailable
@@ -40,6 +45,8 @@ from convscope.present.web.plugins import ViewUnavailable
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_BYTES = 8 << 20
+DEFAULT_BODY_TIMEOUT = 20.0
+MAX_QUERY_CHARS = 200
 IMAGE_TYPES = ("image/", "application/octet-stream")
 _CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -93,9 +100,43 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
 
+class RequestTimeout(InputError):
+    """A request body did not arrive in time (answered 408, connection closed)."""
+
+
+def _path_pattern() -> re.Pattern[str]:
+    """Absolute paths of this machine: under a top-level folder of ``/`` or a known root (home, temp...)."""
+    roots = {os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd(), sys.prefix, sys.base_prefix}
+    try:
+        roots |= {f"/{name}" for name in os.listdir("/") if name not in ("api", "static")}
+    except OSError:
+        pass
+    roots = {r.rstrip("/") for r in roots if r and r != "/"}
+    alternatives = "|".join(re.escape(r) for r in sorted(roots, key=len, reverse=True))
+    if not alternatives:
+        return re.compile(r"(?!)")
+    root = rf"(?<![\w./])(?:{alternatives})(?![\w.+-])"
+    # a quoted path may hold spaces; an unquoted one ends at a space or punctuation
+    return re.compile(rf"(?<=['\"]){root}(?:/[^'\"\n]*)?(?=['\"])|{root}(?:/[^\s'\"<>,;:()]*)?")
+
+
+_PATHS = _path_pattern()
+
+
+def scrub(message: str) -> str:
+    """``message`` with every absolute path of the server machine cut to its last part (``.../x.png``)."""
+    def short(match: re.Match[str]) -> str:
+        tail = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f".../{tail}" if tail else "..."
+
+    return _PATHS.sub(short, message)
+
+
 def _status(exc: ConvscopeError) -> int:
     if isinstance(exc, UploadTooLarge):
         return 413
+    if isinstance(exc, RequestTimeout):
+        return 408
     if isinstance(exc, (ImageNotFound, LayerNotFound)):
         return 404
     if isinstance(exc, ViewUnavailable):
@@ -105,7 +146,9 @@ def _status(exc: ConvscopeError) -> int:
 
 async def _convscope_error(request: Request, exc: Exception) -> JSONResponse:
     code = _status(exc) if isinstance(exc, ConvscopeError) else 400
-    return JSONResponse({"error": str(exc), "status": code}, status_code=code)
+    # 408 / 413 leave a request body unread: close the connection rather than drain it
+    headers = {"connection": "close"} if code in (408, 413) else None
+    return JSONResponse({"error": scrub(str(exc))[:600], "status": code}, status_code=code, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -116,7 +159,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"[:300], "status": 500},
+    return JSONResponse({"error": scrub(f"internal error: {type(exc).__name__}: {exc}")[:300], "status": 500},
                         status_code=500)
 
 
@@ -124,7 +167,15 @@ def _param(request: Request, name: str, default: str | None = None) -> str:
     value = request.query_params.get(name, default)
     if value is None or value == "":
         raise OptionError(f"missing query parameter {name!r}")
+    if len(value) > MAX_QUERY_CHARS:
+        raise OptionError(f"query parameter {name!r} is {len(value):,} characters long "
+                          f"(starts {value[:40]!r}); the limit is {MAX_QUERY_CHARS}")
     return value
+
+
+def _optional(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return None if value is None or value == "" else _param(request, name)
 
 
 def _int(request: Request, name: str) -> int:
@@ -136,45 +187,64 @@ def _int(request: Request, name: str) -> int:
 
 
 def _float(request: Request, name: str, default: float) -> float:
-    text = request.query_params.get(name) or str(default)
+    text = _optional(request, name) or str(default)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise OptionError(f"{name} must be a number, got {text[:40]!r}") from None
+    if value != value:  # NaN
+        raise OptionError(f"{name} must be a number, got {text[:40]!r}")
+    return value
 
 
 def _png(data: bytes) -> Response:
     return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=300"})
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,} bytes")
+async def _read_body(request: Request, limit: int, timeout: float = DEFAULT_BODY_TIMEOUT) -> bytes:
+    """The request body, read in chunks up to ``limit`` bytes and within ``timeout`` seconds.
+
+    Raises:
+        UploadTooLarge: Declared or sent size over ``limit`` (413, before reading more than ``limit``).
+        RequestTimeout: The whole body did not arrive within ``timeout`` seconds (408).
+    """
+    declared = request.headers.get("content-length", "").strip()
+    if declared and (not declared.isascii() or not declared.isdigit()):
+        raise OptionError(f"content-length {declared[:40]!r} is not a byte count")
+    if declared and (len(declared) > 15 or int(declared) > limit):
+        raise UploadTooLarge(f"upload of {declared} bytes is over the limit of {limit:,} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise UploadTooLarge(f"upload is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"upload is over the limit of {limit:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        expected = f" of {int(declared):,}" if declared else ""
+        raise RequestTimeout(f"the upload did not arrive within {timeout:g} s ({size:,}{expected} bytes "
+                             "received); send the whole file at once") from None
     return b"".join(chunks)
 
 
 def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]")) -> Starlette:
+               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]"),
+               body_timeout: float = DEFAULT_BODY_TIMEOUT) -> Starlette:
     """Build the ASGI app serving ``explorer``.
 
     Args:
         explorer: The model session.
         max_upload_bytes: Larger uploads are refused with 413 before being read whole.
+        body_timeout: An upload whose body has not fully arrived after this many seconds is answered 408.
         allowed_hosts: Accepted ``Host`` headers (guards a loopback server against DNS rebinding);
             ``("*",)`` accepts any.
     """
     ex = explorer
 
     def view_options(request: Request) -> ViewOptions:
-        q = request.query_params
-        return ViewOptions.parse(q.get("norm"), q.get("cmap"), q.get("channels"), q.get("aspect"))
+        norm, cmap, channels, aspect = (_optional(request, n) for n in ("norm", "cmap", "channels", "aspect"))
+        return ViewOptions.parse(norm, cmap, channels, aspect)
 
     async def grid_of(request: Request) -> Rendered:
         image, layer, options = _param(request, "image"), _param(request, "layer"), view_options(request)
@@ -182,7 +252,7 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 
     async def channel_of(request: Request) -> Rendered:
         image, layer, channel = _param(request, "image"), _param(request, "layer"), _int(request, "channel")
-        cmap, alpha = request.query_params.get("cmap") or "magma", _float(request, "alpha", 0.5)
+        cmap, alpha = _optional(request, "cmap") or "magma", _float(request, "alpha", 0.5)
         return await run_in_threadpool(ex.channel, image, layer, channel, cmap, alpha)
 
     async def index(request: Request) -> Response:
@@ -199,10 +269,10 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         if not ctype.startswith(IMAGE_TYPES):
             return JSONResponse({"error": f"uploads must be image files; got content type {ctype[:60]!r}",
                                  "status": 415}, status_code=415)
-        data = await _read_body(request, max_upload_bytes)
+        data = await _read_body(request, max_upload_bytes, body_timeout)
         if not data:
             raise OptionError("empty upload: send the image file's bytes as the request body")
-        name = unquote(request.headers.get("x-filename", "upload"))
+        name = unquote(request.headers.get("x-filename", "upload")[:1000])
         entry = await run_in_threadpool(ex.gallery.add_upload, data, name)
         return JSONResponse(entry.to_dict(), status_code=201)
 
@@ -225,7 +295,7 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         return JSONResponse(await run_in_threadpool(ex.predict, _param(request, "image")))
 
     async def cam_of(request: Request) -> Rendered:
-        image, method = _param(request, "image"), request.query_params.get("method") or "gradcam"
+        image, method = _param(request, "image"), _optional(request, "method") or "gradcam"
         target = _int(request, "target") if request.query_params.get("target") else None
         return await run_in_threadpool(ex.cam, image, method, target)
 

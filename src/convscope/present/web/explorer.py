@@ -23,7 +23,7 @@ from convscope.present.web import plugins
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
 from convscope.present.web.views import channel_stats, grid_meta, mosaic_shape, top_predictions
-from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channels, render_activation, resolve_cmap
+from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channel_spec, render_activation, resolve_cmap
 from convscope.render.normalize import check_mode
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class ViewOptions:
         if spec is not None:
             if len(spec) > MAX_SPEC_CHARS:
                 raise OptionError(f"channel spec {spec[:40]!r}... is longer than {MAX_SPEC_CHARS} characters")
-            parse_channels(spec, 1 << 30)  # grammar only; indices are checked against the layer
+            parse_channel_spec(spec)  # grammar only, nothing expanded; indices are checked against the layer
         ratio = None
         if aspect:
             try:

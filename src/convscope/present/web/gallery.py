@@ -4,13 +4,22 @@ Images are addressed by short ids (``s3``, ``f12``, ``u7``), never by paths: no 
 The folder is listed once at start; each file is checked to lie inside the folder (a symlink pointing
 outside is dropped, and re-checked when read). Uploads are decoded from memory-backed temporary files
 with the same size check as every other image (:func:`convscope.data.read_image`), and only the
-newest ``max_uploads`` are kept.
+newest ``max_uploads`` (and at most ``max_upload_mb`` of prepared pictures) are kept.
+
+Decoding is bounded: the pixel count is read from the header before anything is decoded, at most
+``decode_slots`` images are decoded at once (50 clients uploading 24-megapixel photos do not make 50 full
+decodes side by side), and an upload or folder image much larger than the model input is decoded reduced
+(JPEG draft scaling, then a box filter) to a few times the model's size; for a model that takes any size,
+to at most ``max_free_side`` pixels on its longer side.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -25,7 +34,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from convscope.data import InputSpec, PreparedImage, Preprocess, folder_images, prepare_image, read_image
+from convscope.data import (
+    InputSpec,
+    PreparedImage,
+    Preprocess,
+    folder_images,
+    image_to_array,
+    prepare_image,
+    read_image,
+)
 from convscope.errors import InputError
 from convscope.present.web.cache import LRUCache
 from convscope.render import encode_png
@@ -34,6 +51,45 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOADS = 256
 DEFAULT_MAX_FOLDER_IMAGES = 2000
+DEFAULT_MAX_UPLOAD_MB = 128
+DEFAULT_DECODE_SLOTS = 2
+DEFAULT_MAX_FREE_SIDE = 1024
+REDUCE_MARGIN = 4  # a reduced upload keeps at least this many times the model's input size
+_BIG_DECODE = 4_000_000  # pixels: after decoding more, freed memory is handed back to the system
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA")
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` from the running process's own symbols, or ``None`` (other C libraries)."""
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except (OSError, TypeError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Large decodes are freed into per-thread malloc arenas that otherwise keep the process's resident size
+    at its peak long after the pictures are gone.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def reduction_factor(width: int, height: int, target: tuple[int | None, int | None], max_free_side: int) -> int:
+    """The integer factor an image ``width x height`` can be shrunk by before preprocessing.
+
+    ``target`` ``(height, width)`` of the model input (``None`` = any size): the image keeps at least
+    :data:`REDUCE_MARGIN` times that size; a free size keeps at most ``max_free_side`` on the longer side.
+    """
+    th, tw = target
+    if th and tw:
+        return max(1, min(width // (REDUCE_MARGIN * tw), height // (REDUCE_MARGIN * th)))
+    longest = max(width, height)
+    return max(1, math.ceil(longest / max_free_side)) if longest > max_free_side else 1
 
 
 class ImageNotFound(InputError):
@@ -69,6 +125,10 @@ class ImageEntry:
         return {"id": self.id, "name": self.name, "source": self.source, "label": self.label}
 
 
+def _nbytes(prepared: PreparedImage) -> int:
+    return int(prepared.x.nbytes + prepared.display.nbytes)
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         return path.resolve(strict=True).is_relative_to(root)
@@ -84,17 +144,27 @@ class Gallery:
         preprocess: How image files become model input.
         max_pixels: Refuse images with more pixels (checked from the header, before decoding).
         max_uploads: Keep at most this many uploads (the oldest is dropped first).
+        max_upload_mb: Keep at most this many megabytes of prepared uploads (the oldest is dropped first).
+        decode_slots: Decode at most this many images at once.
+        max_free_side: For a model that takes any size: images are reduced to at most this many pixels
+            on their longer side.
     """
 
     def __init__(self, spec: InputSpec, preprocess: Preprocess | None = None, *,
-                 max_pixels: int = 25_000_000, max_uploads: int = DEFAULT_MAX_UPLOADS) -> None:
+                 max_pixels: int = 25_000_000, max_uploads: int = DEFAULT_MAX_UPLOADS,
+                 max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB, decode_slots: int = DEFAULT_DECODE_SLOTS,
+                 max_free_side: int = DEFAULT_MAX_FREE_SIDE) -> None:
         self.spec = spec
         self.preprocess = preprocess or Preprocess()
         self.max_pixels = int(max_pixels)
         self.max_uploads = int(max_uploads)
+        self.max_upload_bytes = int(max_upload_mb) << 20
+        self.max_free_side = int(max_free_side)
         self.root: Path | None = None
         self._entries: OrderedDict[str, ImageEntry] = OrderedDict()
         self._uploads: list[str] = []
+        self._upload_bytes = 0
+        self._slots = threading.BoundedSemaphore(max(1, int(decode_slots)))
         self._next_upload = 0
         self._lock = threading.Lock()
         self._decoded: LRUCache[str, PreparedImage] = LRUCache(
@@ -143,15 +213,20 @@ class Gallery:
             InputError: Not a readable image, or over ``max_pixels`` (refused before decoding).
         """
         name = (os.path.basename(filename or "").strip() or "upload")[:80]
-        prepared = self._decode_bytes(data, name)
+        with self._slots:
+            prepared = self._decode_bytes(data, name)
+        size = _nbytes(prepared)
         with self._lock:
             self._next_upload += 1
             entry = ImageEntry(f"u{self._next_upload}", name, "upload", prepared=prepared)
             self._entries[entry.id] = entry
             self._uploads.append(entry.id)
-            while len(self._uploads) > self.max_uploads:
+            self._upload_bytes += size
+            while len(self._uploads) > 1 and (len(self._uploads) > self.max_uploads
+                                              or self._upload_bytes > self.max_upload_bytes):
                 old = self._uploads.pop(0)
-                self._entries.pop(old, None)
+                dropped = self._entries.pop(old, None)
+                self._upload_bytes -= _nbytes(dropped.prepared) if dropped and dropped.prepared else 0
                 self._thumbs.discard(old)
         log.info("upload %s: %r -> %s", entry.id, name, prepared.x.shape)
         return entry
@@ -175,8 +250,40 @@ class Gallery:
             raise UploadTooLarge(f"{name!r} is {width}x{height} = {width * height:,} pixels, over the limit of "
                                  f"{self.max_pixels:,} pixels; downscale it first")
 
+    def _decode_reduced(self, source: bytes | Path) -> np.ndarray | None:
+        """Decode ``source`` (bytes or a file) shrunk by :func:`reduction_factor` (JPEG: at the decoder).
+
+        ``None`` if this fast path does not apply (small image, unusual mode, over ``max_pixels``, resize
+        ``"none"``, whose size check must see the real size) or fails: the caller then reads the image in
+        full, with :func:`~convscope.data.read_image`'s checks and messages.
+        """
+        if self.preprocess.resize == "none":
+            return None
+        try:
+            h, w = self.spec.height, self.spec.width
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                width, height = im.size
+                factor = reduction_factor(width, height, (h, w), self.max_free_side)
+                if factor < 2 or im.mode not in _REDUCIBLE or width * height > self.max_pixels:
+                    return None
+                wanted = (max(1, width // factor), max(1, height // factor))
+                im.draft(None, wanted)  # JPEG: decoded at 1/2, 1/4 or 1/8 scale, at least `wanted`
+                im.load()
+                # the area average (a box filter: reduce() when the ratio is whole) down to `wanted`
+                shrunk = im.resize(wanted, Image.Resampling.BOX) if im.size != wanted else im
+                if "exif" in im.info:  # keeps the orientation that image_to_array applies
+                    shrunk.info.setdefault("exif", im.info["exif"])
+                return image_to_array(shrunk)
+        except (InputError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+                zlib.error, Image.DecompressionBombError):
+            return None
+
     def _decode_bytes(self, data: bytes, name: str) -> PreparedImage:
         self._check_pixels(data, name)
+        reduced = self._decode_reduced(data)
+        if reduced is not None:
+            release_memory()
+            return prepare_image(reduced, self.spec, self.preprocess, label=repr(name))
         fd, tmp = tempfile.mkstemp(prefix="convscope-upload-")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -186,7 +293,11 @@ class Gallery:
             raise InputError(str(err).replace(tmp, repr(name))) from None
         finally:
             os.unlink(tmp)
-        return prepare_image(img, self.spec, self.preprocess, label=repr(name))
+        prepared = prepare_image(img, self.spec, self.preprocess, label=repr(name))
+        if img.shape[0] * img.shape[1] > _BIG_DECODE:
+            del img
+            release_memory()
+        return prepared
 
     # -- reading ------------------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
@@ -218,8 +329,13 @@ class Gallery:
         def load() -> PreparedImage:
             if not _inside(path, self.root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
-            return prepare_image(read_image(path, max_pixels=self.max_pixels), self.spec, self.preprocess,
-                                 label=entry.name)
+            with self._slots:
+                img = self._decode_reduced(path)
+                if img is None:
+                    img = read_image(path, max_pixels=self.max_pixels)
+                else:
+                    release_memory()
+                return prepare_image(img, self.spec, self.preprocess, label=entry.name)
 
         return self._decoded.get_or_compute(image_id, load)
 

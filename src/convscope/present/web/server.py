@@ -108,12 +108,22 @@ def build_explorer(model: Any = None, *, images: str | Path | None = None, label
     return Explorer(resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape)
 
 
-def make_server(app: Any, *, verbose: bool = False) -> Any:
-    """A uvicorn server for ``app`` (no lifespan, keep-alive 15 s, access log only when verbose)."""
+def make_server(app: Any, *, verbose: bool = False, header_timeout: float | None = None,
+                body_timeout: float | None = None) -> Any:
+    """A uvicorn server for ``app`` (no lifespan, keep-alive 15 s, access log only when verbose).
+
+    Slow clients are cut off (see :mod:`convscope.present.web.protocol`): a request's headers must arrive
+    within ``header_timeout`` seconds (default 10) and its body within ``body_timeout`` (default 30), else
+    the client gets 408 and the connection is closed. Headers over 16 KiB are refused with 400 (h11).
+    """
     import uvicorn
 
+    from convscope.present.web.protocol import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, deadline_protocol
+
+    http = deadline_protocol(header_timeout or DEFAULT_HEADER_TIMEOUT, body_timeout or DEFAULT_BODY_TIMEOUT)
     config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose,
-                            lifespan="off", timeout_keep_alive=15, server_header=False)
+                            lifespan="off", timeout_keep_alive=15, server_header=False, http=http,
+                            h11_max_incomplete_event_size=16 << 10)
     return uvicorn.Server(config)
 
 
@@ -137,15 +147,18 @@ class ServerThread:
 
 
 def start_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 20.0,
-                    on_error: Callable[[BaseException], None] | None = None) -> ServerThread:
+                    on_error: Callable[[BaseException], None] | None = None, header_timeout: float | None = None,
+                    body_timeout: float | None = None) -> ServerThread:
     """Start ``app`` on ``host:port`` (0 = a free port) in a daemon thread; return once it accepts.
+
+    ``header_timeout`` / ``body_timeout``: the slow-client deadlines of :func:`make_server`.
 
     Raises:
         ConvscopeError: The server did not start within ``timeout`` seconds.
     """
     sock = bind(host, port)
     url = url_of(sock)
-    server = make_server(app)
+    server = make_server(app, header_timeout=header_timeout, body_timeout=body_timeout)
 
     def target() -> None:
         try:
