@@ -65,7 +65,7 @@ def test_results_folder_roundtrip_and_manifest(mnist, digits, tmp_path):
                  "layers/conv_1/top/ch0063.png"):
         assert name in files, name
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "convscope-scan" and manifest["format_version"] == 1
+    assert manifest["format"] == "convscope-scan" and manifest["format_version"] == 2
     assert len(manifest["model"]["sha256"]) == 64 and manifest["model"]["hash_of"] == "file"
     assert manifest["dataset"]["size"] == 200 and manifest["options"]["top_k"] == 4
     assert {"convscope", "keras", "numpy", "python"} <= set(manifest["versions"])
@@ -161,7 +161,7 @@ def test_dead_and_saturated_channels_are_named(tmp_path):
     text = (tmp_path / "s" / "summary.txt").read_text()
     assert "ch 2: dead" in text and "ch 1: saturated" in text
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert summary["layers"][0]["worst"][0] == {"channel": 2, "reason": "dead: never positive on 30 images"}
+    assert summary["layers"][0]["worst"][0] == {"channel": 2, "reason": "dead: zero on all 30 scanned images"}
 
 
 # -- CLI -------------------------------------------------------------------------------------------------
