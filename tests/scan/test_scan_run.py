@@ -12,7 +12,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from scanhelp import assert_matches, reference
+from scanhelp import assert_matches, pixel_corr, reference
 
 from convscope.api import get_extractor
 from convscope.errors import InputError, LayerNotFound, OptionError
@@ -196,3 +196,31 @@ def test_cli_bad_inputs_are_one_line_errors(digits, tmp_path, capsys, args, need
     assert code == 2 and len(lines) == 1 and lines[0].startswith("convscope: error: "), err
     assert needle in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_copies_of_a_channel_injected_into_the_mnist_cnn_are_near_duplicates(mnist, digits):
+    """An exact copy and a 2x copy of a conv_0 channel (kernel and bias) in a clone of the bundled model
+    are reported with r = 1; every reported pair correlates >= 0.9 pixel by pixel over the scanned digits,
+    and the model scanned as loaded no longer shows the false pair of per-image means (ch 4 and 30)."""
+    _, x, _ = digits
+    before = [w.copy() for w in mnist.get_weights()]
+    model = keras.models.clone_model(mnist)
+    model.set_weights(mnist.get_weights())
+    kernel, bias = model.get_layer("conv_0").get_weights()
+    kernel[..., 5], bias[5] = kernel[..., 4], bias[4]  # exact copy of channel 4
+    kernel[..., 7], bias[7] = 2 * kernel[..., 9], 2 * bias[9]  # scaled copy of channel 9: relu(2z) = 2 relu(z)
+    model.get_layer("conv_0").set_weights([kernel, bias])
+    for net, injected in ((model, True), (mnist, False)):
+        result = scan(net, x, layers="conv_0", top_k=2, batch_size=48)
+        stats = result["conv_0"]
+        ref = pixel_corr(get_extractor(net, ["conv_0"], batch_size=64)(x)["conv_0"])
+        both = np.isfinite(ref)
+        np.testing.assert_allclose(np.asarray(stats.corr)[both], ref[both], rtol=0, atol=1e-6)
+        pairs = {(a, b): r for a, b, r in result.health()["conv_0"].duplicates}
+        assert all(ref[a, b] >= 0.9 and r >= 0.9 for (a, b), r in pairs.items())
+        if injected:
+            assert pairs[(4, 5)] == pytest.approx(1.0, abs=1e-6) and pairs[(7, 9)] == pytest.approx(1.0, abs=1e-6)
+        else:
+            assert (4, 5) not in pairs and (7, 9) not in pairs and (4, 30) not in pairs and ref[4, 30] < 0.9
+    for a, b in zip(before, mnist.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the loaded model is untouched
