@@ -54,7 +54,7 @@ def render_activation(
     The kind of picture follows ``act.ndim``: ``(C,)`` -> bar chart (heat grid above 256 units);
     ``(L, C)`` -> one heat strip per channel; ``(H, W, C)`` -> mosaic of channel maps;
     ``(D, H, W, C)`` -> one row of depth slices per channel. The caption states layer, shape,
-    normalization, colormap, channels shown, dead channels, value range and NaN / Inf counts.
+    normalization, colormap, channels shown, inactive channels, value range and NaN / Inf counts.
 
     Args:
         act: One sample's activation exactly as the layer outputs it, without the batch axis.
@@ -138,13 +138,13 @@ def render_2d(
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if factor > 1:
         fields.append(f"maps shown at 1/{factor} size (mean of {factor}x{factor} blocks)")
-    n_dead = int(stats.dead.sum())
-    if n_dead:
-        fields.append(f"{n_dead} dead")
+    n_inactive = int(stats.inactive.sum())
+    if n_inactive:
+        fields.append(f"{n_inactive} inactive")
     fields += stats.caption_fields()
     image, body, caption = compose(layout.height, layout.width, fields, make_legend(opts, normed, stats))
     draw_indexed(body, indices, codes, layout, opts.cmap,
-                 labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
+                 labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.inactive[idx])
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d")
 
 

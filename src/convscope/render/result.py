@@ -31,7 +31,9 @@ class FeatureGrid:
         channels: Channel (or unit) indices shown, in display order.
         n_channels: Channels (units) the layer has.
         value_range: Finite ``(min, max)`` of the raw activation (NaN, NaN if nothing is finite).
-        dead: Channels that are exactly zero everywhere (over all channels, shown or not).
+        inactive: Channels that are exactly zero at every position of this activation (over all channels,
+            shown or not): inactive on this image. ("Dead" is kept for a channel that is zero over a whole
+            scanned dataset: :class:`convscope.scan.health.LayerHealth`.)
         n_nan: NaN values in the activation.
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
@@ -46,7 +48,7 @@ class FeatureGrid:
     channels: tuple[int, ...]
     n_channels: int
     value_range: tuple[float, float]
-    dead: tuple[int, ...]
+    inactive: tuple[int, ...]
     n_nan: int
     n_inf: int
     caption: str

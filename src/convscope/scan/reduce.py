@@ -18,6 +18,8 @@ accurate for any offset.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,6 +243,20 @@ def comoment(act: np.ndarray, mean: np.ndarray, *, float64: bool | None = None) 
     if delta.any():
         out -= len(flat) * np.outer(delta, delta)
     return out
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Limit BLAS (the Gram products) to one thread per caller while a scan runs; restored after.
+
+    The statistics run in :data:`~convscope.scan.engine.STAT_THREADS` threads next to the forward pass;
+    a multi-threaded BLAS called from two threads at once, beside TensorFlow's own threads, oversubscribes
+    the cores (its workers spin), which made a scan ~30x slower on 2 cores. Uses threadpoolctl.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def spatial_argmax(act: np.ndarray, images: np.ndarray, channels: np.ndarray) -> np.ndarray:
