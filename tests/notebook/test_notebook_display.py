@@ -59,11 +59,11 @@ def test_probe_summary_statistics():
     summary = notebook.summarize({"a": act, "v": np.array([[1.0, 0.0], [3.0, 0.0]]), "__output__": np.ones((2, 1))})
     a, v = summary.layers
     assert summary.n_samples == 2 and [r.layer for r in summary.layers] == ["a", "v"]
-    assert (a.min, a.max, a.dead, a.channels, a.n_nan, a.n_inf) == (-1.0, 2.0, 1, 4, 1, 1)
+    assert (a.min, a.max, a.inactive, a.channels, a.n_nan, a.n_inf) == (-1.0, 2.0, 1, 4, 1, 1)
     finite = act[np.isfinite(act)]
     assert a.mean == pytest.approx(float(finite.mean()))
     assert a.zero_fraction == pytest.approx(float((act == 0).mean()))
-    assert (v.dead, v.channels, v.mean) == (1, 2, 1.0)
+    assert (v.inactive, v.channels, v.mean) == (1, 2, 1.0)
     html = summary._repr_html_()
     assert "2 layers probed on 2 samples" in html and "1 of 4" in html and "__output__" not in html
     assert "a: (2, 3, 3, 4)" in repr(summary)

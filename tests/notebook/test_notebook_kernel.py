@@ -83,7 +83,7 @@ def test_layer_table_and_probe_summary_display_as_html(executed):
     table = result_of(cell_with(nb, 'convscope.inspect("mnist-cnn")'), "text/html")["data"]["text/html"]
     assert "<table" in table and ">conv_1<" in table and "1,199,882 parameters" in table
     summary = result_of(cell_with(nb, "notebook.summarize(acts)"), "text/html")["data"]["text/html"]
-    assert "4 layers probed on 4 samples" in summary and "dead channels" in summary and ">dense_0<" in summary
+    assert "4 layers probed on 4 samples" in summary and "inactive channels" in summary and ">dense_0<" in summary
 
 
 def test_grids_are_the_pictures_the_library_renders(executed):

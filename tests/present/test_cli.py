@@ -130,6 +130,7 @@ def test_demo_writes_grids_and_summary(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--out", tmp_path / "demo")
     assert code == 0
     assert "Predictions:" in out and "Where to look:" in out and "[ok]" in out
+    assert "inactive on all" in out and "silent" not in out and "dead" not in out
     pngs = [p for p in files_under(tmp_path / "demo") if p.suffix == ".png"]
     assert {p.name for p in pngs} >= {"conv_0.png", "conv_1.png", "predictions.png"}
 

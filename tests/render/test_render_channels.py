@@ -1,4 +1,4 @@
-"""Channel-spec grammar, top-k selection and dead-channel detection."""
+"""Channel-spec grammar, top-k selection and inactive-channel detection."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convscope.errors import OptionError
-from convscope.render import dead_channels, format_indices, parse_channels, select_channels
+from convscope.render import inactive_channels, format_indices, parse_channels, select_channels
 
 
 def ids(spec, n=64, maps=None) -> list[int]:
@@ -91,15 +91,15 @@ def test_top_needs_data() -> None:
         parse_channels("top3", 10).resolve(None)
 
 
-def test_dead_channels() -> None:
+def test_inactive_channels() -> None:
     maps = np.ones((5, 3, 3))
     maps[1] = 0.0
     maps[2] = 0.0
     maps[2, 1, 1] = 1e-30  # tiny but not zero
     maps[3] = 0.0
-    maps[3, 0, 0] = np.nan  # NaN is not "dead"
+    maps[3, 0, 0] = np.nan  # NaN is not "inactive"
     maps[4] = -0.0
-    assert dead_channels(maps).tolist() == [False, True, False, False, True]
+    assert inactive_channels(maps).tolist() == [False, True, False, False, True]
 
 
 def test_describe_and_format() -> None:

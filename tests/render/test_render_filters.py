@@ -27,7 +27,7 @@ def test_rgb_pixels_equal_a_numpy_symmetric_normalization():
     k = kernel(3, 3, 3, 4)
     k[..., 2] = 0.0  # an all-zero filter is mid gray, not a division by zero
     grid = render_filters(k, scale=1, layer="first")
-    assert grid.norm == "rgb" and grid.cmap == "rgb" and grid.shape == (3, 3, 3, 4) and grid.dead == (2,)
+    assert grid.norm == "rgb" and grid.cmap == "rgb" and grid.shape == (3, 3, 3, 4) and grid.inactive == (2,)
     layout = plan_mosaic(4, 3, 3, scale=1, labels=True)
     for f in range(4):
         w = k[..., f]

@@ -29,11 +29,11 @@ def test_caption_states_what_is_shown() -> None:
     a[..., 2] = 0.0
     a[..., 70] = 0.0
     g = render_activation(a, layer="conv_1")
-    for part in ("conv_1", "(24, 24, 100)", "norm=channel", "cmap=gray", "channels 0-63 of 100", "2 dead"):
+    for part in ("conv_1", "(24, 24, 100)", "norm=channel", "cmap=gray", "channels 0-63 of 100", "2 inactive"):
         assert part in g.caption
     assert f"range [0, {a.max():.3g}]" in g.caption
     assert g.channels == tuple(range(64)) and g.n_channels == 100
-    assert g.dead == (2, 70) and g.shape == (24, 24, 100)
+    assert g.inactive == (2, 70) and g.shape == (24, 24, 100)
     assert g.value_range == (0.0, pytest.approx(float(a.max())))
     assert g.image.dtype == np.uint8 and g.image.ndim == 3 and g.kind == "2d"
 
@@ -146,7 +146,7 @@ def test_constant_layer_renders_without_warnings() -> None:
         warnings.simplefilter("error")
         for norm in ("channel", "layer", "symmetric", "percentile", "raw"):
             g = render_activation(np.zeros((7, 7, 3), np.float32), norm=norm)
-            assert g.dead == (0, 1, 2)
+            assert g.inactive == (0, 1, 2)
 
 
 @pytest.mark.parametrize("layout", ["last", "last_strided", "first"])

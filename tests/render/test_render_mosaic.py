@@ -1,4 +1,4 @@
-"""Mosaic geometry, pixel placement, labels and dead-tile markers."""
+"""Mosaic geometry, pixel placement, labels and inactive-tile markers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from convscope.errors import OptionError, RenderError
 from convscope.render import auto_grid, auto_scale, plan_mosaic, tile
-from convscope.render.mosaic import DEAD_COLOR, SEP_COLOR
+from convscope.render.mosaic import INACTIVE_COLOR, SEP_COLOR
 from convscope.render.text import LABEL_H
 
 
@@ -96,7 +96,7 @@ def test_flagged_tiles_get_a_red_frame_outside_the_data() -> None:
     out = tile(tiles, cols=2, scale=2, sep=1, flagged=[False, True, False, False], labels=list("abcd"))
     lay = plan_mosaic(4, 4, 4, cols=2, scale=2, sep=1, labels=True)
     y, x = lay.tile_origin(1)
-    red = np.array(DEAD_COLOR, np.uint8)
+    red = np.array(INACTIVE_COLOR, np.uint8)
     assert (out[y - LABEL_H - 1, x - 1 : x + 9] == red).all()  # top edge, above the label strip
     assert (out[y + 8, x - 1 : x + 9] == red).all()  # bottom edge
     assert (out[y - LABEL_H - 1 : y + 9, x - 1] == red).all()  # left edge
@@ -120,3 +120,17 @@ def test_bad_arguments() -> None:
         tile(tiles.astype(np.float32))
     with pytest.raises(RenderError, match="labels"):
         tile(tiles, labels=["a"])
+
+
+def test_flagged_label_says_inactive_when_it_fits() -> None:
+    from convscope.render.mosaic import LABEL_COLOR
+    from convscope.render.text import text_patch, text_width
+
+    wide = text_width("3 inactive")
+    for scale, text in ((max(2, -(-wide // 4)), "3 inactive"), (2, "3")):  # wide tiles: the word; narrow: red number
+        out = tile(make_tiles(1, 4, 4, seed=1), cols=1, scale=scale, sep=1, flagged=[True], labels=["3"])
+        lay = plan_mosaic(1, 4, 4, cols=1, scale=scale, sep=1, labels=True)
+        y, x = lay.tile_origin(0)
+        patch = text_patch(text, INACTIVE_COLOR, SEP_COLOR, lay.label_h)[:, : 4 * scale]
+        np.testing.assert_array_equal(out[y - lay.label_h : y, x : x + patch.shape[1]], patch)
+        assert not (out[y - lay.label_h : y, x : x + 4 * scale] == np.array(LABEL_COLOR, np.uint8)).all(-1).any()

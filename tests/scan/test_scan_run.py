@@ -12,7 +12,7 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from scanhelp import assert_matches, reference
+from scanhelp import assert_matches, pixel_corr, reference
 
 from convscope.api import get_extractor
 from convscope.errors import InputError, LayerNotFound, OptionError
@@ -65,7 +65,7 @@ def test_results_folder_roundtrip_and_manifest(mnist, digits, tmp_path):
                  "layers/conv_1/top/ch0063.png"):
         assert name in files, name
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "convscope-scan" and manifest["format_version"] == 1
+    assert manifest["format"] == "convscope-scan" and manifest["format_version"] == 2
     assert len(manifest["model"]["sha256"]) == 64 and manifest["model"]["hash_of"] == "file"
     assert manifest["dataset"]["size"] == 200 and manifest["options"]["top_k"] == 4
     assert {"convscope", "keras", "numpy", "python"} <= set(manifest["versions"])
@@ -162,7 +162,7 @@ def test_dead_and_saturated_channels_are_named(tmp_path):
     text = (tmp_path / "s" / "summary.txt").read_text()
     assert "ch 2: dead" in text and "ch 1: saturated" in text
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert summary["layers"][0]["worst"][0] == {"channel": 2, "reason": "dead: never positive on 30 images"}
+    assert summary["layers"][0]["worst"][0] == {"channel": 2, "reason": "dead: zero on all 30 scanned images"}
 
 
 # -- CLI -------------------------------------------------------------------------------------------------
@@ -197,3 +197,31 @@ def test_cli_bad_inputs_are_one_line_errors(digits, tmp_path, capsys, args, need
     assert code == 2 and len(lines) == 1 and lines[0].startswith("convscope: error: "), err
     assert needle in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_copies_of_a_channel_injected_into_the_mnist_cnn_are_near_duplicates(mnist, digits):
+    """An exact copy and a 2x copy of a conv_0 channel (kernel and bias) in a clone of the bundled model
+    are reported with r = 1; every reported pair correlates >= 0.9 pixel by pixel over the scanned digits,
+    and the model scanned as loaded no longer shows the false pair of per-image means (ch 4 and 30)."""
+    _, x, _ = digits
+    before = [w.copy() for w in mnist.get_weights()]
+    model = keras.models.clone_model(mnist)
+    model.set_weights(mnist.get_weights())
+    kernel, bias = model.get_layer("conv_0").get_weights()
+    kernel[..., 5], bias[5] = kernel[..., 4], bias[4]  # exact copy of channel 4
+    kernel[..., 7], bias[7] = 2 * kernel[..., 9], 2 * bias[9]  # scaled copy of channel 9: relu(2z) = 2 relu(z)
+    model.get_layer("conv_0").set_weights([kernel, bias])
+    for net, injected in ((model, True), (mnist, False)):
+        result = scan(net, x, layers="conv_0", top_k=2, batch_size=48)
+        stats = result["conv_0"]
+        ref = pixel_corr(get_extractor(net, ["conv_0"], batch_size=64)(x)["conv_0"])
+        both = np.isfinite(ref)
+        np.testing.assert_allclose(np.asarray(stats.corr)[both], ref[both], rtol=0, atol=2e-6)  # float32 products
+        pairs = {(a, b): r for a, b, r in result.health()["conv_0"].duplicates}
+        assert all(ref[a, b] >= 0.9 and r >= 0.9 for (a, b), r in pairs.items())
+        if injected:
+            assert pairs[(4, 5)] == pytest.approx(1.0, abs=2e-6) and pairs[(7, 9)] == pytest.approx(1.0, abs=2e-6)
+        else:
+            assert (4, 5) not in pairs and (7, 9) not in pairs and (4, 30) not in pairs and ref[4, 30] < 0.9
+    for a, b in zip(before, mnist.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the loaded model is untouched

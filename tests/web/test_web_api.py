@@ -58,6 +58,8 @@ def test_grid_json_matches_png_and_top_channels_follow_the_activation(client, ex
     assert meta["norm"] == "layer" and meta["cmap"] == "viridis" and meta["n_channels"] == 64
     assert meta["value_range"][1] == pytest.approx(float(act.max()), rel=1e-6)
     assert meta["geometry"]["rows"] * meta["geometry"]["cols"] >= 16
+    zero = np.flatnonzero(~act.reshape(-1, 64).any(axis=0)).tolist()  # zero on this image: inactive, not dead
+    assert meta["inactive"] == zero and "dead" not in meta
 
 
 def test_non_spatial_layers_render_too(client):

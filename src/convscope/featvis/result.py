@@ -97,7 +97,7 @@ class MaxResult:
         return FeatureGrid(
             image=image, layer=str(s.get("layer", "")), shape=(h, w, c), norm="none (sigmoid image)",
             cmap="rgb" if c == 3 else "gray", channels=shown, n_channels=int(s.get("n_channels", b)),
-            value_range=(float(np.min(self.final)), float(np.max(self.final))), dead=(), n_nan=0, n_inf=0,
+            value_range=(float(np.min(self.final)), float(np.max(self.final))), inactive=(), n_nan=0, n_inf=0,
             caption=caption, kind="featvis",
         )
 

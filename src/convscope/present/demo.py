@@ -70,12 +70,13 @@ def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
     for layer in DEMO_LAYERS:
         a = acts[layer]  # (N, H, W, C)
         mean = a.mean(axis=(0, 1, 2))
-        dead = np.flatnonzero(a.max(axis=(0, 1, 2)) <= 0)
+        inactive = np.flatnonzero(a.max(axis=(0, 1, 2)) <= 0)  # zero on every one of these digits
         strongest = np.argsort(mean)[::-1][:3]
         lines.append(
             f"  {layer} {tuple(a.shape[1:])}: strongest channels {', '.join(map(str, strongest))} "
             f"(mean {', '.join(f'{mean[c]:.2f}' for c in strongest)}); "
-            + (f"silent on these digits: {', '.join(map(str, dead))}" if len(dead) else "no silent channel")
+            + (f"inactive on all {len(x)} digits: {', '.join(map(str, inactive))}" if len(inactive)
+               else f"no channel inactive on all {len(x)} digits")
         )
     lines.append("  conv_0 channels respond to strokes and edges at one orientation each: compare the bright")
     lines.append("  tiles in conv_0.png across digits. conv_1 combines them into corners, curves and stroke ends;")

@@ -5,7 +5,7 @@
   layer table from ``convscope.inspect(model)`` shows as a table; :func:`info_view` /
   :func:`display_info` do it for one table without registering anything.
 * :func:`summarize` turns activations into a :class:`ProbeSummary` (one row per layer: shape, range,
-  mean, dead channels, NaN / Inf) that shows as a table.
+  mean, inactive channels, NaN / Inf) that shows as a table.
 * :func:`explore` opens an ipywidgets explorer (layer, channel, image, normalization, colormap).
 
 Example (in a notebook):
@@ -114,7 +114,8 @@ class LayerSummary:
         max: Finite maximum.
         mean: Mean of the finite values.
         zero_fraction: Fraction of values exactly 0 (ReLU sparsity).
-        dead: Channels (last axis) that are 0 for every sample and position.
+        inactive: Channels (last axis) that are 0 at every position of every probed sample (inactive on
+            these samples; "dead" is kept for a scan over a whole dataset, :func:`convscope.scan.scan`).
         channels: Channels (size of the last axis).
         n_nan: NaN values.
         n_inf: +/-Inf values.
@@ -127,7 +128,7 @@ class LayerSummary:
     max: float
     mean: float
     zero_fraction: float
-    dead: int
+    inactive: int
     channels: int
     n_nan: int
     n_inf: int
@@ -136,7 +137,7 @@ class LayerSummary:
         """Plain values, keyed as in the table."""
         return {"layer": self.layer, "shape": self.shape, "dtype": self.dtype, "min": self.min, "max": self.max,
                 "mean": self.mean, "zero %": round(100 * self.zero_fraction, 1),
-                "dead channels": f"{self.dead} of {self.channels}", "NaN": self.n_nan, "Inf": self.n_inf}
+                "inactive channels": f"{self.inactive} of {self.channels}", "NaN": self.n_nan, "Inf": self.n_inf}
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class ProbeSummary:
     def __repr__(self) -> str:
         lines = [f"ProbeSummary({len(self.layers)} layers, {self.n_samples} samples)"]
         lines += [f"  {r.layer}: {r.shape} range [{r.min:.4g}, {r.max:.4g}] mean {r.mean:.4g} "
-                  f"dead {r.dead}/{r.channels}" for r in self.layers]
+                  f"inactive {r.inactive}/{r.channels}" for r in self.layers]
         return "\n".join(lines)
 
 
@@ -179,7 +180,7 @@ def _layer_summary(key: str, act: Any) -> LayerSummary:
         min=float(finite.min()) if finite.size else nan, max=float(finite.max()) if finite.size else nan,
         mean=float(finite.mean()) if finite.size else nan,
         zero_fraction=float((arr == 0).mean()) if arr.size else nan,
-        dead=int(np.all(flat == 0, axis=0).sum()) if flat.size else 0, channels=channels,
+        inactive=int(np.all(flat == 0, axis=0).sum()) if flat.size else 0, channels=channels,
         n_nan=int(np.isnan(values).sum()), n_inf=int(np.isinf(values).sum()),
     )
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from convscope.render.channels import (
     ChannelPlan,
-    dead_channels,
     format_indices,
     parse_channel_spec,
+    inactive_channels,
     parse_channels,
     select_channels,
     top_channels,
@@ -53,11 +53,11 @@ __all__ = [
     "apply_colormap",
     "auto_grid",
     "auto_scale",
-    "dead_channels",
     "default_cmap",
     "encode_png",
     "format_indices",
     "get_lut",
+    "inactive_channels",
     "normalize",
     "overlay",
     "parse_channel_spec",

@@ -1,4 +1,4 @@
-"""Which channels to show: a small spec grammar, data-driven top-k, and dead-channel detection.
+"""Which channels to show: a small spec grammar, data-driven top-k, and inactive-channel detection.
 
 Grammar of a channel spec (``C`` = number of channels):
 
@@ -323,14 +323,14 @@ def select_channels(maps: np.ndarray, spec: ChannelSpec) -> np.ndarray:
     return parse_channels(spec, maps.shape[0]).resolve(maps)
 
 
-def dead_channels(maps: np.ndarray) -> np.ndarray:
-    """Channels whose values are all exactly zero.
+def inactive_channels(maps: np.ndarray) -> np.ndarray:
+    """Channels whose values are all exactly zero (inactive on these maps; "dead" is for a whole dataset).
 
     Args:
         maps: ``(C, ...)`` activations.
 
     Returns:
-        bool ``(C,)``. A channel holding any NaN or Inf is not dead.
+        bool ``(C,)``. A channel holding any NaN or Inf is not inactive.
     """
     axes = tuple(range(1, maps.ndim))
     return (np.min(maps, axis=axes) == 0) & (np.max(maps, axis=axes) == 0)

@@ -253,9 +253,9 @@ def render_filters(
     fields += [f"{int(np.isnan(w).sum())} NaN (magenta)"] if np.isnan(w).any() else []
     image, dst, caption = compose(body.shape[0], body.shape[1], [f for f in fields if f], legend)
     dst[...] = body
-    dead = tuple(int(i) for i in np.flatnonzero(~np.any(w.reshape(n_f, -1) != 0, axis=1)))
+    inactive = tuple(int(i) for i in np.flatnonzero(~np.any(w.reshape(n_f, -1) != 0, axis=1)))  # all-zero
     return FeatureGrid(image=image, layer=name, shape=kern.shape, norm=mode, cmap=cmap_name,
-                       channels=tuple(int(i) for i in idx), n_channels=n_f, value_range=(lo, hi), dead=dead,
+                       channels=tuple(int(i) for i in idx), n_channels=n_f, value_range=(lo, hi), inactive=inactive,
                        n_nan=int(np.isnan(w).sum()), n_inf=int(np.isinf(w).sum()), caption=caption,
                        kind="filters", legend=legend)
 

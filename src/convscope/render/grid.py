@@ -55,8 +55,8 @@ def render_activation(
     The kind of picture follows ``act.ndim``: ``(C,)`` -> bar chart (heat grid above 256 units);
     ``(L, C)`` -> one heat strip per channel; ``(H, W, C)`` -> mosaic of channel maps;
     ``(D, H, W, C)`` -> one row of depth slices per channel. The caption states layer, shape,
-    normalization, colormap, channels shown, dead channels, the value range the colors stand for (the
-    same numbers as the colorbar: ``grid.span``) and NaN / Inf counts.
+    normalization, colormap, channels shown, inactive channels (zero on this input), the value range the colors
+    stand for (the same numbers as the colorbar: ``grid.span``) and NaN / Inf counts.
 
     Args:
         act: One sample's activation exactly as the layer outputs it, without the batch axis.
@@ -142,14 +142,14 @@ def render_2d(
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if factor > 1:
         fields.append(f"maps shown at 1/{factor} size (mean of {factor}x{factor} blocks)")
-    n_dead = int(stats.dead.sum())
-    if n_dead:
-        fields.append(f"{n_dead} dead")
+    n_inactive = int(stats.inactive.sum())
+    if n_inactive:
+        fields.append(f"{n_inactive} inactive")
     fields += [span.caption(), *stats.caption_fields()]
     legend = make_legend(opts, span, stats)
     image, body, caption = compose(layout.height, layout.width, fields, legend)
     draw_indexed(body, indices, codes, layout, opts.cmap,
-                 labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
+                 labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.inactive[idx])
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend, span)
 
 

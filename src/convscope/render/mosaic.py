@@ -7,8 +7,9 @@ Geometry (all in pixels; ``s`` = integer upscale factor, ``L`` = label strip hei
 
 Each cell is a label strip (if labels are drawn), the upscaled tile below it, and a separator line below
 and to the right; one more separator runs along the top and left edges. Labels live in their strip and
-never cover data. A flagged (dead) tile gets a red frame drawn in the separator ring around its cell (on
-the tile's own edge pixels only when ``sep == 0``) and its label gets the suffix ``dead``.
+never cover data. A flagged (inactive: zero everywhere on this image) tile gets a red frame drawn in the
+separator ring around its cell (on the tile's own edge pixels only when ``sep == 0``) and a red label with
+the suffix ``inactive`` when it fits the tile's width.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import numpy as np
 from convscope.errors import OptionError, RenderError
 from convscope.render.checks import is_int, positive_int
 from convscope.render.colormap import colorize
-from convscope.render.text import LABEL_H, Color, draw_text
+from convscope.render.text import LABEL_H, Color, draw_text, text_width
 
 SEP_COLOR: Final = (40, 40, 40)
 LABEL_COLOR: Final = (200, 200, 200)
-DEAD_COLOR: Final = (255, 64, 64)
+INACTIVE_COLOR: Final = (255, 64, 64)
 MIN_TILE_PX: Final = 48  # small maps are upscaled until a tile is at least this big ...
 MAX_AUTO_SCALE: Final = 8  # ... by an integer factor of at most this
 MAX_CANVAS_PIXELS: Final = 150_000_000  # no rows / cols / scale may ask for a larger picture
@@ -171,13 +172,14 @@ def decorate(
     flagged: np.ndarray | Sequence[bool] | None = None,
     sep_color: Color = SEP_COLOR,
 ) -> None:
-    """Paint separators, label strips, empty cells, labels and dead-tile frames onto an RGB mosaic.
+    """Paint separators, label strips, empty cells, labels and inactive-tile frames onto an RGB mosaic.
 
     Args:
         dst: uint8 ``(layout.height, layout.width, 3)``, data pixels already placed.
         layout: From :func:`plan_mosaic`.
         labels: One string per tile, drawn in the strip above it (needs ``layout.label_h > 0``).
-        flagged: bool per tile; flagged tiles get a red frame and ``" dead"`` after their label.
+        flagged: bool per tile (inactive channels); flagged tiles get a red frame and a red label, with
+            ``" inactive"`` after it when that fits the tile.
         sep_color: Color of separators, label strips and empty cells.
     """
     lay = layout
@@ -199,9 +201,10 @@ def decorate(
             raise RenderError(f"got {len(labels)} labels for {lay.n_tiles} tiles")
         for i, text in enumerate(labels):
             y, x = lay.tile_origin(i)
-            dead = bool(flags[i])
-            draw_text(dst, f"{text} dead" if dead else str(text), x, y - lay.label_h,
-                      DEAD_COLOR if dead else LABEL_COLOR, sep_color, height=lay.label_h, max_width=tw)
+            inactive = bool(flags[i])
+            label = f"{text} inactive" if inactive and text_width(f"{text} inactive") <= tw else str(text)
+            draw_text(dst, label, x, y - lay.label_h,
+                      INACTIVE_COLOR if inactive else LABEL_COLOR, sep_color, height=lay.label_h, max_width=tw)
     for i in np.flatnonzero(flags):
         _frame(dst, lay, int(i), th, tw)
 
@@ -212,10 +215,10 @@ def _frame(dst: np.ndarray, lay: MosaicLayout, i: int, th: int, tw: int) -> None
     pad = 1 if lay.sep else 0
     y0, x0 = y - lay.label_h - pad, x - pad
     y1, x1 = y + th - 1 + pad, x + tw - 1 + pad
-    dst[y0, x0 : x1 + 1] = DEAD_COLOR
-    dst[y1, x0 : x1 + 1] = DEAD_COLOR
-    dst[y0 : y1 + 1, x0] = DEAD_COLOR
-    dst[y0 : y1 + 1, x1] = DEAD_COLOR
+    dst[y0, x0 : x1 + 1] = INACTIVE_COLOR
+    dst[y1, x0 : x1 + 1] = INACTIVE_COLOR
+    dst[y0 : y1 + 1, x0] = INACTIVE_COLOR
+    dst[y0 : y1 + 1, x1] = INACTIVE_COLOR
 
 
 def draw_indexed(
@@ -237,7 +240,7 @@ def draw_indexed(
         layout: From :func:`plan_mosaic`.
         cmap: Colormap name.
         labels: Per-tile labels (needs a layout with labels).
-        flagged: bool ``(K,)`` dead tiles.
+        flagged: bool ``(K,)`` inactive tiles.
     """
     canvas = np.empty((layout.height, layout.width), np.uint8)
     place_tiles(canvas, indices, layout)
@@ -260,7 +263,7 @@ def tile(
     labels: Sequence[str] | None = None,
     flagged: np.ndarray | Sequence[bool] | None = None,
 ) -> np.ndarray:
-    """Arrange colored tiles in a grid with separators, optional labels and dead-tile markers.
+    """Arrange colored tiles in a grid with separators, optional labels and inactive-tile markers.
 
     Args:
         rgb_tiles: uint8 ``(K, h, w, 3)`` (or ``(K, h, w)`` gray).
@@ -270,7 +273,7 @@ def tile(
         sep: Separator width in pixels (also the outer border).
         sep_color: Separator / background color.
         labels: ``K`` strings drawn in a strip above the tiles; ``None`` = no strip.
-        flagged: bool ``(K,)``: tiles to mark as dead.
+        flagged: bool ``(K,)``: tiles to mark as inactive.
 
     Returns:
         uint8 ``(H, W, 3)`` with ``H, W`` as in the module docstring.

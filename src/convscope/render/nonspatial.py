@@ -20,7 +20,7 @@ import numpy as np
 from convscope.render.annotate import BG, PAD, compose, fmt
 from convscope.render.channels import ChannelPlan, parse_channels
 from convscope.render.colormap import NAN_COLOR, NEGINF_COLOR, POSINF_COLOR, colorize, to_indices
-from convscope.render.mosaic import DEAD_COLOR, LABEL_COLOR, draw_indexed, plan_mosaic
+from convscope.render.mosaic import INACTIVE_COLOR, LABEL_COLOR, draw_indexed, plan_mosaic
 from convscope.render.normalize import normalize
 from convscope.render.prepare import (
     LayerStats,
@@ -53,7 +53,7 @@ def render_vector(values: np.ndarray, opts: RenderOptions, stats: LayerStats) ->
     normed = normalize(shown[None, :], opts.norm, span=span)
     indices, codes = to_indices(normed.values[0])
     fields = [opts.layer, str(values.shape), *norm_fields(opts), plan.describe("units")]
-    n_zero = int(stats.dead.sum())
+    n_zero = int(stats.inactive.sum())
     if n_zero:
         fields.append(f"{n_zero} zero")
     fields += [span.caption(), *stats.caption_fields()]
@@ -169,13 +169,13 @@ def render_1d(
     tile_codes = None if codes is None else np.repeat(np.repeat(codes[:, None, :], rh, axis=1), sx, axis=2)
     layout = plan_mosaic(k, rh, length * sx, cols=1, scale=1, sep=1 if rh >= 4 else 0)
     strips = np.empty((layout.height, layout.width, 3), np.uint8)
-    draw_indexed(strips, tiles, tile_codes, layout, opts.cmap, flagged=stats.dead[idx])
+    draw_indexed(strips, tiles, tile_codes, layout, opts.cmap, flagged=stats.inactive[idx])
 
     left = text_width(str(int(idx.max()))) + 4
     height = layout.height + 2 + LABEL_H
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
-    if stats.dead.any():
-        fields.append(f"{int(stats.dead.sum())} dead")
+    if stats.inactive.any():
+        fields.append(f"{int(stats.inactive.sum())} inactive")
     fields += [span.caption(), *stats.caption_fields(),
                f"rows = channels, columns = positions 0..{length - 1}"]
     legend = make_legend(opts, span, stats)
@@ -185,7 +185,7 @@ def render_1d(
     every = math.ceil(LABEL_H / (rh + layout.sep))
     for r in range(0, k, every):
         y = layout.tile_origin(r)[0] + (rh - LABEL_H) // 2
-        color = DEAD_COLOR if stats.dead[idx[r]] else LABEL_COLOR
+        color = INACTIVE_COLOR if stats.inactive[idx[r]] else LABEL_COLOR
         draw_text(dst, str(int(idx[r])), left - 3, max(y, 0), color, BG, height=LABEL_H, align="right")
     draw_text(dst, "0", left, layout.height + 1, LABEL_COLOR, BG, height=LABEL_H)
     draw_text(dst, str(length - 1), left + layout.width, layout.height + 1, LABEL_COLOR, BG,
@@ -208,8 +208,8 @@ def render_3d(
     k, depth, h, w = selected.shape
     layout = plan_mosaic(k * depth, h, w, rows=k, cols=depth, scale=opts.scale, labels=opts.labels)
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
-    if stats.dead.any():
-        fields.append(f"{int(stats.dead.sum())} dead")
+    if stats.inactive.any():
+        fields.append(f"{int(stats.inactive.sum())} inactive")
     fields += [span.caption(), *stats.caption_fields(),
                f"rows = channels, columns = depth slices 0..{depth - 1}"]
     legend = make_legend(opts, span, stats)
@@ -217,5 +217,5 @@ def render_3d(
     labels = [f"{c} d{z}" for c in idx for z in range(depth)] if opts.labels else None
     draw_indexed(dst, indices.reshape(k * depth, h, w),
                  None if codes is None else codes.reshape(k * depth, h, w), layout, opts.cmap,
-                 labels=labels, flagged=np.repeat(stats.dead[idx], depth))
+                 labels=labels, flagged=np.repeat(stats.inactive[idx], depth))
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d", legend, span)

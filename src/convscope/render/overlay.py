@@ -175,6 +175,6 @@ def overlay(
     return FeatureGrid(
         image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
         n_channels=n_channels, value_range=stats.value_range,
-        dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
+        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)), n_nan=stats.n_nan, n_inf=stats.n_inf,
         caption=caption_text, kind="overlay", legend=legend, span=span,
     )

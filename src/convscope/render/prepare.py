@@ -84,14 +84,15 @@ class LayerStats:
 
     Attributes:
         value_range: Finite ``(min, max)`` (NaN, NaN when nothing is finite).
-        dead: bool ``(C,)``: channel exactly zero everywhere.
+        inactive: bool ``(C,)``: channel exactly zero at every position of this activation (inactive on
+            this image; "dead" means zero over a whole scanned dataset, see :mod:`convscope.scan.health`).
         n_nan: Count of NaN values.
         n_pos_inf: Count of +Inf values.
         n_neg_inf: Count of -Inf values.
     """
 
     value_range: tuple[float, float]
-    dead: np.ndarray
+    inactive: np.ndarray
     n_nan: int = 0
     n_pos_inf: int = 0
     n_neg_inf: int = 0
@@ -160,7 +161,7 @@ def gather_channels(maps: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def layer_stats(arr: np.ndarray, channel_axis: int) -> LayerStats:
-    """Value range, dead channels and NaN / Inf counts, in two reductions when everything is finite.
+    """Value range, inactive channels and NaN / Inf counts, in two reductions when everything is finite.
 
     Args:
         arr: The activation, any layout.
@@ -170,12 +171,12 @@ def layer_stats(arr: np.ndarray, channel_axis: int) -> LayerStats:
     with np.errstate(invalid="ignore"):
         mins = np.min(arr, axis=axes)
         maxs = np.max(arr, axis=axes)
-    dead = (mins == 0) & (maxs == 0)
+    inactive = (mins == 0) & (maxs == 0)
     if np.issubdtype(arr.dtype, np.integer) or (np.isfinite(mins).all() and np.isfinite(maxs).all()):
-        return LayerStats((float(mins.min()), float(maxs.max())), dead)
+        return LayerStats((float(mins.min()), float(maxs.max())), inactive)
     finite = arr[np.isfinite(arr)]
     value_range = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
-    return LayerStats(value_range, dead, int(np.isnan(arr).sum()), int((arr == np.inf).sum()),
+    return LayerStats(value_range, inactive, int(np.isnan(arr).sum()), int((arr == np.inf).sum()),
                       int((arr == -np.inf).sum()))
 
 
@@ -229,6 +230,6 @@ def make_grid(
     return FeatureGrid(
         image=image, layer=opts.layer, shape=tuple(int(s) for s in shape), norm=opts.norm, cmap=opts.cmap,
         channels=tuple(int(i) for i in shown), n_channels=int(n_channels), value_range=stats.value_range,
-        dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
+        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)), n_nan=stats.n_nan, n_inf=stats.n_inf,
         caption=caption, kind=kind, legend=legend, span=span,
     )

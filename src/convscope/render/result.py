@@ -35,7 +35,9 @@ class FeatureGrid:
         channels: Channel (or unit) indices shown, in display order.
         n_channels: Channels (units) the layer has.
         value_range: Finite ``(min, max)`` of the raw activation (NaN, NaN if nothing is finite).
-        dead: Channels that are exactly zero everywhere (over all channels, shown or not).
+        inactive: Channels that are exactly zero at every position of this activation (over all channels,
+            shown or not): inactive on this image. ("Dead" is kept for a channel that is zero over a whole
+            scanned dataset: :class:`convscope.scan.health.LayerHealth`.)
         n_nan: NaN values in the activation.
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
@@ -53,7 +55,7 @@ class FeatureGrid:
     channels: tuple[int, ...]
     n_channels: int
     value_range: tuple[float, float]
-    dead: tuple[int, ...]
+    inactive: tuple[int, ...]
     n_nan: int
     n_inf: int
     caption: str
@@ -87,8 +89,8 @@ class FeatureGrid:
         if self.span is not None:
             rows.append(("colors", self.span.caption()))
         rows.append(("values", f"[{lo:.4g}, {hi:.4g}]"))
-        if self.dead or self.n_nan or self.n_inf:
-            rows.append(("zero / NaN / Inf", f"{len(self.dead)} channels / {self.n_nan} / {self.n_inf}"))
+        if self.inactive or self.n_nan or self.n_inf:
+            rows.append(("zero / NaN / Inf", f"{len(self.inactive)} channels / {self.n_nan} / {self.n_inf}"))
         title = f"FeatureGrid {self.layer}".strip()
         return html_card(title, rows, images=[(self._repr_png_(), self.caption)])
 

@@ -22,7 +22,7 @@ from typing import Any
 _LAZY = {
     "scan": "convscope.scan.run",
     "ScanResult": "convscope.scan.result",
-    "LayerStats": "convscope.scan.result",
+    "LayerStats": "convscope.scan.layerstats",
     "load_scan": "convscope.scan.result",
     "LayerHealth": "convscope.scan.health",
     "layer_health": "convscope.scan.health",

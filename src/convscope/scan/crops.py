@@ -19,7 +19,7 @@ from convscope.render.annotate import compose
 from convscope.render.encode import encode_png
 from convscope.render.mosaic import tile
 from convscope.render.resize import resize
-from convscope.scan.result import LayerStats
+from convscope.scan.layerstats import LayerStats
 
 PAD_COLOR = (0, 48, 96)  # outside the image: dark blue, never a pixel value of a gray input
 BOX_COLOR = (255, 64, 64)

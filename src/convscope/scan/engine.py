@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from convscope.scan.predictions import OutputAccumulator
 from convscope.models.keys import ActivationKey
-from convscope.scan.reduce import Bounds, as_channels_last
+from convscope.scan.predictions import OutputAccumulator
+from convscope.scan.reduce import Bounds, as_channels_last, one_blas_thread
 from convscope.scan.source import ArraySource, Source, iter_chunks
 from convscope.scan.stats import LayerAccumulator
 
@@ -120,7 +120,7 @@ class ShardScanner:
             chunks = _prefetch(chunks)
         pending: list[Future[None]] = []
         order: dict[str, None] = {}  # model order (tasks may create the accumulators in any order)
-        with ThreadPoolExecutor(max_workers=STAT_THREADS, thread_name_prefix="convscope-scan") as pool:
+        with one_blas_thread(), ThreadPoolExecutor(STAT_THREADS, thread_name_prefix="convscope-scan") as pool:
             try:
                 for first, x in chunks:
                     acts = self.extractor.run_batch(x)

@@ -18,6 +18,8 @@ accurate for any offset.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,14 @@ _GROUP = 255  # rows per uint8 partial sum of a boolean mask (a byte holds at mo
 _GATHER_PAIRS = 256  # above this many (image, channel) pairs, argmax positions are found image by image
 #: Use the one-pass numba kernel when numba is installed (set False to force the numpy passes).
 USE_FUSED = True
+#: Rows of a layer's ``(positions, C)`` matrix per Gram product (bounds the temporary copy).
+GRAM_CHUNK_BYTES = 1 << 21
+#: Products of the Gram matrix in float64 (True: r exact to ~1e-12, about 2.5x the cost) or float32
+#: (False, the default: each BLAS call sums in float32, so r is within ~2e-6 of the float64 value --
+#: 1.1e-6 measured on MNIST conv_0, whose constant background makes the rounding systematic -- far below
+#: what the near-duplicate threshold needs, and the scan keeps its throughput). Both accumulate the
+#: per-chunk products in float64 and merge exactly.
+GRAM_FLOAT64 = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,6 +209,58 @@ def _centred(wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chun
     s64 = shift.astype(np.float64)
     # sum (x - m)^2 = sum (x - s)^2 - count (s - m)^2 for the shift s
     return m2 - n * rows * r * (s64 - mean) ** 2, sums + rows * r * s64
+
+
+def comoment(act: np.ndarray, mean: np.ndarray, *, float64: bool | None = None) -> np.ndarray:
+    """The co-moment (centred Gram) matrix of a batch's channels over all its images and positions.
+
+    One ``(P, C)^T (P, C)`` BLAS product (a symmetric rank-k update) per chunk of rows, on the values
+    minus a shift ``s`` (``mean``, rounded to float32 for float32 products), accumulated in float64 and
+    corrected to the exact ``mean``: ``sum (x - m)(x - m)^T = sum (x - s)(x - s)^T - P (m - s)(m - s)^T``.
+    Centring keeps the products small whatever the channels' offsets (a channel at 3000 +- 1 loses
+    nothing).
+
+    Args:
+        act: ``(n, *spatial, C)`` channels-last float32 activations.
+        mean: float64 ``(C,)``, the batch's mean per channel over all ``n * positions`` values.
+        float64: Multiply in float64 (default :data:`GRAM_FLOAT64`); float32 products are 2-2.5x as fast
+            but round each chunk's sums to about 1e-6 relative.
+
+    Returns:
+        float64 ``(C, C)``: ``sum over images and positions of (x - mean)(x - mean)^T`` (its diagonal is
+        the per-channel sum of squared deviations).
+    """
+    c = act.shape[-1]
+    flat = act.reshape(-1, c)
+    wide = GRAM_FLOAT64 if float64 is None else float64
+    dtype = np.float64 if wide else np.float32
+    shift = mean.astype(dtype)
+    rows = max(1, GRAM_CHUNK_BYTES // (c * np.dtype(dtype).itemsize))
+    buf = np.empty((min(rows, len(flat)), c), dtype)
+    out = np.zeros((c, c))
+    for first in range(0, len(flat), rows):
+        chunk = flat[first : first + rows]
+        d = buf[: len(chunk)]
+        np.subtract(chunk, shift, out=d)
+        out += d.T @ d  # numpy runs X^T X as a BLAS syrk (half a general product)
+    delta = mean - shift.astype(np.float64)
+    if delta.any():
+        out -= len(flat) * np.outer(delta, delta)
+    return out
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Limit BLAS (the Gram products) to one thread per caller while a scan runs; restored after.
+
+    The statistics run in :data:`~convscope.scan.engine.STAT_THREADS` threads next to the forward pass;
+    a multi-threaded BLAS called from two threads at once, beside TensorFlow's own threads, oversubscribes
+    the cores (its workers spin), which made a scan ~30x slower on 2 cores. Uses threadpoolctl.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def spatial_argmax(act: np.ndarray, images: np.ndarray, channels: np.ndarray) -> np.ndarray:

@@ -18,137 +18,17 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import InputError, LayerNotFound, nearest
-from convscope.scan.predictions import ScanPredictions
 from convscope.render.display import dims, few, html_card, one_line, short
+from convscope.scan.health import LayerHealth, layer_health, summary_dict, summary_text
+from convscope.scan.layerstats import ARRAYS, LayerStats
+from convscope.scan.predictions import ScanPredictions
+
+__all__ = ["ARRAYS", "FORMAT", "FORMAT_VERSION", "MANIFEST", "LayerStats", "ScanResult", "layer_dir", "load_scan"]
 
 FORMAT = "convscope-scan"
-FORMAT_VERSION = 1
+#: 2: ``corr`` is the pixelwise correlation over all positions (1: of per-image channel means).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-ARRAYS = ("mean", "std", "max", "frac_positive", "mean_spatial_max", "corr", "top_value", "top_index", "top_pos")
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
-
-
-@dataclass(frozen=True, eq=False)
-class LayerStats:
-    """Dataset-wide statistics of one layer's activation (arrays are read-only).
-
-    Attributes:
-        key: Activation key (layer path, ``@k`` for the k-th call, ``[j]`` for the j-th output).
-        shape: One sample's activation shape, as the layer outputs it.
-        spatial: The spatial sizes (``()`` for a vector).
-        channels: Number of channels ``C``.
-        images: Images scanned ``N``.
-        activation: The layer's activation function name (``""`` if none/linear).
-        mean: ``(C,)`` mean over all images and positions.
-        std: ``(C,)`` population standard deviation over all images and positions.
-        max: ``(C,)`` maximum.
-        frac_positive: ``(C,)`` fraction of values ``> 0`` (0 = dead channel).
-        mean_spatial_max: ``(C,)`` mean over images of the per-image spatial max.
-        corr: ``(C, C)`` correlation across images of per-image channel means (NaN for constant channels).
-        top_value: ``(C, k)`` the k highest per-image spatial maxima, best first (ties: lower index).
-        top_index: ``(C, k)`` their global image indices.
-        top_pos: ``(C, k)`` flat position of each max within the spatial grid.
-        frac_saturated: ``(C,)`` fraction of values near a bound (bounded activations), else ``None``.
-        top_label: ``(C, k)`` dataset labels of the top images, or ``None``.
-        rf_size: Receptive-field size per spatial axis in input pixels, or ``None``.
-        rf_jump: Input pixels between neighbouring positions, or ``None``.
-        rf_start: Centre of position 0's field in input pixel coordinates, or ``None``.
-    """
-
-    key: str
-    shape: tuple[int, ...]
-    spatial: tuple[int, ...]
-    channels: int
-    images: int
-    activation: str
-    mean: np.ndarray
-    std: np.ndarray
-    max: np.ndarray
-    frac_positive: np.ndarray
-    mean_spatial_max: np.ndarray
-    corr: np.ndarray
-    top_value: np.ndarray
-    top_index: np.ndarray
-    top_pos: np.ndarray
-    frac_saturated: np.ndarray | None = None
-    top_label: np.ndarray | None = None
-    rf_size: tuple[float, ...] | None = None
-    rf_jump: tuple[float, ...] | None = None
-    rf_start: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        for name in (*ARRAYS, "frac_saturated", "top_label"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, _frozen(value))
-
-    @property
-    def top_coords(self) -> np.ndarray:
-        """int64 ``(C, k, len(spatial))``: the (row, col) (or index) of each top image's max."""
-        if not self.spatial:
-            return np.zeros((*self.top_pos.shape, 0), np.int64)
-        return np.stack(np.unravel_index(self.top_pos, self.spatial), axis=-1).astype(np.int64)
-
-    @property
-    def sparsity(self) -> float:
-        """Fraction of all values that are not positive (for ReLU layers: exactly zero)."""
-        return float(1.0 - np.nanmean(self.frac_positive))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays as saved in ``stats.npz``."""
-        out = {name: np.asarray(getattr(self, name)) for name in ARRAYS}
-        for name in ("frac_saturated", "top_label"):
-            if getattr(self, name) is not None:
-                out[name] = np.asarray(getattr(self, name))
-        return out
-
-    def meta(self) -> dict[str, Any]:
-        """The JSON-able description stored in the manifest."""
-        rf = None if self.rf_size is None else {"size": list(self.rf_size), "jump": list(self.rf_jump or ()),
-                                                "start": list(self.rf_start or ())}
-        return {"key": self.key, "shape": list(self.shape), "spatial": list(self.spatial),
-                "channels": self.channels, "images": self.images, "activation": self.activation, "rf": rf}
-
-    @classmethod
-    def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LayerStats:
-        """Rebuild from :meth:`meta` and :meth:`arrays`."""
-        rf = meta.get("rf") or {}
-        return cls(
-            key=meta["key"], shape=tuple(meta["shape"]), spatial=tuple(meta["spatial"]), channels=int(meta["channels"]),
-            images=int(meta["images"]), activation=meta.get("activation", ""),
-            **{name: arrays[name] for name in ARRAYS},
-            frac_saturated=arrays.get("frac_saturated"), top_label=arrays.get("top_label"),
-            rf_size=tuple(rf["size"]) if rf else None, rf_jump=tuple(rf["jump"]) if rf else None,
-            rf_start=tuple(rf["start"]) if rf else None,
-        )
-
-    def __repr__(self) -> str:
-        return one_line("LayerStats", f"key={short(self.key)!r}", f"shape={dims(self.shape)}",
-                        f"channels={self.channels}", f"images={self.images}",
-                        f"activation={short(self.activation, 16)!r}", f"top_k={self.top_value.shape[-1]}",
-                        f"sparsity={self.sparsity:.3g}")
-
-    def _repr_html_(self) -> str:
-        """The layer's facts and its channels (mean, std, max, fraction positive; the first 256)."""
-        rows = [("key", self.key), ("shape", dims(self.shape)), ("channels", self.channels),
-                ("images", self.images), ("activation", self.activation or "-"),
-                ("sparsity", f"{self.sparsity:.3g}"), ("top images per channel", self.top_value.shape[-1])]
-        if self.rf_size is not None:
-            rows.append(("receptive field", dims(self.rf_size)))
-        shown = min(self.channels, 256)
-        lines = [(c, f"{self.mean[c]:.4g}", f"{self.std[c]:.4g}", f"{self.max[c]:.4g}",
-                  f"{self.frac_positive[c]:.3g}") for c in range(shown)]
-        note = f"first {shown} of {self.channels} channels" if shown < self.channels else ""
-        return html_card(f"LayerStats {self.key}", rows,
-                         table=(("channel", "mean", "std", "max", "> 0"), lines), note=note)
-
 
 @dataclass(frozen=True, eq=False)
 class ScanResult:
@@ -179,10 +59,8 @@ class ScanResult:
         """Number of images scanned."""
         return int(self.manifest["dataset"]["size"])
 
-    def health(self, **thresholds: float) -> dict[str, Any]:
+    def health(self, **thresholds: float) -> dict[str, LayerHealth]:
         """Per-layer health (see :func:`convscope.scan.health.layer_health`), thresholds overridable."""
-        from convscope.scan.health import layer_health
-
         return {key: layer_health(stats, **thresholds) for key, stats in self.layers.items()}
 
     @property
@@ -192,15 +70,11 @@ class ScanResult:
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary (as written to ``summary.json``)."""
-        from convscope.scan.health import summary_dict
-
-        return {**summary_dict(self), "skipped": self.skipped}
+        return {**summary_dict(self.manifest, self.layers), "skipped": self.skipped}
 
     def summary_text(self) -> str:
         """The short text report (as written to ``summary.txt``), ending with the skipped files if any."""
-        from convscope.scan.health import summary_text
-
-        text = summary_text(self)
+        text = summary_text(self.manifest, self.layers)
         if self.predictions is not None and len(self.predictions.top1):
             counts = ", ".join(f"{label}: {n}" for label, n in self.predictions.counts(5))
             text = text.rstrip("\n") + f"\nmodel predictions (top-1, most frequent): {counts}\n"

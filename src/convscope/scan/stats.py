@@ -1,12 +1,14 @@
-"""Streaming, exactly mergeable statistics of one layer: moments, top-k, and the image-mean co-moments.
+"""Streaming, exactly mergeable statistics of one layer: moments, top-k, and the channels' co-moments.
 
 :class:`LayerAccumulator` takes batches in any grouping and two accumulators built over disjoint parts
 of a dataset merge into the one a single pass would give:
 
 * mean / variance per channel: Chan, Golub & LeVeque's pairwise update of ``(count, mean, M2)``, in
   float64 (numerically stable whatever the split);
-* the same update for the mean vector and the ``C x C`` co-moment matrix of per-image channel means
-  (the dataset-wide correlation of channels, for near-duplicate detection);
+* the same update for the ``C x C`` co-moment matrix of the channels over every position of every
+  image (a centred Gram matrix, one BLAS product per batch): the pixelwise Pearson correlation of every
+  pair of channels over the whole dataset, for near-duplicate detection. Its memory is ``8 C^2`` bytes
+  (13 MB at 1280 channels); layers wider than :data:`MAX_GRAM_CHANNELS` skip it;
 * max, counts of positive / saturated values and the sum of per-image spatial maxima (exact sums);
 * the top-k images per channel by spatial max, kept sorted by ``(-value, global image index)``, so ties
   are broken by the lower image index and a merge of partial top-k lists is exactly the global one.
@@ -19,7 +21,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convscope.scan.reduce import Bounds, spatial_argmax, summarize
+from convscope.scan.reduce import Bounds, comoment, spatial_argmax, summarize
+
+#: Widest layer whose ``C x C`` co-moment matrix is kept (``8 C^2`` bytes: 33.5 MB at 2048; each batch
+#: costs ``positions * C^2 / 2`` multiply-adds). Wider layers get no correlation (no near-duplicates).
+MAX_GRAM_CHANNELS = 2048
 
 
 def _rank_key(values: np.ndarray) -> np.ndarray:
@@ -54,8 +60,7 @@ class _Part:
     positive: np.ndarray
     saturated: np.ndarray | None
     spatial_max_sum: np.ndarray
-    image_mean: np.ndarray
-    image_comoment: np.ndarray
+    comoment: np.ndarray | None
 
 
 @dataclass
@@ -74,8 +79,8 @@ class LayerAccumulator:
         positive: int64 ``(C,)`` values ``> 0``.
         saturated: int64 ``(C,)`` values near a bound (``None`` without bounds).
         spatial_max_sum: float64 ``(C,)`` sum over images of the spatial max.
-        image_mean: float64 ``(C,)`` mean over images of the per-image channel mean.
-        image_comoment: float64 ``(C, C)`` co-moment of the per-image channel means.
+        comoment: float64 ``(C, C)`` sum over all images and positions of ``(x - mean)(x - mean)^T``
+            (``None`` for a layer wider than :data:`MAX_GRAM_CHANNELS`).
         top_value: float32 ``(C, k)`` best spatial maxima, best first.
         top_index: int64 ``(C, k)`` their global image indices.
         top_pos: int64 ``(C, k)`` the flat position of each max.
@@ -92,8 +97,7 @@ class LayerAccumulator:
     positive: np.ndarray = field(init=False)
     saturated: np.ndarray | None = field(init=False)
     spatial_max_sum: np.ndarray = field(init=False)
-    image_mean: np.ndarray = field(init=False)
-    image_comoment: np.ndarray = field(init=False)
+    comoment: np.ndarray | None = field(init=False)
     top_value: np.ndarray = field(init=False)
     top_index: np.ndarray = field(init=False)
     top_pos: np.ndarray = field(init=False)
@@ -105,7 +109,7 @@ class LayerAccumulator:
         self.positive = np.zeros(c, np.int64)
         self.saturated = None if self.bounds is None else np.zeros(c, np.int64)
         self.spatial_max_sum = np.zeros(c)
-        self.image_mean, self.image_comoment = np.zeros(c), np.zeros((c, c))
+        self.comoment = np.zeros((c, c)) if c <= MAX_GRAM_CHANNELS else None
         self.top_value = np.zeros((c, 0), np.float32)
         self.top_index = np.zeros((c, 0), np.int64)
         self.top_pos = np.zeros((c, 0), np.int64)
@@ -119,15 +123,15 @@ class LayerAccumulator:
             return
         if self.images and s.positions != self.positions:
             raise ValueError(f"batch has {s.positions} positions per image, earlier batches {self.positions}")
-        image_means = s.sums / s.positions
-        batch_mean = image_means.mean(axis=0)
-        centred = image_means - batch_mean
+        batch_mean = s.sums.sum(axis=0) / (n * s.positions)
+        gram = comoment(act, batch_mean) if self.comoment is not None else None
+        m2 = s.m2 if gram is None else np.diag(gram).copy()  # the exact float64 sums of squared deviations
         candidates = np.ascontiguousarray(s.maxes.T)
         index = np.broadcast_to(np.arange(start, start + n, dtype=np.int64), candidates.shape)
         pending = np.full(candidates.shape, -1, np.int64)
         batch_max = np.max(s.maxes, axis=0) if not np.isnan(s.maxes).any() else np.nanmax(s.maxes, axis=0)
-        self._merge_moments(_Part(n, s.positions, batch_mean, s.m2, batch_max, s.positive, s.saturated,
-                                  s.maxes.sum(axis=0, dtype=np.float64), batch_mean, centred.T @ centred))
+        self._merge_moments(_Part(n, s.positions, batch_mean, m2, batch_max, s.positive, s.saturated,
+                                  s.maxes.sum(axis=0, dtype=np.float64), gram))
         self._merge_top(candidates, index, pending)
         self._locate(act, start)
 
@@ -147,7 +151,7 @@ class LayerAccumulator:
         if self.images and other.positions != self.positions:
             raise ValueError(f"cannot merge {other.positions} positions per image with {self.positions}")
         self._merge_moments(_Part(other.images, other.positions, other.mean, other.m2, other.max, other.positive,
-                                  other.saturated, other.spatial_max_sum, other.image_mean, other.image_comoment))
+                                  other.saturated, other.spatial_max_sum, other.comoment))
         self._merge_top(other.top_value, other.top_index, other.top_pos)
 
     def _merge_moments(self, b: _Part) -> None:
@@ -156,15 +160,14 @@ class LayerAccumulator:
         if na == 0:
             self.positions = b.positions
             self.mean, self.m2 = b.mean.copy(), b.m2.copy()
-            self.image_mean, self.image_comoment = b.image_mean.copy(), b.image_comoment.copy()
+            self.comoment = None if b.comoment is None else b.comoment.copy()
         else:
             pa, pb = na * self.positions, nb * b.positions
             delta = b.mean - self.mean
             self.mean = self.mean + delta * (pb / (pa + pb))
             self.m2 = self.m2 + b.m2 + delta * delta * (pa * pb / (pa + pb))
-            d_img = b.image_mean - self.image_mean
-            self.image_mean = self.image_mean + d_img * (nb / n)
-            self.image_comoment = self.image_comoment + b.image_comoment + np.outer(d_img, d_img) * (na * nb / n)
+            if self.comoment is not None and b.comoment is not None:
+                self.comoment = self.comoment + b.comoment + np.outer(delta, delta) * (pa * pb / (pa + pb))
         self.images = n
         self.max = np.fmax(self.max, b.max)
         self.positive = self.positive + b.positive
@@ -182,24 +185,31 @@ class LayerAccumulator:
 
     # -- results ----------------------------------------------------------------------------------------
     def finish(self) -> dict[str, np.ndarray]:
-        """The final per-channel arrays (see :class:`convscope.scan.result.LayerStats` for their meaning)."""
+        """The final per-channel arrays (see :class:`convscope.scan.layerstats.LayerStats` for their meaning)."""
         count = self.images * self.positions
         with np.errstate(invalid="ignore", divide="ignore"):
             std = np.sqrt(self.m2 / count) if count else np.full(self.channels, np.nan)
-            var = np.diag(self.image_comoment)
-            corr = self.image_comoment / np.sqrt(np.outer(var, var))
-        corr[~np.isfinite(corr)] = np.nan
         out = {
             "mean": self.mean.copy() if count else np.full(self.channels, np.nan),
             "std": std,
             "max": self.max.astype(np.float64),
             "frac_positive": self.positive / count if count else np.full(self.channels, np.nan),
             "mean_spatial_max": self.spatial_max_sum / self.images if self.images else np.full(self.channels, np.nan),
-            "corr": np.clip(corr, -1.0, 1.0),
             "top_value": self.top_value.copy(),
             "top_index": self.top_index.copy(),
             "top_pos": self.top_pos.copy(),
         }
         if self.saturated is not None:
             out["frac_saturated"] = self.saturated / count if count else np.full(self.channels, np.nan)
+        if self.comoment is not None:
+            out["corr"] = correlation(self.comoment)
         return out
+
+
+def correlation(comoment: np.ndarray) -> np.ndarray:
+    """Pearson correlation ``(C, C)`` from a co-moment matrix; NaN for pairs with a constant channel."""
+    var = np.diag(comoment)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = comoment / np.sqrt(np.outer(var, var))
+    corr[~np.isfinite(corr) | (np.outer(var, var) <= 0)] = np.nan
+    return np.clip(corr, -1.0, 1.0)

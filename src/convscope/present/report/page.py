@@ -111,7 +111,7 @@ def render_page(content: ReportContent) -> str:
     body = (f"{_header(content)}{_model(content)}"
             f'<section id="inputs"><h2>Inputs and predictions</h2><div class="cards">{inputs}</div></section>'
             f'<section id="maps"><h2>Feature maps</h2><p>{esc(norm_line)} Each grid states its layer, shape, '
-            f"normalization, colormap, channels, dead channels and value range.</p>{layers}</section>{sections}")
+            f"normalization, colormap, channels, inactive channels (zero on that image) and value range.</p>{layers}</section>{sections}")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -88,7 +88,7 @@ def grid_meta(grid: FeatureGrid, key: str, norm: str, data_format: str = "channe
     return {
         "layer": key, "shape": list(grid.shape), "kind": grid.kind, "norm": grid.norm, "cmap": grid.cmap,
         "channels": list(grid.channels), "n_channels": grid.n_channels,
-        "value_range": [_finite(lo), _finite(hi)], "dead": list(grid.dead), "n_nan": grid.n_nan,
+        "value_range": [_finite(lo), _finite(hi)], "inactive": list(grid.inactive), "n_nan": grid.n_nan,
         "n_inf": grid.n_inf, "caption": grid.caption, "width": int(grid.image.shape[1]),
         "height": int(grid.image.shape[0]), "geometry": grid_geometry(grid, norm, data_format, rows, cols),
     }

@@ -110,7 +110,7 @@ export function gridMetaText(meta) {
   const parts = [`${meta.layer} ${shape(meta.shape)}`, `norm ${meta.norm}`, `cmap ${meta.cmap}`,
     `range [${fmt(meta.value_range[0])}, ${fmt(meta.value_range[1])}]`];
   if (meta.kind === "2d") parts.push(`${meta.channels.length} of ${meta.n_channels} channels`);
-  if (meta.dead.length) parts.push(`${meta.dead.length} dead`);
+  if (meta.inactive.length) parts.push(`${meta.inactive.length} inactive (zero on this image)`);
   if (meta.n_nan || meta.n_inf) parts.push(`${meta.n_nan} NaN, ${meta.n_inf} Inf`);
   return parts.join(" · ");
 }
