@@ -28,6 +28,7 @@ app = typer.Typer(
 
 ModelArg = Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")]
 UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
+CustomObjectsOpt = Annotated[Optional[str], typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
 ShapeOpt = Annotated[Optional[str], typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
@@ -99,6 +100,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of layers.")] = False,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Print the layer table: path, class, output shape, parameters, kernel/stride/padding, receptive field."""
@@ -106,7 +108,7 @@ def inspect(
     from convscope.models.inspect import format_table, inspect_model
     from convscope.models.load import load_model
 
-    info = inspect_model(load_model(model, safe_mode=not unsafe), input_shape=_shape(input_shape))
+    info = inspect_model(load_model(model, safe_mode=not unsafe, custom_objects=custom_objects), input_shape=_shape(input_shape))
     if as_json:
         typer.echo(json.dumps(info.to_dicts(), indent=2))
     else:
@@ -135,6 +137,7 @@ def maps(
     batch_size: Annotated[int, typer.Option(help="Inputs per forward pass (bounds memory).")] = 32,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write one feature-map grid PNG per (layer, input) under OUT and print each path written."""
@@ -145,7 +148,7 @@ def maps(
         model, inputs, layers=layer, out=out, save_arrays=save_arrays, norm=norm, cmap=cmap, channels=channels,
         value_range=value_range, mean=mean, std=std, invert=invert, overlay=overlay, cols=cols, scale=scale,
         max_channels=max_channels, labels=not no_labels, batch_size=batch_size, input_shape=_shape(input_shape),
-        safe_mode=not unsafe, progress=_progress,
+        safe_mode=not unsafe, progress=_progress, custom_objects=custom_objects,
     )
     for path in written:
         typer.echo(str(path))

@@ -51,6 +51,7 @@ def serve(
     cache_mb: Annotated[int, typer.Option(help="Memory for cached activations, in MB.")] = 512,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
+    custom_objects: Annotated[str | None, typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done, and every request.")] = False,
 ) -> None:
     """Explore a model in the browser: layers, feature maps, channels over the input, predictions."""
@@ -73,7 +74,7 @@ def serve(
     explorer = build_explorer(model, images=images, labels=_labels(labels),
                               preprocess=make_preprocess(value_range, mean, std, invert),
                               input_shape=_shape(input_shape), safe_mode=not unsafe, max_pixels=max_pixels,
-                              cache_mb=cache_mb)
+                              cache_mb=cache_mb, custom_objects=custom_objects)
     app = create_app(explorer, max_upload_bytes=int(max_upload_mb * (1 << 20)), allowed_hosts=allowed_hosts(host))
     if not is_loopback(host):
         log.warning("listening on %s: anyone who can reach this machine can use the explorer", host)

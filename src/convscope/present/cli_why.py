@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         invert: Annotated[bool, typer.Option(help="Invert images.")] = False,
         input_shape: base.ShapeOpt = None,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """Class-activation maps / saliency overlaid on each input: OUT/<input>/<method>.png."""
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         written, lines = run_cam(
             model, inputs, methods=method or ["gradcam"], layer=layer, target=target, out=out,
             save_arrays=save_arrays, preprocess=make_preprocess(value_range, mean, std, invert, model),
-            input_shape=base._shape(input_shape), safe_mode=not unsafe,
+            input_shape=base._shape(input_shape), safe_mode=not unsafe, custom_objects=custom_objects,
         )
         for line in lines:
             typer.echo(line)
@@ -55,13 +56,15 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="auto | rgb | channels | norm")] = "auto",
         max_filters: Annotated[int, typer.Option(help="At most this many filters per grid.")] = 64,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """Kernel weights of conv layers as grids (first-layer RGB kernels in color): OUT/<layer>.filters.png."""
         base._setup(verbose)
         from convscope.present.why import run_filters
 
-        for path in run_filters(model, layer or [], out=out, mode=mode, max_filters=max_filters, safe_mode=not unsafe):
+        for path in run_filters(model, layer or [], out=out, mode=mode, max_filters=max_filters, safe_mode=not unsafe,
+                                 custom_objects=custom_objects):
             typer.echo(str(path))
 
     @app.command()
@@ -79,6 +82,7 @@ def register(app: typer.Typer) -> None:
         std: Annotated[Optional[str], typer.Option(help="Per-channel std (with --mean).")] = None,
         input_shape: base.ShapeOpt = None,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """What each channel looks for: activation maximization of many channels as one batch."""
@@ -91,7 +95,7 @@ def register(app: typer.Typer) -> None:
         with bar:
             task = bar.add_task("maximizing", total=steps)
             written = run_maximize(model, layer, channels=channels, steps=steps, out=out, param=param, seed=seed,
-                                   size=size, preprocess=prep, safe_mode=not unsafe,
+                                   size=size, preprocess=prep, safe_mode=not unsafe, custom_objects=custom_objects,
                                    input_shape=base._shape(input_shape),
                                    progress=lambda step, total, values: bar.update(task, completed=step))
         for path in written:

@@ -86,6 +86,7 @@ def run_maps(
     input_shape: tuple[int, ...] | None = None,
     safe_mode: bool = True,
     progress: Callable[[int, str], Any] | None = None,
+    custom_objects: Any = None,
 ) -> list[Path]:
     """Load, validate everything, then probe and write the grids; returns the written paths."""
     from convscope.api import get_extractor, load_inputs_for
@@ -100,7 +101,7 @@ def run_maps(
     options = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=labels,
                           max_channels=max_channels, overlay=overlay)
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
-    keras_model = load_model(model, safe_mode=safe_mode)
+    keras_model = load_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
     prep = make_preprocess(value_range, mean, std, invert, model)
     data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)
     log.info("inputs: %d (%s)", len(data.names), data.preprocess)

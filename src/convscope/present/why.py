@@ -83,6 +83,7 @@ def run_cam(
     input_shape: tuple[int, ...] | None,
     safe_mode: bool,
     alpha: float = 0.5,
+    custom_objects: Any = None,
 ) -> tuple[list[Path], list[str]]:
     """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines)."""
     from convscope.api import load_inputs_for
@@ -93,7 +94,7 @@ def run_cam(
 
     classes = [get_method(m) for m in methods]  # bad names fail before any work
     goal = parse_target(target)
-    model = load_model(model_arg, safe_mode=safe_mode)
+    model = load_model(model_arg, safe_mode=safe_mode, custom_objects=custom_objects)
     data = load_inputs_for(model, list(inputs), preprocess=preprocess, input_shape=input_shape)
     results = {}
     for cls in classes:
@@ -129,7 +130,7 @@ def run_cam(
 
 
 def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, max_filters: int,
-                safe_mode: bool) -> list[Path]:
+                safe_mode: bool, custom_objects: Any = None) -> list[Path]:
     """Kernel-weight grids of conv layers: ``out/filters/<layer>.png``."""
     from convscope.models.load import load_model
     from convscope.models.tree import layer_tree
@@ -137,7 +138,7 @@ def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, 
     from convscope.probe.select import select_layers
     from convscope.render import render_filters
 
-    model = load_model(model_arg, safe_mode=safe_mode)
+    model = load_model(model_arg, safe_mode=safe_mode, custom_objects=custom_objects)
     nodes = select_layers(layer_tree(model), list(layers) or None, model_name=model.name)
     pictures = [(n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes]
     stage = _stage(out)
@@ -155,7 +156,7 @@ def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, 
 def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: Path, param: str, seed: int,
                  size: int | None, preprocess: Any, safe_mode: bool,
                  progress: Callable[[int, int, Any], None] | None = None,
-                 input_shape: tuple[int, ...] | None = None) -> list[Path]:
+                 input_shape: tuple[int, ...] | None = None, custom_objects: Any = None) -> list[Path]:
     """Activation maximization of many channels of ``layer`` in one batched run: ``out/<layer>.maximize.png``."""
     from convscope.featvis import maximize_channels
     from convscope.models.load import load_model
@@ -163,7 +164,7 @@ def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: 
 
     if steps < 1:
         raise OptionError(f"--steps must be >= 1, got {steps}")
-    model = load_model(model_arg, safe_mode=safe_mode)
+    model = load_model(model_arg, safe_mode=safe_mode, custom_objects=custom_objects)
     kwargs: dict[str, Any] = {"steps": steps, "param": param, "seed": seed, "size": size}
     if preprocess is not None and preprocess.mean is not None:
         kwargs.update(mean=preprocess.mean, std=preprocess.std)

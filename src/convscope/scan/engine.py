@@ -49,6 +49,7 @@ class ScanJob:
         batch_size: Rows per forward pass.
         input_shape: One sample's shape for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
+        custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
     """
 
     model: Any
@@ -58,6 +59,7 @@ class ScanJob:
     batch_size: int = 64
     input_shape: tuple[int, ...] | None = None
     safe_mode: bool = True
+    custom_objects: Any = None
 
 
 def activation_name(layer: Any) -> str:
@@ -96,7 +98,8 @@ class ShardScanner:
         from convscope.models.spec import data_format
 
         self.job = job
-        self.model = model if model is not None else load_model(job.model, safe_mode=job.safe_mode)
+        self.model = model if model is not None else load_model(job.model, safe_mode=job.safe_mode,
+                                                                            custom_objects=job.custom_objects)
         self.extractor = get_extractor(self.model, list(job.layers) if job.layers else None,
                                        input_shape=job.input_shape, batch_size=job.batch_size)
         self.channels_first = data_format(self.model) == "channels_first"

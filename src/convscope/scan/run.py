@@ -117,6 +117,7 @@ def scan(
     crops: bool = True,
     on_batch: OnBatch | None = None,
     progress: Progress | None = None,
+    custom_objects: Any = None,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -136,6 +137,7 @@ def scan(
         preprocess: :class:`~convscope.data.Preprocess` for image files (default: pixels to [0, 1]).
         input_shape: One sample's shape, for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
+        custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
         force: Replace a different scan (or a foreign non-empty folder) at ``out``.
         crops: Draw the receptive-field crop pictures (with ``out``).
         on_batch: Called with the row count after each batch (local engine) or shard (Ray); an
@@ -160,13 +162,15 @@ def scan(
         raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
                           f"themselves), got a {type(model).__name__}; save it with model.save('model.keras')")
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
-    keras_model = load_model(model, safe_mode=safe_mode)
+    keras_model = load_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
     prep = preprocess or Preprocess()
     source = open_source(data, model_spec(keras_model, input_shape), prep)
     extractor = get_extractor(keras_model, selectors, input_shape=input_shape, batch_size=batch_size)
     keys, shapes = _probe_keys(extractor, source)
     job = ScanJob(str(model) if isinstance(model, Path) else model, tuple(selectors) if selectors else None,
-                  source, int(top_k), int(batch_size), input_shape, safe_mode)
+                  source, int(top_k), int(batch_size), input_shape, safe_mode,
+                  str(Path(custom_objects).expanduser().resolve()) if isinstance(custom_objects, (str, Path))
+                  else custom_objects)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": mf.model_identity(model, keras_model),

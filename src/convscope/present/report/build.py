@@ -163,6 +163,7 @@ def build_report(
     batch_size: int = 32,
     safe_mode: bool = True,
     workers: int = 2,
+    custom_objects: Any = None,
 ) -> Report:
     """Build one self-contained HTML report of a model on some inputs.
 
@@ -190,6 +191,7 @@ def build_report(
         batch_size: Inputs per forward pass.
         safe_mode: Keras safe mode when loading a file.
         workers: Threads rendering and encoding pictures.
+        custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
 
     Returns:
         A :class:`~convscope.present.report.Report`; ``.save(path)`` writes it.
@@ -206,7 +208,7 @@ def build_report(
     if batch_size < 1:
         raise OptionError(f"batch_size must be >= 1, got {batch_size}")
     scan_loader = extras.scan_loader(scan) if scan is not None else None  # fails now if unavailable
-    keras_model = load_model(model, safe_mode=safe_mode)
+    keras_model = load_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
     data = load_inputs_for(keras_model, inputs, preprocess=preprocess, input_shape=input_shape)
     extractor = get_extractor(keras_model, layers, input_shape=input_shape, include_output=True, batch_size=batch_size)
     notes: list[str] = []

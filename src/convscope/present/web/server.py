@@ -78,7 +78,7 @@ def url_of(sock: socket.socket) -> str:
 
 def build_explorer(model: str | None = None, *, images: str | Path | None = None, labels: Sequence[str] | None = None,
                    preprocess: Any = None, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
-                   max_pixels: int = 25_000_000, cache_mb: int = 512) -> Any:
+                   max_pixels: int = 25_000_000, cache_mb: int = 512, custom_objects: Any = None) -> Any:
     """Load ``model`` (default: the bundled ``mnist-cnn``) and its images into an :class:`Explorer`.
 
     Images: ``images`` (a folder) if given; else the zoo model's bundled samples, if it has any.
@@ -90,7 +90,7 @@ def build_explorer(model: str | None = None, *, images: str | Path | None = None
     from convscope.present.web.gallery import Gallery
 
     name = model or "mnist-cnn"
-    keras_model = load_model(name, safe_mode=safe_mode)
+    keras_model = load_model(name, safe_mode=safe_mode, custom_objects=custom_objects)
     zoo = ZOO.get(resolve_zoo_name(name) or "")
     if input_shape is not None:
         from convscope.models.spec import ensure_built
