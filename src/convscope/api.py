@@ -152,7 +152,7 @@ def inspect(model: Any, *, input_shape: tuple[int, ...] | None = None, safe_mode
     from convscope.models.inspect import inspect_model
     from convscope.models.load import load_model
 
-    return inspect_model(load_model(model, safe_mode=safe_mode), input_shape=input_shape)
+    return inspect_model(load_model(model, safe_mode=safe_mode), input_shape=input_shape, unknown_sizes=True)
 
 
 __all__ = ["activations", "get_extractor", "inspect", "load_inputs_for", "model_spec"]

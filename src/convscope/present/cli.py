@@ -108,7 +108,8 @@ def inspect(
     from convscope.models.inspect import format_table, inspect_model
     from convscope.models.load import load_model
 
-    info = inspect_model(load_model(model, safe_mode=not unsafe, custom_objects=custom_objects), input_shape=_shape(input_shape))
+    info = inspect_model(load_model(model, safe_mode=not unsafe, custom_objects=custom_objects), input_shape=_shape(input_shape),
+                         unknown_sizes=True)
     if as_json:
         typer.echo(json.dumps(info.to_dicts(), indent=2))
     else:
