@@ -81,9 +81,13 @@ def model_spec(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     return InputSpec(shape=shape, data_format=data_format(model), name=model.name)
 
 
-def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None, input_shape: tuple[int, ...] | None = None) -> Any:
-    """Read/convert ``inputs`` (paths, folders, arrays) into a :class:`~convscope.data.Inputs` for ``model``."""
-    from convscope.data import Preprocess, load_inputs
+def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None, input_shape: tuple[int, ...] | None = None,
+                    by_size: bool = False) -> Any:
+    """Read/convert ``inputs`` (paths, folders, arrays) into a :class:`~convscope.data.Inputs` for ``model``.
+
+    With ``by_size``, a list of them instead: one batch per input size (for a model that leaves sizes free).
+    """
+    from convscope.data import Preprocess, load_input_groups, load_inputs
 
     if model_inputs_count(model) > 1:
         if not (isinstance(inputs, (list, tuple)) and all(isinstance(a, np.ndarray) for a in inputs)):
@@ -92,10 +96,13 @@ def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None, input_sh
                 f"arrays (N, ...), one per input, got {type(inputs).__name__}"
             )
         n = len(inputs[0]) if inputs else 0
-        return MultiInputs(x=[np.asarray(a) for a in inputs], names=tuple(f"sample{i}" for i in range(n)),
-                           display=(None,) * n, sources=("array",) * n, preprocess="arrays taken as-is")
+        multi = MultiInputs(x=[np.asarray(a) for a in inputs], names=tuple(f"sample{i}" for i in range(n)),
+                            display=(None,) * n, sources=("array",) * n, preprocess="arrays taken as-is")
+        return [multi] if by_size else multi
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     spec = model_spec(model, input_shape)
+    if by_size:
+        return load_input_groups(items, spec, preprocess or Preprocess())
     return load_inputs(items, spec, preprocess or Preprocess())
 
 

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +107,7 @@ def write_maps(
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 2,
+    arrays_name: str = "activations.npz",
 ) -> list[Path]:
     """Probe ``x`` and write one PNG per (layer, input) under ``out/<input name>/<layer>.png``.
 
@@ -122,6 +123,7 @@ def write_maps(
         batch_size: Rows per forward pass.
         on_batch: Called with the number of rows after each batch (progress bars).
         workers: Threads rendering and encoding PNGs.
+        arrays_name: File name of the ``.npz`` under ``out``.
 
     Returns:
         The written paths, PNGs in (input, layer) order, then the ``.npz`` if requested.
@@ -132,7 +134,7 @@ def write_maps(
     displays = list(displays) if displays is not None else [None] * len(names)
     stage = Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
     written: list[Path] = []
-    stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
+    stream = NpzStream(stage / arrays_name, len(names)) if save_arrays else None
     grids = receptive_grids(extractor.model) if options.overlay is not None else {}
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -146,7 +148,7 @@ def write_maps(
                     on_batch(rows.stop - rows.start)
         if stream is not None:
             stream.close()
-            written.append(out / "activations.npz")
+            written.append(out / arrays_name)
         _publish(stage, out)
     except BaseException:
         if stream is not None:
@@ -155,6 +157,32 @@ def write_maps(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return written
+
+
+def write_map_groups(extractor: Extractor, groups: Sequence[Any], out: str | Path, options: GridOptions, *,
+                     data_format: str = "channels_last", save_arrays: bool = False, batch_size: int | None = None,
+                     on_batch: Callable[[int], None] | None = None) -> list[Path]:
+    """:func:`write_maps` for inputs loaded one batch per size (:func:`convscope.data.load_input_groups`).
+
+    Each group is probed as its own batch. The paths come back as if all inputs were one batch: PNGs per
+    input in input order, then the ``.npz`` files (``activations.npz`` for one group, else one
+    ``activations.<H>x<W>.npz`` per size: activations of different sizes cannot share an array).
+    """
+    out = Path(out)
+    written: list[Path] = []
+    for group in groups:
+        shape = [int(d) for d in np.shape(group.x)[1:]] if not isinstance(group.x, list) else []
+        tag = "x".join(map(str, shape[:-1] if len(shape) > 1 else shape))
+        written += write_maps(extractor, group.x, group.names, out, options, displays=group.display,
+                              data_format=data_format, save_arrays=save_arrays, batch_size=batch_size,
+                              on_batch=on_batch,
+                              arrays_name="activations.npz" if len(groups) == 1 else f"activations.{tag}.npz")
+    if len(groups) == 1:
+        return written
+    place = {name: (getattr(g, "positions", None) or range(len(g.names)))[i]
+             for g in groups for i, name in enumerate(g.names)}
+    files = sorted((p for p in written if p.parent != out), key=lambda p: place.get(p.parent.name, len(place)))
+    return files + [p for p in written if p.parent == out]
 
 
 def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.ndarray], names: list[str],

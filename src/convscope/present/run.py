@@ -92,7 +92,7 @@ def run_maps(
     from convscope.api import get_extractor, load_inputs_for
     from convscope.models.load import load_model
     from convscope.models.spec import data_format
-    from convscope.present.maps import GridOptions, write_maps
+    from convscope.present.maps import GridOptions, write_map_groups
 
     if batch_size < 1:
         raise OptionError(f"--batch-size must be >= 1, got {batch_size}")
@@ -103,16 +103,16 @@ def run_maps(
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
     keras_model = load_model(model, safe_mode=safe_mode, custom_objects=custom_objects)
     prep = make_preprocess(value_range, mean, std, invert, model)
-    data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)
-    log.info("inputs: %d (%s)", len(data.names), data.preprocess)
+    groups = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape, by_size=True)
+    log.info("inputs: %d (%s)", sum(len(g.names) for g in groups), groups[0].preprocess)
     extractor = get_extractor(keras_model, layers, input_shape=input_shape, batch_size=batch_size)
-    n = len(data.names)
+    n = sum(len(g.names) for g in groups)
     bar = progress(n, "probing") if progress else None
     if bar is None:
-        return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size)
+        return write_map_groups(extractor, groups, out, options, data_format=data_format(keras_model),
+                                save_arrays=save_arrays, batch_size=batch_size)
     with bar:
         task = bar.add_task("probing", total=n)
-        return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size,
-                          on_batch=lambda k: bar.advance(task, k))
+        return write_map_groups(extractor, groups, out, options, data_format=data_format(keras_model),
+                                save_arrays=save_arrays, batch_size=batch_size,
+                                on_batch=lambda k: bar.advance(task, k))
