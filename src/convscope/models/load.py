@@ -9,6 +9,7 @@ accepted.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ ACCEPTED = "a .keras model archive, a legacy .h5/.hdf5 model file, a keras.Model
 
 
 _SUFFIX = {"keras": ".keras", "h5": ".h5"}
+_MISSING_CUSTOM = re.compile(r"Could not locate|Unknown (?:layer|object|activation|loss|metric|regularizer|"
+                             r"initializer|constraint)|custom_objects")
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -61,7 +64,8 @@ def _named_as(path: Path, kind: str) -> Iterator[Path]:
     if path.suffix.lower() == wanted or (kind == "h5" and path.suffix.lower() == ".hdf5"):
         yield path
         return
-    log.warning("%s is a %s file whatever its name says; loading it as one", path, "zip (.keras)" if kind == "keras" else "HDF5 (.h5)")
+    log.warning("%s is a %s file whatever its name says; loading it as one", path,
+                "zip (.keras)" if kind == "keras" else "HDF5 (.h5)")
     with tempfile.TemporaryDirectory(prefix="convscope-load-") as folder:
         link = Path(folder) / f"model{wanted}"
         link.symlink_to(path.resolve())
@@ -136,14 +140,15 @@ def load_model(
     import keras
 
     log.info("loading %s (%s, safe_mode=%s)", path, kind, safe_mode)
+    named = path
     try:
         with _named_as(path, kind) as named:
             loaded = keras.saving.load_model(named, custom_objects=objects, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises bare ValueError/TypeError/OSError; translate each
-        message = str(exc)
+        message = str(exc).replace(str(named), str(path))  # never the temporary name of a renamed file
         if "safe_mode" in message or "unsafe" in message.lower():
             raise UnsafeModelError(_unsafe_message(path, exc)) from exc
-        if "Could not locate" in message or "Unknown " in message or "custom_objects" in message:
+        if _MISSING_CUSTOM.search(message):
             raise ModelLoadError(_custom_message(path, message, objects, custom_objects)) from exc
         kind_name = ".keras archive" if kind == "keras" else "HDF5 file"
         first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
