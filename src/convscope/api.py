@@ -123,7 +123,7 @@ def activations(
     preprocess: Any = None,
     batch_size: int = 32,
     safe_mode: bool = True,
-    custom_objects: dict[str, Any] | None = None,
+    custom_objects: dict[str, Any] | str | None = None,
 ) -> dict[str, np.ndarray]:
     """Activations of the selected layers for every input, from one forward pass per batch.
 
@@ -137,7 +137,7 @@ def activations(
         preprocess: A :class:`~convscope.data.Preprocess` for image files (default: pixels to [0, 1]).
         batch_size: Rows per forward pass (bounds memory).
         safe_mode: Keras safe mode when loading a file.
-        custom_objects: Custom classes for loading a file.
+        custom_objects: Custom classes for loading a file: {"Name": Class}, or the .py file defining them.
 
     Returns:
         ``{layer path: array (N, ...)}``, exactly as the model computes them, inputs in order.
