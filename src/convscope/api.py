@@ -66,7 +66,7 @@ def activations(
     preprocess: Any = None,
     batch_size: int = 32,
     safe_mode: bool = True,
-    custom_objects: dict[str, Any] | None = None,
+    custom_objects: dict[str, Any] | str | None = None,
 ) -> dict[str, np.ndarray]:
     """Activations of the selected layers for every input, from one forward pass per batch.
 
@@ -82,7 +82,7 @@ def activations(
             else pixels to [0, 1]).
         batch_size: Rows per forward pass (bounds memory).
         safe_mode: Keras safe mode when loading a file.
-        custom_objects: Custom classes for loading a file.
+        custom_objects: Custom classes for loading a file: {"Name": Class}, or the .py file defining them.
 
     Returns:
         ``{layer key: array (N, ...)}``, exactly as the model computes them, inputs in order.
@@ -116,7 +116,10 @@ def predict(
 
 def inspect(model: Any, *, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True) -> Any:
     """The layer table of a model (path, class, shape, params, receptive field)."""
-    return resolve_model(model, input_shape=input_shape, safe_mode=safe_mode).info
+    from convscope.models.inspect import inspect_model
+
+    resolved = resolve_model(model, input_shape=input_shape, safe_mode=safe_mode)
+    return inspect_model(resolved.model, input_shape=input_shape, unknown_sizes=True)
 
 
 def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None,

@@ -51,7 +51,13 @@ def _first_call(layer: Any, record: list[Any], delta: Any | None) -> Callable[..
         if record:  # a shared layer called again: leave later calls alone
             return out
         record.append(out)
-        return out if delta is None else out + delta
+        if delta is None:
+            return out
+        import keras
+
+        # under mixed precision the layer computes in float16 while delta is float32: add in the output's dtype
+        return out + (delta if keras.backend.standardize_dtype(delta.dtype) == keras.backend.standardize_dtype(out.dtype)
+                      else keras.ops.cast(delta, out.dtype))
 
     return wrapper
 

@@ -52,6 +52,8 @@ class Inputs:
     display: tuple[np.ndarray | None, ...]
     sources: tuple[str, ...]
     preprocess: str
+    positions: tuple[int, ...] | None = None
+    """For one group of :func:`load_input_groups`: each sample's position among all the inputs."""
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -141,9 +143,30 @@ def _check_same_shape(shapes: list[tuple[int, ...]], sources: list[str], spec: I
             raise InputError(
                 f"inputs differ in shape: {sources[0]} gives {format_shape(shapes[0])}, {source} gives "
                 f"{format_shape(shape)}; model input {spec.name!r} {format_shape(spec.shape)} accepts any "
-                "size, but one batch needs one size: resize them to one size (e.g. --size 224x224, or "
-                "InputSpec.with_size) or load them separately"
+                "size, but one batch needs one size: give inputs of one size (Python: "
+                "InputSpec.with_size, or load_input_groups for one batch per size)"
             )
+
+
+@dataclass
+class _Parts:
+    """What :func:`_read_all` read: one array per item (``(n, ...)``) and one entry per sample."""
+
+    xs: list[np.ndarray]
+    part_sources: list[str]
+    names: list[str]
+    display: list[np.ndarray | None]
+    sources: list[str]
+    notes: list[str]
+    kinds: set[str]
+
+    def describe(self, prep: Preprocess, spec: InputSpec) -> str:
+        parts = [prep.describe(spec)] if self.kinds & {"image", "pil"} else []
+        if self.notes:
+            parts.append("converted: " + ", ".join(self.notes))
+        if "array" in self.kinds:
+            parts.append(ARRAYS_AS_IS)
+        return "; ".join(parts)
 
 
 def load_inputs(
@@ -176,6 +199,57 @@ def load_inputs(
             image, or an array that does not fit ``spec``.
     """
     prep = prep or Preprocess()
+    parts = _read_all(items, spec, prep, max_pixels)
+    _check_same_shape([x.shape[1:] for x in parts.xs], parts.part_sources, spec)
+    inputs = Inputs(
+        x=parts.xs[0] if len(parts.xs) == 1 else np.concatenate(parts.xs),
+        names=unique_names(safe_name(n) for n in parts.names),
+        display=tuple(parts.display),
+        sources=tuple(parts.sources),
+        preprocess=parts.describe(prep, spec),
+    )
+    logger.info("loaded %d input(s) %s for %r: %s", len(inputs), inputs.x.shape, spec.name, inputs.preprocess)
+    return inputs
+
+
+def load_input_groups(
+    items: Sequence[InputItem] | InputItem,
+    spec: InputSpec,
+    prep: Preprocess | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Inputs]:
+    """Like :func:`load_inputs`, but inputs of different sizes (a model that leaves sizes free) make one
+    batch per size instead of an error.
+
+    Returns:
+        One :class:`Inputs` per distinct sample shape, in order of first appearance; names are unique
+        across all groups and ``positions`` gives each sample's place among all the inputs.
+    """
+    prep = prep or Preprocess()
+    parts = _read_all(items, spec, prep, max_pixels)
+    names = unique_names(safe_name(n) for n in parts.names)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    rows: list[np.ndarray] = []
+    for x in parts.xs:
+        for row in x:
+            groups.setdefault(tuple(row.shape), []).append(len(rows))
+            rows.append(row)
+    description = parts.describe(prep, spec)
+    result = [
+        Inputs(x=np.stack([rows[i] for i in members]), names=tuple(names[i] for i in members),
+               display=tuple(parts.display[i] for i in members), sources=tuple(parts.sources[i] for i in members),
+               preprocess=description, positions=tuple(members))
+        for members in groups.values()
+    ]
+    if len(result) > 1:
+        logger.info("inputs of %d sizes, one batch each: %s", len(result),
+                    ", ".join(f"{len(g)} x {format_shape(g.x.shape[1:])}" for g in result))
+    return result
+
+
+def _read_all(items: Sequence[InputItem] | InputItem, spec: InputSpec, prep: Preprocess, max_pixels: int) -> _Parts:
+    """Read every item (every path is checked before any image is decoded)."""
     if isinstance(items, (str, os.PathLike, np.ndarray, Image.Image)):
         items = [items]
     items = list(items)
@@ -211,18 +285,4 @@ def load_inputs(
         sources.append(item.source)
         display.append(prepared.display)
         notes.extend(n for n in prepared.notes if n not in notes)
-    _check_same_shape([x.shape[1:] for x in xs], part_sources, spec)
-    parts = [prep.describe(spec)] if kinds & {"image", "pil"} else []
-    if notes:
-        parts.append("converted: " + ", ".join(notes))
-    if "array" in kinds:
-        parts.append(ARRAYS_AS_IS)
-    inputs = Inputs(
-        x=xs[0] if len(xs) == 1 else np.concatenate(xs),
-        names=unique_names(safe_name(n) for n in names),
-        display=tuple(display),
-        sources=tuple(sources),
-        preprocess="; ".join(parts),
-    )
-    logger.info("loaded %d input(s) %s for %r: %s", len(inputs), inputs.x.shape, spec.name, inputs.preprocess)
-    return inputs
+    return _Parts(xs, part_sources, names, display, sources, notes, kinds)

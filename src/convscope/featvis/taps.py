@@ -259,6 +259,21 @@ def _read(variable: Any) -> Tensor:
     return None if variable is None else ops.convert_to_tensor(variable)
 
 
+def _float32(tensor: Any) -> Any:
+    """A floating tensor of another precision (a mixed-precision layer's float16) as float32; else as is.
+
+    Objectives are computed in float32 from what the layers record, whatever their compute dtype; the
+    cast is differentiable, so gradients still flow back through the float16 model.
+    """
+    import keras
+
+    dtype = getattr(tensor, "dtype", None)
+    if dtype is None:
+        return tensor
+    name = keras.backend.standardize_dtype(dtype)
+    return keras.ops.cast(tensor, "float32") if name in ("float16", "bfloat16", "float64") else tensor
+
+
 @contextmanager
 def _wrapped(plan: TapPlan, records: dict[int, dict[str, Any]]) -> Iterator[None]:
     """Wrap each tapped layer's ``call`` for the duration of the block (restored in ``finally``)."""
@@ -271,7 +286,7 @@ def _wrapped(plan: TapPlan, records: dict[int, dict[str, Any]]) -> Iterator[None
                 return original(*args, **kwargs)
             rec = records.setdefault(i, {})
             if t.want_input:
-                rec["input"] = args[0] if args else kwargs.get("inputs")
+                rec["input"] = _float32(args[0] if args else kwargs.get("inputs"))
             if t.want_params:
                 lay = t.node.layer
                 rec["params"] = (_read(lay.kernel), _read(getattr(lay, "bias", None)))
@@ -281,7 +296,7 @@ def _wrapped(plan: TapPlan, records: dict[int, dict[str, Any]]) -> Iterator[None
                     raise _StopForward
                 return original(*args, **kwargs)
             out = original(*args, **kwargs)
-            rec["output"] = out
+            rec["output"] = _float32(out)
             pending.discard(i)
             if not pending:
                 raise _StopForward

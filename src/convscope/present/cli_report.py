@@ -36,6 +36,7 @@ def report(
     batch_size: Annotated[int, typer.Option(help="Inputs per forward pass (bounds memory).")] = 32,
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
+    custom_objects: Annotated[Optional[str], typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")] = False,
 ) -> None:
     """Write one self-contained HTML report (layer table, predictions, feature grids, Grad-CAM, scan) and print its path."""
@@ -56,7 +57,7 @@ def report(
     preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
     shape = _shape(input_shape)
     resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
-                           safe_mode=not unsafe)
+                           safe_mode=not unsafe, custom_objects=custom_objects)
     result = build_report(resolved, list(inputs), options, input_shape=shape)
     try:
         path = result.save(out, overwrite=True)  # checked above: new, or an earlier convscope report

@@ -27,6 +27,7 @@ NoCropsOpt = Annotated[bool, typer.Option("--no-crops", help="Skip the receptive
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on any unreadable file in DATA (default: skip it and list it in the summary).")]
 ShapeOpt = Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
 UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
+CustomObjectsOpt = Annotated[str | None, typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
 
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
         strict: StrictOpt = False,
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
+        custom_objects: CustomObjectsOpt = None,
         verbose: VerboseOpt = False,
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
         result = scan(
             resolved, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
             input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, strict=strict,
-            progress=scan_progress,
+            progress=scan_progress, custom_objects=custom_objects,
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")

@@ -39,6 +39,7 @@ def serve(
     cache_mb: Annotated[int, typer.Option(help="Memory for cached activations, in MB.")] = 512,
     input_shape: Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
+    custom_objects: Annotated[str | None, typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done, and every request.")] = False,
 ) -> None:
     """Explore a model in the browser: layers, feature maps, channels over the input, predictions."""
@@ -61,7 +62,8 @@ def serve(
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
     shape = _shape(input_shape)
     resolved = resolve_cli(model or "mnist-cnn", value_range=value_range, mean=mean, std=std, invert=invert,
-                           input_shape=shape, safe_mode=not unsafe, labels=str(labels) if labels else None)
+                           input_shape=shape, safe_mode=not unsafe, labels=str(labels) if labels else None,
+                           custom_objects=custom_objects)
     explorer = build_explorer(resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb)
     app = create_app(explorer, max_upload_bytes=int(max_upload_mb * (1 << 20)), allowed_hosts=allowed_hosts(host))
     if not is_loopback(host):

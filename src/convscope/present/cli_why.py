@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         invert: Annotated[bool, typer.Option(help="Invert images.")] = False,
         input_shape: base.ShapeOpt = None,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """Class-activation maps / saliency overlaid on each input: OUT/<input>/<method>.png."""
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
         preprocess_options(value_range, mean, std)
         shape = base._shape(input_shape)
         resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert,
-                               input_shape=shape, safe_mode=not unsafe)
+                               input_shape=shape, safe_mode=not unsafe, custom_objects=custom_objects)
         written, lines = run_cam(resolved, inputs, methods=method or ["gradcam"], layer=layer, target=target,
                                  out=out, save_arrays=save_arrays, input_shape=shape)
         for line in lines:
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="auto | rgb | channels | norm")] = "auto",
         max_filters: Annotated[int, typer.Option(help="At most this many filters per grid.")] = 64,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """Kernel weights of conv layers as grids (first-layer RGB kernels in color): OUT/<layer>.filters.png."""
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from convscope.present.run import resolve_cli
         from convscope.present.why import run_filters
 
-        resolved = resolve_cli(model, safe_mode=not unsafe)
+        resolved = resolve_cli(model, safe_mode=not unsafe, custom_objects=custom_objects)
         for path in run_filters(resolved, layer or [], out=out, mode=mode, max_filters=max_filters):
             typer.echo(str(path))
 
@@ -86,6 +88,7 @@ def register(app: typer.Typer) -> None:
         std: Annotated[Optional[str], typer.Option(help="Per-channel std (with --mean).")] = None,
         input_shape: base.ShapeOpt = None,
         unsafe: base.UnsafeOpt = False,
+        custom_objects: base.CustomObjectsOpt = None,
         verbose: base.VerboseOpt = False,
     ) -> None:
         """What each channel looks for: activation maximization of many channels as one batch."""
@@ -95,7 +98,8 @@ def register(app: typer.Typer) -> None:
 
         preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
         shape = base._shape(input_shape)
-        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, safe_mode=not unsafe)
+        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, safe_mode=not unsafe,
+                               custom_objects=custom_objects)
         bar = base._progress(steps, "maximizing")
         with bar:
             task = bar.add_task("maximizing", total=steps)

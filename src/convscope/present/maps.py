@@ -10,7 +10,7 @@ which also applies the rule of where convscope may write).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +94,7 @@ def write_maps(
     workers: int = 2,
     command: str = "maps",
     protected: Iterable[Any] = (),
+    arrays_name: str = "activations.npz",
 ) -> list[Path]:
     """Probe ``x`` and write one PNG per (layer, input) under ``out/<input name>/<layer>.png``.
 
@@ -111,6 +112,7 @@ def write_maps(
         workers: Threads rendering and encoding PNGs.
         command: The command writing ``out`` (recorded in its marker file).
         protected: The inputs: ``out`` may not overlap them (see :mod:`convscope.store.output`).
+        arrays_name: File name of the ``.npz`` under ``out``.
 
     Returns:
         The written paths, PNGs in (input, layer) order, then the ``.npz`` if requested.
@@ -120,7 +122,7 @@ def write_maps(
     displays = list(displays) if displays is not None else [None] * len(names)
     written: list[Path] = []
     with OutputFolder(out, command, protected=protected) as stage:
-        stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
+        stream = NpzStream(stage / arrays_name, len(names)) if save_arrays else None
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for rows, batch in extractor.iter_batches(x, batch_size):
@@ -135,12 +137,38 @@ def write_maps(
                         on_batch(rows.stop - rows.start)
             if stream is not None:
                 stream.close()
-                written.append(out / "activations.npz")
+                written.append(out / arrays_name)
         except BaseException:
             if stream is not None:
                 stream.abort()
             raise
     return written
+
+
+def write_map_groups(extractor: Extractor, groups: Sequence[Any], out: str | Path, options: GridOptions, *,
+                     data_format: str = "channels_last", save_arrays: bool = False, batch_size: int | None = None,
+                     on_batch: Callable[[int], None] | None = None, protected: Iterable[Any] = ()) -> list[Path]:
+    """:func:`write_maps` for inputs loaded one batch per size (:func:`convscope.data.load_input_groups`).
+
+    Each group is probed as its own batch. The paths come back as if all inputs were one batch: PNGs per
+    input in input order, then the ``.npz`` files (``activations.npz`` for one group, else one
+    ``activations.<H>x<W>.npz`` per size: activations of different sizes cannot share an array).
+    """
+    out = Path(out)
+    written: list[Path] = []
+    for group in groups:
+        shape = [int(d) for d in np.shape(group.x)[1:]] if not isinstance(group.x, list) else []
+        tag = "x".join(map(str, shape[:-1] if len(shape) > 1 else shape))
+        written += write_maps(extractor, group.x, group.names, out, options, displays=group.display,
+                              data_format=data_format, save_arrays=save_arrays, batch_size=batch_size,
+                              on_batch=on_batch, protected=list(protected),
+                              arrays_name="activations.npz" if len(groups) == 1 else f"activations.{tag}.npz")
+    if len(groups) == 1:
+        return written
+    place = {name: (getattr(g, "positions", None) or range(len(g.names)))[i]
+             for g in groups for i, name in enumerate(g.names)}
+    files = sorted((p for p in written if p.parent != out), key=lambda p: place.get(p.parent.name, len(place)))
+    return files + [p for p in written if p.parent == out]
 
 
 def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.ndarray], names: list[str],

@@ -102,6 +102,7 @@ def run_maps(
     batch_size: int = 32,
     input_shape: tuple[int, ...] | None = None,
     progress: Callable[[int, str], Any] | None = None,
+    custom_objects: Any = None,
 ) -> list[Path]:
     """Validate, probe and write the grids of ``convscope maps``; returns the written paths.
 
@@ -117,7 +118,7 @@ def run_maps(
         progress: ``progress(total, label)`` returning a rich ``Progress``, or ``None``.
     """
     from convscope.models.resolve import resolve_model
-    from convscope.present.maps import GridOptions, write_maps
+    from convscope.present.maps import GridOptions, write_map_groups
     from convscope.probe.cache import get_extractor
     from convscope.store.output import check_out
 
@@ -131,17 +132,16 @@ def run_maps(
     resolved = resolve_model(model, input_shape=input_shape)
     protected = [*inputs, *([resolved.source] if resolved.source else [])]
     check_out(out, "maps", protected=protected)  # a forbidden --out fails before any work too
-    data = resolved.load_inputs(list(inputs), input_shape=input_shape)
-    log.info("inputs: %d (%s)", len(data.names), data.preprocess)
+    groups = resolved.load_input_groups(list(inputs), input_shape=input_shape)  # one batch per input size
+    n = sum(len(g.names) for g in groups)
+    log.info("inputs: %d (%s)", n, groups[0].preprocess)
     extractor = get_extractor(resolved, layers, input_shape=input_shape, batch_size=batch_size)
-    n = len(data.names)
     bar = progress(n, "probing") if progress else None
     if bar is None:
-        return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size,
-                          protected=protected)
+        return write_map_groups(extractor, groups, out, options, data_format=resolved.data_format,
+                                save_arrays=save_arrays, batch_size=batch_size, protected=protected)
     with bar:
         task = bar.add_task("probing", total=n)
-        return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size,
-                          on_batch=lambda k: bar.advance(task, k), protected=protected)
+        return write_map_groups(extractor, groups, out, options, data_format=resolved.data_format,
+                                save_arrays=save_arrays, batch_size=batch_size,
+                                on_batch=lambda k: bar.advance(task, k), protected=protected)

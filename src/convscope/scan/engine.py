@@ -51,6 +51,7 @@ class ScanJob:
         batch_size: Rows per forward pass.
         input_shape: One sample's shape for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
+        custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
     """
 
     model: Any
@@ -60,6 +61,7 @@ class ScanJob:
     batch_size: int = 64
     input_shape: tuple[int, ...] | None = None
     safe_mode: bool = True
+    custom_objects: Any = None
 
 
 def activation_name(layer: Any) -> str:
@@ -85,7 +87,8 @@ class ShardScanner:
         from convscope.probe.cache import get_extractor
 
         self.job = job
-        self.model = model if model is not None else resolve_model(job.model, safe_mode=job.safe_mode).model
+        self.model = model if model is not None else resolve_model(
+            job.model, safe_mode=job.safe_mode, custom_objects=job.custom_objects).model
         self.extractor = get_extractor(self.model, list(job.layers) if job.layers else None,
                                        input_shape=job.input_shape, batch_size=job.batch_size, include_output=True)
         self.channels_first = data_format(self.model) == "channels_first"

@@ -108,6 +108,7 @@ def scan(
     strict: bool = False,
     on_batch: OnBatch | None = None,
     progress: Progress | None = None,
+    custom_objects: Any = None,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -129,6 +130,7 @@ def scan(
         preprocess: :class:`~convscope.data.Preprocess` overriding the model's own for image files.
         input_shape: One sample's shape, for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
+        custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
         force: Replace a different scan (or a foreign non-empty folder) at ``out``.
         crops: Draw the receptive-field crop pictures (with ``out``).
         strict: Refuse a folder holding unreadable files named like images (bad content, empty,
@@ -153,7 +155,8 @@ def scan(
 
     _check_options(top_k, batch_size, engine, address)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
-    resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode)
+    resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode,
+                             custom_objects=custom_objects)
     if out is not None:  # where we may write, before any work (the scan identity is compared below)
         from convscope.store.output import check_out
 
@@ -171,7 +174,9 @@ def scan(
                               include_output=True)
     keys, shapes = _probe_keys(extractor, source)
     job = ScanJob(resolved.source or keras_model, tuple(selectors) if selectors else None,
-                  source, int(top_k), int(batch_size), input_shape, safe_mode)
+                  source, int(top_k), int(batch_size), input_shape, safe_mode,
+                  str(Path(custom_objects).expanduser().resolve()) if isinstance(custom_objects, (str, Path))
+                  else custom_objects)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": mf.model_identity(resolved.source or None, keras_model),
