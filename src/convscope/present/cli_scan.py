@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
 
         preprocess_options(value_range, None, None)  # option errors answer before the model is loaded
         shape = _shape(input_shape)
-        resolved = resolve_cli(model, value_range=value_range, invert=invert, input_shape=shape, safe_mode=not unsafe)
+        resolved = resolve_cli(model, value_range=value_range, invert=invert, input_shape=shape, safe_mode=not unsafe,
+                               custom_objects=custom_objects)
         result = scan(
             resolved, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
             input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, strict=strict,

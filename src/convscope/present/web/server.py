@@ -78,7 +78,7 @@ def url_of(sock: socket.socket) -> str:
 
 def build_explorer(model: Any = None, *, images: str | Path | None = None, labels: Sequence[str] | str | None = None,
                    preprocess: Any = None, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
-                   max_pixels: int = 25_000_000, cache_mb: int = 512) -> Any:
+                   max_pixels: int = 25_000_000, cache_mb: int = 512, custom_objects: Any = None) -> Any:
     """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
     Args:
@@ -96,7 +96,7 @@ def build_explorer(model: Any = None, *, images: str | Path | None = None, label
     from convscope.present.web.gallery import Gallery
 
     resolved = resolve_model(model if model is not None else "mnist-cnn", preprocess=preprocess, labels=labels,
-                             input_shape=input_shape, safe_mode=safe_mode)
+                             input_shape=input_shape, safe_mode=safe_mode, custom_objects=custom_objects)
     zoo = ZOO.get(resolved.zoo or "")
     gallery = Gallery(resolved.spec(input_shape), resolved.preprocess, max_pixels=max_pixels)
     if images is not None:
