@@ -12,6 +12,7 @@ from PIL import Image
 
 from convscope.models.zoo import sample_digits
 from convscope.present.web import plugins
+from convscope.render.mosaic import DEAD_COLOR, SEP_COLOR
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -31,6 +32,7 @@ def test_model_summary_lists_layers_with_shapes_and_fields(client):
     assert body["class_names"] == [str(d) for d in range(10)]
     assert set(body["features"]) >= {"cam", "filters", "cam_methods"}
     assert body["norms"][0] == "channel"
+    assert body["default_layer"] == "conv_0" and body["groups"] == []  # conv_0, conv_1: no block prefix
 
 
 def test_images_are_the_bundled_digits_and_thumbnails_are_what_the_model_sees(client):
@@ -60,10 +62,42 @@ def test_grid_json_matches_png_and_top_channels_follow_the_activation(client, ex
     assert meta["geometry"]["rows"] * meta["geometry"]["cols"] >= 16
 
 
+def test_the_grid_picture_is_bare_and_its_words_are_json(client, explorer):
+    params = {"image": "s2", "layer": "conv_1", "norm": "layer", "cmap": "magma", "aspect": "1.5"}
+    meta = client.get("/api/grid", params=params).json()
+    picture = decode(client.get("/api/grid.png", params=params).content)
+    g = meta["geometry"]
+    assert meta["labels"] is False and g["top"] == 0 and picture.shape[:2] == (meta["height"], meta["width"])
+    assert picture.shape[:2] == (g["sep"] + g["rows"] * g["cell_h"], g["sep"] + g["cols"] * g["cell_w"])
+    assert 1.2 <= g["cols"] * g["cell_w"] / (g["rows"] * g["cell_h"]) <= 1.9  # the screen's shape, no label strip
+    assert "conv_1" in meta["caption"] and meta["channels"] == list(range(64))
+    act = explorer.activations("s2")["conv_1"]
+    legend = meta["legend"]
+    assert legend["cmap"] == "magma" and len(legend["colors"]) == 17
+    assert legend["lo"] <= float(act.min()) + 1e-6 and legend["hi"] == pytest.approx(float(act.max()), rel=1e-6)
+    # No caption strip: the first row is the separator line (red over inactive channels' frames).
+    assert {tuple(c) for c in picture[0]} <= {tuple(SEP_COLOR), tuple(DEAD_COLOR)} and g["cell_h"] == g["cell_w"]
+    assert client.get("/api/grid", params={**params, "norm": "channel"}).json()["legend"] is None
+
+
 def test_non_spatial_layers_render_too(client):
     meta = client.get("/api/grid", params={"image": "s0", "layer": "dense_0"}).json()
     assert meta["kind"] == "vector" and meta["geometry"] is None and meta["shape"] == [128]
     assert client.get("/api/grid.png", params={"image": "s0", "layer": "predictions"}).status_code == 200
+
+
+def test_gallery_adds_named_pictures_prepared_like_files(explorer):
+    from convscope.present.web.gallery import Gallery
+
+    gallery = Gallery(explorer.gallery.spec)
+    photo = np.zeros((40, 30, 3), np.uint8)
+    photo[:20] = 255
+    gallery.add_pictures([("top white", photo), ("gray", np.full((28, 28), 128, np.uint8))])
+    assert [(im["id"], im["name"], im["source"]) for im in gallery.list()] == [
+        ("s0", "top white", "sample"), ("s1", "gray", "sample")]
+    x = gallery.prepared("s0").x
+    assert x.shape == (28, 28, 1) and x[0, 14, 0] == pytest.approx(1.0) and x[-1, 14, 0] == pytest.approx(0.0)
+    assert gallery.prepared("s1").x[..., 0] == pytest.approx(np.full((28, 28), 128 / 255), abs=1e-6)
 
 
 def test_channel_view_statistics_match_numpy(client, explorer):

@@ -142,10 +142,11 @@ def render_2d(
     if n_dead:
         fields.append(f"{n_dead} dead")
     fields += stats.caption_fields()
-    image, body, caption = compose(layout.height, layout.width, fields, make_legend(opts, normed, stats))
+    legend = make_legend(opts, normed, stats)
+    image, body, caption = compose(layout.height, layout.width, fields, legend)
     draw_indexed(body, indices, codes, layout, opts.cmap,
                  labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d")
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend)
 
 
 def reduction_factor(k: int, h: int, w: int, opts: RenderOptions) -> int:

@@ -214,11 +214,12 @@ def make_grid(
     shown: np.ndarray,
     n_channels: int,
     kind: str,
+    legend: Legend | None = None,
 ) -> FeatureGrid:
-    """Bundle a finished picture with its metadata."""
+    """Bundle a finished picture with its metadata (and the legend drawn, if recorded)."""
     return FeatureGrid(
         image=image, layer=opts.layer, shape=tuple(int(s) for s in shape), norm=opts.norm, cmap=opts.cmap,
         channels=tuple(int(i) for i in shown), n_channels=int(n_channels), value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption, kind=kind,
+        caption=caption, kind=kind, legend=legend,
     )

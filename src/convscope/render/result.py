@@ -15,6 +15,8 @@ from convscope.render.encode import encode_image, encode_png, write_atomic
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from convscope.render.annotate import Legend
+
 _TITLE_PT = 8
 
 
@@ -36,6 +38,8 @@ class FeatureGrid:
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
         kind: ``"2d"``, ``"1d"``, ``"3d"``, ``"vector"`` or ``"overlay"``.
+        legend: The colorbar drawn under the picture (colormap, the values at its ends), ``None`` when
+            there is none or it was not recorded; lets a page draw the same bar as text and CSS.
     """
 
     image: np.ndarray
@@ -51,6 +55,7 @@ class FeatureGrid:
     n_inf: int
     caption: str
     kind: str = "2d"
+    legend: Legend | None = None
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)

@@ -22,8 +22,10 @@ from convscope.errors import LayerNotFound, OptionError, nearest
 from convscope.present.web import plugins
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
-from convscope.present.web.views import channel_stats, grid_meta, mosaic_shape, top_predictions
+from convscope.present.web.layers import default_layer, layer_groups
+from convscope.present.web.views import bare_mosaic, channel_stats, grid_meta, mosaic_shape, top_predictions
 from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channels, render_activation, resolve_cmap
+from convscope.render.encode import encode_png
 from convscope.render.normalize import check_mode
 
 log = logging.getLogger(__name__)
@@ -150,11 +152,14 @@ class Explorer:
         return rows
 
     def summary(self) -> dict[str, Any]:
-        """The model as the page needs it: name, input, layer table, options and optional views."""
+        """The model as the page needs it: name, input, layer table (with its collapsible groups and the
+        layer to open first, see :mod:`~convscope.present.web.layers`), options and optional views."""
+        rows, groups = layer_groups(self.layers)
         return {
             "title": self.title, "name": self.info.name, "kind": self.info.kind,
             "input_shape": list(self.info.input_shape[1:]), "total_params": self.info.total_params,
-            "data_format": self.data_format, "layers": self.layers, "norms": list(NORM_MODES),
+            "data_format": self.data_format, "layers": rows, "groups": groups,
+            "default_layer": default_layer(self.layers), "norms": list(NORM_MODES),
             "cmaps": ["auto", *COLORMAPS], "class_names": self.class_names,
             "features": {**self.features, "cam_methods": self.cam_methods},
             "preprocess": self.gallery.preprocess.describe(self.gallery.spec),
@@ -203,12 +208,17 @@ class Explorer:
             act = self.activations(image_id)[key]
             layout = None
             if options.aspect is not None:
-                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format)
+                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format,
+                                      labels=False)
             rows, cols = layout or (None, None)
+            # A 2-D mosaic goes out bare: the page writes its caption, channel numbers and colorbar as text.
+            labels = act.ndim != 3
             picture = render_activation(act, layer=key, data_format=self.data_format, norm=options.norm,
-                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols)
-            meta = grid_meta(picture, key, options.norm, self.data_format, layout)
-            return Rendered(picture.to_png(), {**meta, "image": image_id})
+                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols,
+                                        labels=labels)
+            meta = grid_meta(picture, key, options.norm, self.data_format, layout, labels=labels)
+            pixels, meta = bare_mosaic(picture, meta)
+            return Rendered(encode_png(pixels), {**meta, "image": image_id})
 
         return self._pictures.get_or_compute(("grid", image_id, key, options), render)
 

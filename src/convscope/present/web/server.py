@@ -103,6 +103,10 @@ def build_explorer(model: str | None = None, *, images: str | Path | None = None
     elif zoo is not None and zoo.samples:
         x, y = sample_digits(zoo.name)
         gallery.add_arrays(x, y, prefix="digit" if zoo.name == "mnist-cnn" else "class")
+    elif zoo is not None and zoo.photos:  # the demo photos (chelsea, coffee, astronaut), as files would be
+        from convscope.models.zoo import sample_images
+
+        gallery.add_pictures(sample_images(zoo.name))
     class_names = list(labels) if labels else (list(zoo.class_names) if zoo else None)
     title = zoo.name if zoo else Path(name).name
     return Explorer(keras_model, gallery, class_names=class_names, title=title, cache_mb=cache_mb,
