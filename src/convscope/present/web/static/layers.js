@@ -109,7 +109,7 @@ export class LayerList {
     }
     tr.title = layerTitle(row);
     tr.dataset.key = row.key || "";
-    if (!row.viewable) tr.setAttribute("aria-disabled", "true");
+    if (!row.viewable && !ownGroup) tr.setAttribute("aria-disabled", "true");
     const name = (row.short || row.path.split("/").pop()) + (row.call ? ` #${row.call}` : "");
     tr.append(this.nameCell(chain.length, Boolean(ownGroup), span("nm", name), span("cls", ` ${row.class}`)),
       cell("shape", shape(row.output_shape ? row.output_shape.slice(1) : null)),
