@@ -108,8 +108,9 @@ def test_channel_view_statistics_match_numpy(client, explorer):
     y, x = np.unravel_index(int(np.argmax(ch)), ch.shape)
     assert meta["argmax"] == [y, x]
     assert meta["peak_center"] == [2.5 + 2 * y, 2.5 + 2 * x]  # pool: start 2.5, jump 2
+    assert (meta["legend"]["lo"], meta["legend"]["hi"]) == pytest.approx((ch.min(), ch.max()), rel=1e-5, abs=1e-6)
     png = client.get("/api/channel.png", params={"image": "s2", "layer": "pool", "channel": 7, "alpha": 0.3})
-    assert png.status_code == 200 and decode(png.content).shape[1] >= 224
+    assert png.status_code == 200 and decode(png.content).shape == (224, 224, 3)  # 8x the digit, no caption
 
 
 def test_prediction_top5_matches_the_model(client, explorer):
@@ -197,7 +198,9 @@ def test_cam_and_filter_views_are_served(client):
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
     meta = client.get("/api/cam", params={"image": "s0", "method": "gradcam"}).json()
     assert meta["method"] == "gradcam" and meta["target"] == 0
-    assert client.get("/api/cam.png", params={"image": "s0", "target": 3}).status_code == 200
+    assert meta["legend"]["cmap"] == "magma" and meta["legend"]["lo"] < meta["legend"]["hi"]
+    png = client.get("/api/cam.png", params={"image": "s0", "target": 3})
+    assert png.status_code == 200 and decode(png.content).shape == (224, 224, 3)  # the picture alone, no words
     r = client.get("/api/cam.png", params={"image": "s0", "method": "magic"})
     assert r.status_code == 400 and "magic" in r.json()["error"]
 

@@ -158,9 +158,9 @@ def overlay(
     fields = [f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
                           f"alpha={fmt(alpha)}", f"range [{fmt(stats.value_range[0])}, "
                           f"{fmt(stats.value_range[1])}]") if f]
+    legend = Legend(cmap_name, float(normed.lo[0]), float(normed.hi[0]))
     if caption:
-        lo, hi = float(normed.lo[0]), float(normed.hi[0])
-        framed, body, text = compose(out.shape[0], out.shape[1], fields, Legend(cmap_name, lo, hi))
+        framed, body, text = compose(out.shape[0], out.shape[1], fields, legend)
         body[...] = out
         out, caption_text = framed, text
     else:
@@ -169,5 +169,5 @@ def overlay(
         image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
         n_channels=n_channels, value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption_text, kind="overlay",
+        caption=caption_text, kind="overlay", legend=legend,
     )

@@ -23,7 +23,14 @@ from convscope.present.web import plugins
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
 from convscope.present.web.layers import default_layer, layer_groups
-from convscope.present.web.views import bare_mosaic, channel_stats, grid_meta, mosaic_shape, top_predictions
+from convscope.present.web.views import (
+    bare_mosaic,
+    channel_stats,
+    grid_meta,
+    legend_meta,
+    mosaic_shape,
+    top_predictions,
+)
 from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channels, render_activation, resolve_cmap
 from convscope.render.encode import encode_png
 from convscope.render.normalize import check_mode
@@ -239,10 +246,12 @@ class Explorer:
                                   f"valid are 0..{hwc.shape[-1] - 1}")
             grid = self.grids.get(key)
             display = self.gallery.prepared(image_id).display
-            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha)
+            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha,
+                              caption=False)  # the page writes the caption and colorbar as text
             stats = channel_stats(hwc, channel, grid, row.get("rf_size"))
             return Rendered(picture.to_png(), {**stats, "layer": key, "image": image_id,
-                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1])})
+                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1]),
+                                               "legend": legend_meta(picture.legend)})
 
         return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
 
@@ -264,9 +273,10 @@ class Explorer:
             cls = facts.get("target")
             name = self.class_names[cls] if self.class_names and cls is not None and 0 <= cls < len(self.class_names) else cls
             label = f"{method} @ {facts.get('layer') or '?'}" + ("" if cls is None else f" for class {name}")
-            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label)
+            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label,
+                              caption=False)  # the page writes the caption and colorbar as text
             return Rendered(picture.to_png(), {**facts, "image": image_id, "class_name": name,
-                                               "caption": picture.caption})
+                                               "caption": picture.caption, "legend": legend_meta(picture.legend)})
 
         return self._pictures.get_or_compute(("cam", image_id, method, target), render)
 

@@ -55,10 +55,11 @@ function fitBox(which) {
   return { width: Math.max(200, frame.clientWidth), height };
 }
 
-// Show a picture as large as fits the box. A bare mosaic (its words are page text) may grow to fill it;
-// a picture with words drawn in it grows at most 2x, so they stay readable. Returns the scale used.
-function fit(img, box, bare) {
-  const k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, bare ? 8 : 2);
+// Show a picture as large as fits the box, enlarged at most `most` times: a bare mosaic (its words are
+// page text) may fill the box; a picture with words drawn in it grows at most 2x, so they stay readable.
+// Returns the scale used.
+function fit(img, box, most) {
+  const k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, most);
   img.style.width = `${Math.max(1, Math.floor(img.naturalWidth * k))}px`;
   img.classList.toggle("smooth", k < 1);  // shrinking: average pixels instead of dropping them
   return k;
@@ -98,10 +99,10 @@ async function drawPane(which) {
   await loadImage(img, src);
   if (token !== tokens[which]) return;
   const bare = Boolean(view === "maps" && info.labels === false);
-  const k = fit(img, box, bare);
+  const k = fit(img, box, bare ? 8 : view === "cam" ? 3 : 2);
   state.metas[which] = view === "maps" ? info : null;
   renderChannelLabels(pane.querySelector(".chan-labels"), bare ? info : null, bare && info.geometry ? info.geometry.cell_w * k : 0);
-  renderLegend(pane.querySelector(".legend"), bare ? info.legend : null);
+  renderLegend(pane.querySelector(".legend"), bare || view === "cam" ? info.legend : null);
   img.classList.toggle("clickable", Boolean(view === "maps" && info.geometry));
   img.dataset.layer = layer;
   img.dataset.image = image;
@@ -189,6 +190,7 @@ async function drawChannel() {
   img.style.width = img.naturalWidth < 400 ? `${img.naturalWidth * 2}px` : "";
   $("#ch-title").textContent = `${c.layer} · channel ${c.channel} of ${stats.n_channels} · ${imageName(c.image)}`;
   renderStats($("#ch-stats"), stats);
+  renderLegend($("#ch-legend"), stats.legend);
   $("#channel-dialog").dataset.channel = String(c.channel);
 }
 
