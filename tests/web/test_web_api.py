@@ -190,12 +190,20 @@ def test_the_extractor_is_the_cached_one_and_the_model_is_untouched(explorer, cl
     assert all("call" not in vars(layer) for layer in model.layers)
 
 
-def test_cam_and_filter_views_are_served(client):
+def test_cam_and_filter_views_are_served(client, explorer):
+    from convscope.render.filters import render_filters
+
     features = client.get("/api/model").json()["features"]
     assert features["cam"] and features["filters"]
     assert plugins.has_module("convscope.attribution") and plugins.has_module("convscope.render.filters")
     r = client.get("/api/filters.png", params={"layer": "conv_0"})
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = client.get("/api/filters", params={"layer": "conv_0"}).json()
+    assert meta["caption"].startswith("conv_0  Conv2D kernel (3, 3, 1, 32)") and meta["legend"] is None
+    framed = render_filters(explorer.model.get_layer("conv_0"))  # the CLI's picture: caption strip on top
+    bare = decode(r.content)
+    assert bare.shape[1] <= framed.image.shape[1] and bare.shape[0] < framed.image.shape[0]
+    np.testing.assert_array_equal(bare, np.asarray(framed.image)[-bare.shape[0]:, : bare.shape[1]])
     meta = client.get("/api/cam", params={"image": "s0", "method": "gradcam"}).json()
     assert meta["method"] == "gradcam" and meta["target"] == 0
     assert meta["legend"]["cmap"] == "magma" and meta["legend"]["lo"] < meta["legend"]["hi"]

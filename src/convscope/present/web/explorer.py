@@ -288,7 +288,8 @@ class Explorer:
 
         def render() -> Rendered:
             picture = plugins.render_filters(self._nodes[row["path"]].layer)
-            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption})
+            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption,
+                                               "legend": legend_meta(picture.legend)})
 
         return self._pictures.get_or_compute(("filters", key), render)
 

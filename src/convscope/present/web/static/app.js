@@ -87,8 +87,9 @@ async function drawPane(which) {
       (info.score === undefined ? "" : ` (${info.score_kind || "score"} ${fmt(info.score)})`) +
       " · click a predicted class to explain it instead";
   } else if (view === "filters") {
+    info = await getJSON("/api/filters", { layer });
     src = url("/api/filters.png", { layer });
-    text = `filters of ${layer}`;
+    text = `filters: ${info.caption.split(/ {2,}/).join(" · ")}`;
   } else {
     const params = gridParams(image, layer, box);
     info = await getJSON("/api/grid", params);
@@ -102,7 +103,7 @@ async function drawPane(which) {
   const k = fit(img, box, bare ? 8 : view === "cam" ? 3 : 2);
   state.metas[which] = view === "maps" ? info : null;
   renderChannelLabels(pane.querySelector(".chan-labels"), bare ? info : null, bare && info.geometry ? info.geometry.cell_w * k : 0);
-  renderLegend(pane.querySelector(".legend"), bare || view === "cam" ? info.legend : null);
+  renderLegend(pane.querySelector(".legend"), bare || view !== "maps" ? info.legend : null);
   img.classList.toggle("clickable", Boolean(view === "maps" && info.geometry));
   img.dataset.layer = layer;
   img.dataset.image = image;
