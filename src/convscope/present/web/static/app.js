@@ -56,10 +56,11 @@ function fitBox(which) {
 }
 
 // Show a picture as large as fits the box, enlarged at most `most` times: a bare mosaic (its words are
-// page text) may fill the box; a picture with words drawn in it grows at most 2x, so they stay readable.
-// Returns the scale used.
-function fit(img, box, most) {
-  const k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, most);
+// page text) may fill the box; a picture with words drawn in it grows by whole steps (1x or 2x), so its
+// letters stay sharp. Returns the scale used.
+function fit(img, box, most, whole = false) {
+  let k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, most);
+  if (whole && k > 1) k = Math.floor(k);
   img.style.width = `${Math.max(1, Math.floor(img.naturalWidth * k))}px`;
   img.classList.toggle("smooth", k < 1);  // shrinking: average pixels instead of dropping them
   return k;
@@ -100,7 +101,7 @@ async function drawPane(which) {
   await loadImage(img, src);
   if (token !== tokens[which]) return;
   const bare = Boolean(view === "maps" && info.labels === false);
-  const k = fit(img, box, bare ? 8 : view === "cam" ? 3 : 2);
+  const k = fit(img, box, bare ? 8 : view === "cam" ? 3 : 2, !bare && view !== "cam");
   state.metas[which] = view === "maps" ? info : null;
   renderChannelLabels(pane.querySelector(".chan-labels"), bare ? info : null, bare && info.geometry ? info.geometry.cell_w * k : 0);
   renderLegend(pane.querySelector(".legend"), bare || view !== "maps" ? info.legend : null);
