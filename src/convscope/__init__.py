@@ -12,14 +12,21 @@ Example:
 from __future__ import annotations
 
 import importlib
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("convscope")  # one place: the package metadata (pyproject.toml)
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree never installed
+    __version__ = "0+unknown"
 
 _LAZY = {
     "activations": "convscope.api",
     "get_extractor": "convscope.api",
     "inspect": "convscope.api",
+    "predict": "convscope.api",
+    "resolve": "convscope.api",
+    "ResolvedModel": "convscope.models.resolve",
     "load_model": "convscope.models.load",
     "inspect_model": "convscope.models.inspect",
     "Extractor": "convscope.probe.extractor",

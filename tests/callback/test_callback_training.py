@@ -11,7 +11,7 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 pytest.importorskip("mlxtend")
 
-import convscope.api  # noqa: E402
+import convscope.probe.cache  # noqa: E402
 from convscope.errors import LayerNotFound, OptionError  # noqa: E402
 from convscope.keras import FeatureMapCallback  # noqa: E402
 from convscope.models.zoo.mnist import build_mnist_cnn, load_mnist_digits  # noqa: E402
@@ -54,7 +54,7 @@ def trained(tmp_path_factory, digits):
     model = fresh_model()
     before = snapshot(model)
     built = []
-    real = convscope.api.Extractor
+    real = convscope.probe.cache.Extractor
 
     class Counting(real):
         def __init__(self, *args, **kwargs):
@@ -63,7 +63,7 @@ def trained(tmp_path_factory, digits):
 
     cb = FeatureMapCallback(probes, layers=["conv_0", "conv_1"], out=out, max_channels=16)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(convscope.api, "Extractor", Counting)
+        mp.setattr(convscope.probe.cache, "Extractor", Counting)
         history = model.fit(x, y, batch_size=64, epochs=3, verbose=0, callbacks=[cb])
     return model, cb, out, before, built, history
 

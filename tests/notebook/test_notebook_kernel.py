@@ -121,7 +121,7 @@ def test_explorer_is_a_widget_with_its_state_in_the_notebook(executed):
 def test_report_and_training_gif(executed):
     nb, workdir = executed
     printed = "".join(o.get("text", "") for o in cell_with(nb, "build_report(").outputs if o.output_type == "stream")
-    assert "Report(title='convscope report: mnist_cnn', inputs=3" in printed
+    assert "Report(title='convscope report: mnist-cnn', inputs=3" in printed
     assert "<!DOCTYPE html>" in (workdir / "mnist_report.html").read_text(encoding="utf-8")
     steps = result_of(cell_with(nb, "FeatureMapCallback("), "text/plain")["data"]["text/plain"]
     assert steps.startswith("([1, 2, 3],")

@@ -44,7 +44,7 @@ def xss_html(tmp_path_factory) -> Path:
     """
     import keras
 
-    import convscope.api
+    import convscope.probe.cache
     from convscope.present.report import build_report
     from convscope.probe.extractor import Extractor
 
@@ -55,8 +55,8 @@ def xss_html(tmp_path_factory) -> Path:
     x = np.random.default_rng(0).random((2, 16, 16, 1), dtype=np.float32)
     with pytest.MonkeyPatch.context() as mp:
         if keras.backend.backend() == "tensorflow":
-            mp.setattr(convscope.api, "get_extractor",
-                       lambda m, layers, **kw: Extractor(m, layers, compile=False, include_output=True))
+            mp.setattr(convscope.probe.cache, "get_extractor",
+                       lambda m, layers, **kw: Extractor(m.model, layers, compile=False, include_output=True))
         report = build_report(model, x, layers=[p1, p3], cam=False)
     return report.save(tmp_path_factory.mktemp("report-xss") / "xss.html")
 
@@ -108,10 +108,10 @@ def test_mnist_report_renders_offline_with_working_anchors(mnist_html):
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         requests, blocked = open_offline(page, mnist_html)
         check_rendered(page, mnist_html, requests, blocked)
-        assert page.title() == "convscope report: mnist_cnn"
+        assert page.title() == "convscope report: mnist-cnn"
         assert page.locator("nav a", has_text="conv_1").count() == 1
         predictions = page.locator("#inputs .pred").all_inner_texts()
-        assert [p.split(" (")[0] for p in predictions] == [f"predicted class {label}" for label in labels]
+        assert [p.split(" (")[0] for p in predictions] == [f"predicted {label}" for label in labels]
         assert page.locator("#inputs img").count() >= 6  # each input, and its Grad-CAM when installed
         check_anchors(page)
         page.screenshot(path=str(mnist_html.with_suffix(".png")), full_page=False)

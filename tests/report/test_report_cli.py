@@ -100,9 +100,6 @@ def test_bad_paths_give_one_line(capsys, tmp_path, digit_files, monkeypatch):
     one_line_error(code, err, "is a folder")
     code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "no" / "r.html")
     one_line_error(code, err, "does not exist")
-    from convscope.present.report import extras
-
-    monkeypatch.setattr(extras, "has_module", lambda name: False)
     code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "r.html", "--scan", tmp_path)
-    one_line_error(code, err, "--scan", "convscope.scan")
+    one_line_error(code, err, "scan folder", "manifest.json")
     assert not (tmp_path / "r.html").exists()

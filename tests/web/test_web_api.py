@@ -118,7 +118,7 @@ def test_prediction_top5_matches_the_model(client, explorer):
     probs = np.asarray(explorer.model(x[:4], training=False))
     for i in range(4):
         body = client.get("/api/predict", params={"image": f"s{i}"}).json()
-        assert body["available"] and body["kind"] == "probabilities" and len(body["top"]) == 5
+        assert body["available"] and body["kind"] == "probability" and len(body["top"]) == 5
         assert body["top"][0]["index"] == int(np.argmax(probs[i])) and body["top"][0]["label"] == str(np.argmax(probs[i]))
         assert body["top"][0]["score"] == pytest.approx(float(probs[i].max()), abs=1e-5)
         assert body["true_label"] == int(y[i])
@@ -264,6 +264,6 @@ def test_nested_models_reused_layers_and_free_input_sizes(tmp_path):
             stats = c.get("/api/channel", params={"image": "s0", "layer": "backbone/conv_a", "channel": 3}).json()
             assert stats["rf_size"] == [3, 3] and stats["peak_center"] == [1 + stats["argmax"][0], 1 + stats["argmax"][1]]
             pred = c.get("/api/predict", params={"image": "s0"}).json()
-            assert pred["kind"] == "softmax of logits" and pred["top"][0]["label"] in "012"
+            assert pred["kind"] == "score" and pred["top"][0]["label"] in "012"  # logits are shown raw, not softmaxed
     finally:
         handle.stop()

@@ -73,17 +73,18 @@ def test_channel_stats_with_nan_and_grid():
     assert empty["max"] is None and empty["argmax"] is None and empty["n_nan"] == 4
 
 
-def test_top_predictions_reads_probabilities_logits_and_refuses_maps():
+def test_top_predictions_reads_probabilities_scores_and_refuses_maps():
     probs = np.array([0.1, 0.6, 0.3], np.float32)
     p = top_predictions(probs, ["cat", "dog", "eel"], k=2)
-    assert p["kind"] == "probabilities" and [t["label"] for t in p["top"]] == ["dog", "eel"]
+    assert p["kind"] == "probability" and [t["label"] for t in p["top"]] == ["1 dog", "2 eel"]
+    assert p["headline"] == "predicted 1 dog (60.0%)" and p["top"][0]["text"] == "60.0%"
     logits = np.array([2.0, -1.0, 0.5, 4.0])
     q = top_predictions(logits)
-    assert q["kind"] == "softmax of logits" and q["top"][0]["index"] == 3 and q["top"][0]["label"] == "3"
-    assert sum(t["score"] for t in q["top"]) == pytest.approx(1.0)
+    assert q["kind"] == "score" and q["top"][0]["index"] == 3 and q["top"][0]["label"] == "3"
+    assert [t["score"] for t in q["top"]] == [4.0, 2.0, 0.5, -1.0]  # raw: no softmax is invented
     assert top_predictions(np.zeros((7, 7, 512)))["available"] is False
     assert top_predictions(np.array([np.nan, 1.0]))["available"] is False
-    assert top_predictions(np.array([3.0]))["kind"] == "sigmoid"
+    assert top_predictions(np.array([3.0]))["kind"] == "score"
 
 
 def test_lru_cache_is_bounded_by_bytes_and_evicts_the_oldest():

@@ -33,7 +33,7 @@ class FeatureMapCallback(keras.callbacks.Callback):
     """Record the selected layers' feature grids for fixed probe images every N epochs or batches.
 
     One :class:`~convscope.probe.extractor.Extractor` is taken when training starts (the cached one of
-    :func:`convscope.api.get_extractor`) and reused: it runs
+    :func:`convscope.probe.cache.get_extractor`) and reused: it runs
     a compiled forward pass that reads the model's *current* weights on every call, so a recording costs
     one small inference pass plus rendering, never a rebuild. The model is not compiled, renamed or
     otherwise changed. At the end of training one animated GIF per layer is written to ``out`` and, on
@@ -91,12 +91,13 @@ class FeatureMapCallback(keras.callbacks.Callback):
 
     # -- set-up ----------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        from convscope.api import get_extractor, load_inputs_for
-        from convscope.models.spec import data_format
+        from convscope.models.resolve import resolve_model
+        from convscope.probe.cache import get_extractor
 
         model = self.model
         if self._extractor is None or self._extractor.model is not model:
-            data = load_inputs_for(model, self.images, preprocess=self.preprocess)
+            resolved = resolve_model(model, preprocess=self.preprocess)
+            data = resolved.load_inputs(self.images)
             if len(data.names) > 16:
                 log.warning("FeatureMapCallback: %d probe images; each recording renders every one of them "
                             "(1-8 keep training fast)", len(data.names))
@@ -105,7 +106,7 @@ class FeatureMapCallback(keras.callbacks.Callback):
             # (and by later fits); it reads the weights as they are at each call
             self._extractor = get_extractor(model, self.layer_selectors, batch_size=max(16, len(data.names)))
             if self.recorder is None:
-                self.recorder = FrameRecorder(data.names, data_format=data_format(model), **self.render_options)
+                self.recorder = FrameRecorder(data.names, data_format=resolved.data_format, **self.render_options)
         if self._writer is None:
             self._writer = make_writer(self.out, self.tensorboard)
 

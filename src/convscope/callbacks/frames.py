@@ -117,7 +117,7 @@ class FrameRecorder:
         Returns:
             ``{layer: path}``.
         """
-        from convscope.present.maps import slug
+        from convscope.data.names import key_filename as slug
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from convscope.data.arrays import ARRAY_EXTENSIONS, NPZ_KEYS, array_display, coerce_array, read_array_file
 from convscope.data.convert import PreparedImage, prepare_image, to_model_input
 from convscope.data.load import Inputs, folder_images, load_inputs
-from convscope.data.names import safe_name, unique_names
+from convscope.data.names import key_filename, safe_name, unique_names
 from convscope.data.preprocess import RESIZE_MODES, Preprocess, parse_range
 from convscope.data.read import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_to_array, read_image
 from convscope.data.spec import InputSpec, format_shape
@@ -32,6 +32,7 @@ __all__ = [
     "folder_images",
     "format_shape",
     "image_to_array",
+    "key_filename",
     "load_inputs",
     "parse_range",
     "prepare_image",

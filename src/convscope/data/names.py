@@ -31,6 +31,15 @@ def safe_name(text: str) -> str:
     return name
 
 
+def key_filename(key: str) -> str:
+    """The file-name form of an activation key: ``backbone/conv@1`` -> ``backbone.conv@1``.
+
+    Every writer (maps, cam, filters, maximize, scan, callback) names a layer's files with it. Characters
+    other than letters, digits and ``. _ @ - [ ]`` become ``.``.
+    """
+    return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
+
+
 def unique_names(names: Iterable[str]) -> tuple[str, ...]:
     """De-duplicate names, keeping order: the first ``a`` stays ``a``, later ones become ``a_2``, ``a_3``...
 

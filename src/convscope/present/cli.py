@@ -103,10 +103,10 @@ def inspect(
 ) -> None:
     """Print the layer table: path, class, output shape, parameters, kernel/stride/padding, receptive field."""
     _setup(verbose)
-    from convscope.models.inspect import format_table, inspect_model
-    from convscope.models.load import load_model
+    from convscope.models.inspect import format_table
+    from convscope.present.run import resolve_cli
 
-    info = inspect_model(load_model(model, safe_mode=not unsafe), input_shape=_shape(input_shape))
+    info = resolve_cli(model, input_shape=_shape(input_shape), safe_mode=not unsafe).info
     if as_json:
         typer.echo(json.dumps(info.to_dicts(), indent=2))
     else:
@@ -139,14 +139,17 @@ def maps(
 ) -> None:
     """Write one feature-map grid PNG per (layer, input) under OUT and print each path written."""
     _setup(verbose)
-    from convscope.present.run import run_maps
+    from convscope.present.maps import GridOptions
+    from convscope.present.run import resolve_cli, run_maps, validate_grid_options
 
-    written = run_maps(
-        model, inputs, layers=layer, out=out, save_arrays=save_arrays, norm=norm, cmap=cmap, channels=channels,
-        value_range=value_range, mean=mean, std=std, invert=invert, overlay=overlay, cols=cols, scale=scale,
-        max_channels=max_channels, labels=not no_labels, batch_size=batch_size, input_shape=_shape(input_shape),
-        safe_mode=not unsafe, progress=_progress,
-    )
+    grid = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=not no_labels,
+                       max_channels=max_channels, overlay=overlay)
+    validate_grid_options(grid)  # option errors answer before the model is loaded
+    shape = _shape(input_shape)
+    resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
+                           safe_mode=not unsafe)
+    written = run_maps(resolved, inputs, layers=layer, out=out, grid=grid, save_arrays=save_arrays,
+                       batch_size=batch_size, input_shape=shape, progress=_progress)
     for path in written:
         typer.echo(str(path))
 

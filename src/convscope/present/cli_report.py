@@ -43,8 +43,8 @@ def report(
 
     _setup(verbose)
     from convscope.errors import OptionError
-    from convscope.present.report import build_report
-    from convscope.present.run import make_preprocess
+    from convscope.present.report import ReportOptions, build_report
+    from convscope.present.run import preprocess_options, resolve_cli
 
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
@@ -52,12 +52,14 @@ def report(
         raise OptionError(f"--out {str(out)!r} is a folder; give the path of an .html file")
     if not out.parent.is_dir():
         raise OptionError(f"--out {str(out)!r}: folder {str(out.parent)!r} does not exist")
-    result = build_report(
-        model, list(inputs), layers=layer, scan=scan, cam=not no_cam, norm=norm, cmap=cmap, channels=channels,
-        max_channels=max_channels, max_map_size=max_map_size or None,
-        preprocess=make_preprocess(value_range, mean, std, invert), input_shape=_shape(input_shape), title=title,
-        batch_size=batch_size, safe_mode=not unsafe,
-    )
+    options = ReportOptions(layers=layer, scan=scan, cam=not no_cam, norm=norm, cmap=cmap, channels=channels,
+                            max_channels=max_channels, max_map_size=max_map_size or None, title=title,
+                            batch_size=batch_size)
+    preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
+    shape = _shape(input_shape)
+    resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
+                           safe_mode=not unsafe)
+    result = build_report(resolved, list(inputs), options, input_shape=shape)
     path = result.save(out, overwrite=True)
     typer.echo(str(path))
 

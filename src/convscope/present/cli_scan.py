@@ -60,13 +60,15 @@ def register(app: typer.Typer) -> None:
         from convscope.present.cli import _setup, _shape
 
         _setup(verbose)
-        from convscope.present.run import make_preprocess
+        from convscope.present.run import preprocess_options, resolve_cli
         from convscope.scan import scan
 
+        preprocess_options(value_range, None, None)  # option errors answer before the model is loaded
+        shape = _shape(input_shape)
+        resolved = resolve_cli(model, value_range=value_range, invert=invert, input_shape=shape, safe_mode=not unsafe)
         result = scan(
-            model, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
-            preprocess=make_preprocess(value_range, None, None, invert), input_shape=_shape(input_shape),
-            safe_mode=not unsafe, force=force, crops=not no_crops, progress=scan_progress,
+            resolved, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
+            input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, progress=scan_progress,
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")

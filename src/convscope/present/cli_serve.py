@@ -24,18 +24,6 @@ HostOpt = Annotated[str, typer.Option(help="Address to listen on. The default se
 PortOpt = Annotated[int, typer.Option(help="TCP port (0 = any free port).")]
 
 
-def _labels(path: Path | None) -> list[str] | None:
-    if path is None:
-        return None
-    try:
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise OptionError(f"--labels {str(path)!r} cannot be read: {err}") from None
-    if not names:
-        raise OptionError(f"--labels {str(path)!r} holds no class names (expected one per line)")
-    return names
-
-
 def serve(
     model: ModelArg = None,
     images: ImagesOpt = None,
@@ -67,13 +55,14 @@ def serve(
         from convscope.present.web.server import allowed_hosts, bind, build_explorer, is_loopback, run, url_of
     except ImportError as err:  # starlette / uvicorn missing
         raise OptionError(f"convscope serve needs the web extra: pip install 'convscope[web]' ({err})") from None
-    from convscope.present.run import make_preprocess
+    from convscope.present.run import preprocess_options, resolve_cli
 
+    preprocess_options(value_range, mean, std)  # option errors answer before anything is bound or loaded
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
-    explorer = build_explorer(model, images=images, labels=_labels(labels),
-                              preprocess=make_preprocess(value_range, mean, std, invert),
-                              input_shape=_shape(input_shape), safe_mode=not unsafe, max_pixels=max_pixels,
-                              cache_mb=cache_mb)
+    shape = _shape(input_shape)
+    resolved = resolve_cli(model or "mnist-cnn", value_range=value_range, mean=mean, std=std, invert=invert,
+                           input_shape=shape, safe_mode=not unsafe, labels=str(labels) if labels else None)
+    explorer = build_explorer(resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb)
     app = create_app(explorer, max_upload_bytes=int(max_upload_mb * (1 << 20)), allowed_hosts=allowed_hosts(host))
     if not is_loopback(host):
         log.warning("listening on %s: anyone who can reach this machine can use the explorer", host)

@@ -34,14 +34,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Class-activation maps / saliency overlaid on each input: OUT/<input>/<method>.png."""
         base._setup(verbose)
-        from convscope.present.run import make_preprocess
-        from convscope.present.why import run_cam
+        from convscope.attribution.api import get_method
+        from convscope.present.run import preprocess_options, resolve_cli
+        from convscope.present.why import parse_target, run_cam
 
-        written, lines = run_cam(
-            model, inputs, methods=method or ["gradcam"], layer=layer, target=target, out=out,
-            save_arrays=save_arrays, preprocess=make_preprocess(value_range, mean, std, invert, model),
-            input_shape=base._shape(input_shape), safe_mode=not unsafe,
-        )
+        for name in method or ["gradcam"]:
+            get_method(name)  # option errors answer before the model is loaded
+        parse_target(target)
+        preprocess_options(value_range, mean, std)
+        shape = base._shape(input_shape)
+        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert,
+                               input_shape=shape, safe_mode=not unsafe)
+        written, lines = run_cam(resolved, inputs, methods=method or ["gradcam"], layer=layer, target=target,
+                                 out=out, save_arrays=save_arrays, input_shape=shape)
         for line in lines:
             typer.echo(line)
         for path in written:
@@ -59,9 +64,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Kernel weights of conv layers as grids (first-layer RGB kernels in color): OUT/<layer>.filters.png."""
         base._setup(verbose)
+        from convscope.present.run import resolve_cli
         from convscope.present.why import run_filters
 
-        for path in run_filters(model, layer or [], out=out, mode=mode, max_filters=max_filters, safe_mode=not unsafe):
+        resolved = resolve_cli(model, safe_mode=not unsafe)
+        for path in run_filters(resolved, layer or [], out=out, mode=mode, max_filters=max_filters):
             typer.echo(str(path))
 
     @app.command()
@@ -83,16 +90,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """What each channel looks for: activation maximization of many channels as one batch."""
         base._setup(verbose)
-        from convscope.present.run import make_preprocess
+        from convscope.present.run import preprocess_options, resolve_cli
         from convscope.present.why import run_maximize
 
-        prep = make_preprocess(value_range, mean, std, False, model)
+        preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
+        shape = base._shape(input_shape)
+        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, safe_mode=not unsafe)
         bar = base._progress(steps, "maximizing")
         with bar:
             task = bar.add_task("maximizing", total=steps)
-            written = run_maximize(model, layer, channels=channels, steps=steps, out=out, param=param, seed=seed,
-                                   size=size, preprocess=prep, safe_mode=not unsafe,
-                                   input_shape=base._shape(input_shape),
+            written = run_maximize(resolved, layer, channels=channels, steps=steps, out=out, param=param, seed=seed,
+                                   size=size, input_shape=shape,
                                    progress=lambda step, total, values: bar.update(task, completed=step))
         for path in written:
             typer.echo(str(path))

@@ -43,29 +43,28 @@ def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
     Returns:
         The summary text (what was written, predictions, which channels to look at).
     """
-    from convscope.api import get_extractor, load_inputs_for
-    from convscope.models.load import load_model
+    from convscope.models.resolve import resolve_model
     from convscope.models.zoo import sample_digits
     from convscope.present.maps import GridOptions, write_maps
+    from convscope.probe.cache import get_extractor
 
-    model = load_model("mnist-cnn")
+    resolved = resolve_model("mnist-cnn")
     x_all, y_all = sample_digits()
     _, first = np.unique(y_all, return_index=True)
     pick = np.sort(first)[:n_digits]
     x, y = x_all[pick], y_all[pick]
     names = [f"digit{i}_label{int(label)}" for i, label in zip(pick, y)]
-    extractor = get_extractor(model, [*DEMO_LAYERS, PREDICTIONS])
+    extractor = get_extractor(resolved, [*DEMO_LAYERS, PREDICTIONS])
     acts = extractor(x)
-    probs = acts[PREDICTIONS]
-    displays = load_inputs_for(model, x).display
+    predictions = resolved.predictions(acts[PREDICTIONS], k=1)
+    displays = resolved.load_inputs(x).display
     written = write_maps(extractor, x, names, out, GridOptions(channels="all", overlay="mean"),
                          displays=displays)
     lines = [f"convscope demo: bundled MNIST CNN on {len(x)} real held-out digits -> {Path(out)}/", ""]
     lines.append("Predictions:")
-    for name, p, label in zip(names, probs, y):
-        top = int(np.argmax(p))
-        mark = "ok" if top == int(label) else "WRONG"
-        lines.append(f"  {name}: predicted {top} ({p[top]:.1%}), true {int(label)} [{mark}]")
+    for name, pred, label in zip(names, predictions, y):
+        mark = "ok" if pred.best is not None and pred.best.index == int(label) else "WRONG"
+        lines.append(f"  {name}: {pred.headline()}, true {int(label)} [{mark}]")
     lines.append("")
     lines.append("Where to look:")
     for layer in DEMO_LAYERS:

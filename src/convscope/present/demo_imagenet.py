@@ -64,26 +64,27 @@ def run_imagenet_demo(out: str | Path) -> str:
     Raises:
         ModelLoadError / InputError: the optional ``imagenet`` packages are missing (with the pip command).
     """
+
     from PIL import Image
 
-    from convscope.api import get_extractor
     from convscope.attribution import cam
-    from convscope.models.load import load_model
-    from convscope.models.zoo.efficientnet_lite import decode, preprocess
+    from convscope.models.resolve import resolve_model
     from convscope.present.maps import slug
+    from convscope.probe.cache import get_extractor
     from convscope.render import overlay, render_activation
 
     out = Path(out)
     photos = load_photos()
-    model = load_model(MODEL)
-    x = np.stack([preprocess(image) for image in photos.values()])
-    h, w = x.shape[1:3]
-    displays = [np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR)) for image in photos.values()]
+    resolved = resolve_model(MODEL)  # its own preprocessing and class names, as every command uses them
+    model = resolved.model
+    data = resolved.load_inputs([Image.fromarray(photo) for photo in photos.values()])  # pictures, not input arrays
+    x = data.x
+    displays = list(data.display)
     names = list(photos)
 
-    extractor = get_extractor(model, [*(spec.path for spec in LAYERS), "predictions"])  # one forward pass
+    extractor = get_extractor(resolved, [*(spec.path for spec in LAYERS), "predictions"])  # one forward pass
     acts = extractor(x)
-    probs = acts.pop("predictions")
+    predictions = resolved.predictions(acts.pop("predictions"), k=5)
     written: list[Path] = []
     for i, name in enumerate(names):
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -99,15 +100,14 @@ def run_imagenet_demo(out: str | Path) -> str:
              f"photos -> {out}/", ""]
     report = []
     for i, name in enumerate(names):
-        top5 = decode(probs[i], top=5)
-        label = top5[0][1]
+        pred = predictions[i]
         picture = overlay(displays[i], result.maps[i][..., None], 0, cmap="magma", alpha=0.5,
-                          layer=f"Grad-CAM @ {result.layer}: {top5[0][0]} {label}")
+                          layer=f"Grad-CAM @ {result.layer}: {pred.best.label() if pred.best else '?'}")
         path = out / name / "gradcam.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(picture.to_png())
         written.append(path)
-        ranked = ", ".join(f"{cls} {lbl} {p:.1%}" for cls, lbl, p in top5)
+        ranked = pred.text()
         report.append(f"{name}: {ranked}")
         lines.append(f"  {name:10s} top-5: {ranked}")
     (out / "predictions.txt").write_text("\n".join(report) + "\n", encoding="utf-8")

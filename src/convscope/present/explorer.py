@@ -31,10 +31,11 @@ class Explorer:
     """Interactive feature-map explorer.
 
     Args:
-        model: A ``keras.Model``, a ``.keras``/``.h5`` path or a zoo name.
+        model: A :class:`~convscope.models.resolve.ResolvedModel`, a ``keras.Model``, a ``.keras``/``.h5`` path
+            or a zoo name (its own preprocessing reads image files).
         images: Anything :func:`convscope.activations` accepts (paths, folders, arrays).
         layers: Layer selectors; ``None`` = every conv layer.
-        preprocess: A :class:`~convscope.data.Preprocess` for image files.
+        preprocess: A :class:`~convscope.data.Preprocess` overriding the model's own for image files.
         input_shape: One sample's shape, for unbuilt or subclassed models.
         max_channels: Channels shown in "all" mode.
         safe_mode: Keras safe mode when loading a file.
@@ -50,19 +51,19 @@ class Explorer:
                  input_shape: tuple[int, ...] | None = None, max_channels: int = 64, safe_mode: bool = True) -> None:
         import ipywidgets as w
 
-        from convscope.api import get_extractor, load_inputs_for
-        from convscope.models.load import load_model
-        from convscope.models.spec import data_format
+        from convscope.models.resolve import resolve_model
+        from convscope.probe.cache import get_extractor
         from convscope.render import NORM_MODES
 
-        keras_model = load_model(model, safe_mode=safe_mode)
-        data = load_inputs_for(keras_model, images, preprocess=preprocess, input_shape=input_shape)
-        extractor = get_extractor(keras_model, layers, input_shape=input_shape)
+        resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode)
+        keras_model = resolved.model
+        data = resolved.load_inputs(images, input_shape=input_shape)
+        extractor = get_extractor(resolved, layers, input_shape=input_shape)
         self.activations: dict[str, np.ndarray] = dict(extractor(data.x))
         if not self.activations:
             raise OptionError(f"no layer of model {keras_model.name!r} was selected by {layers!r}")
         self.names: tuple[str, ...] = tuple(data.names)
-        self.data_format = data_format(keras_model)
+        self.data_format = resolved.data_format
         self.max_channels = max_channels
         keys = list(self.activations)
         self.layer_control = w.Dropdown(options=keys, value=keys[0], description="layer")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from convscope.data.names import key_filename
 from convscope.probe.extractor import Extractor
 from convscope.store.npzstream import NpzStream
 
@@ -47,9 +48,7 @@ class GridOptions:
                     scale=self.scale, labels=self.labels, max_channels=self.max_channels, **self.extra)
 
 
-def slug(key: str) -> str:
-    """A file-name-safe form of a layer key (``backbone/conv@1`` -> ``backbone.conv@1``)."""
-    return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
+slug = key_filename  # the one file-name form of a key (convscope.data.names)
 
 
 Grid = tuple[tuple[float, float], tuple[float, float]]

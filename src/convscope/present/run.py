@@ -21,22 +21,17 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         raise OptionError(f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406") from None
 
 
-def make_preprocess(value_range: str | None, mean: str | None, std: str | None, invert: bool,
-                    model: Any = None) -> Any:
-    """Build the :class:`~convscope.data.Preprocess` the CLI options describe.
+def preprocess_options(value_range: str | None, mean: str | None, std: str | None) -> Any:
+    """The :class:`~convscope.data.Preprocess` that ``--range``/``--mean``/``--std`` describe, or ``None``.
 
-    With no ``--range``/``--mean``/``--std`` and a zoo model name, the zoo model's own preprocessing is
-    used (e.g. ``(x - 127) / 128`` for ``efficientnet-lite0``); otherwise pixels go to ``[0, 1]``.
+    ``None`` (no option given) lets the resolved model keep its own preprocessing: a zoo model's (e.g.
+    ``(x - 127) / 128`` for ``efficientnet-lite0``), else pixels to ``[0, 1]``. Pure: no backend import.
     """
-    import dataclasses
-
     from convscope.data import Preprocess, parse_range
-    from convscope.models import zoo
 
-    if value_range is None and mean is None and std is None and isinstance(model, str) and zoo.is_zoo_name(model):
-        return dataclasses.replace(zoo.zoo_preprocess(model), invert=invert)
-
-    kwargs: dict[str, Any] = {"invert": invert}
+    if value_range is None and mean is None and std is None:
+        return None
+    kwargs: dict[str, Any] = {}
     if value_range is not None:
         kwargs["value_range"] = parse_range(value_range)
     if (mean is None) != (std is None):
@@ -45,6 +40,39 @@ def make_preprocess(value_range: str | None, mean: str | None, std: str | None, 
         kwargs["mean"] = _floats(mean, "--mean")
         kwargs["std"] = _floats(std, "--std")
     return Preprocess(**kwargs)
+
+
+def resolve_cli(model: Any, *, value_range: str | None = None, mean: str | None = None, std: str | None = None,
+                invert: bool = False, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
+                labels: str | None = None, custom_objects: Any = None) -> Any:
+    """Resolve a command's MODEL argument with its preprocessing options (validated before loading).
+
+    Returns:
+        The :class:`~convscope.models.resolve.ResolvedModel` every command body works on.
+    """
+    from convscope.models.resolve import resolve_model
+
+    prep = preprocess_options(value_range, mean, std)
+    return resolve_model(model, preprocess=prep, invert=invert or None, labels=labels, input_shape=input_shape,
+                         safe_mode=safe_mode, custom_objects=custom_objects)
+
+
+def make_preprocess(value_range: str | None, mean: str | None, std: str | None, invert: bool,
+                    model: Any = None) -> Any:
+    """The :class:`~convscope.data.Preprocess` the options describe for ``model`` (a zoo model keeps its own).
+
+    Prefer :func:`resolve_cli`, which resolves the model and its preprocessing in one step.
+    """
+    import dataclasses
+
+    from convscope.data import Preprocess
+    from convscope.models import zoo
+
+    prep = preprocess_options(value_range, mean, std)
+    if prep is None:
+        is_zoo = isinstance(model, str) and zoo.is_zoo_name(model)
+        prep = zoo.zoo_preprocess(model) if is_zoo else Preprocess()
+    return dataclasses.replace(prep, invert=invert) if invert else prep
 
 
 def validate_grid_options(options: Any) -> None:
@@ -69,49 +97,47 @@ def run_maps(
     *,
     layers: Sequence[str] | None,
     out: Path,
+    grid: Any = None,
     save_arrays: bool = False,
-    norm: str = "channel",
-    cmap: str | None = None,
-    channels: str | None = None,
-    value_range: str | None = None,
-    mean: str | None = None,
-    std: str | None = None,
-    invert: bool = False,
-    overlay: str | None = None,
-    cols: int | None = None,
-    scale: int | None = None,
-    max_channels: int = 64,
-    labels: bool = True,
     batch_size: int = 32,
     input_shape: tuple[int, ...] | None = None,
-    safe_mode: bool = True,
     progress: Callable[[int, str], Any] | None = None,
 ) -> list[Path]:
-    """Load, validate everything, then probe and write the grids; returns the written paths."""
-    from convscope.api import get_extractor, load_inputs_for
-    from convscope.models.load import load_model
-    from convscope.models.spec import data_format
-    from convscope.present.maps import GridOptions, write_maps
+    """Validate, probe and write the grids of ``convscope maps``; returns the written paths.
 
+    Args:
+        model: A :class:`~convscope.models.resolve.ResolvedModel` (or anything :func:`resolve_model` takes).
+        inputs: Image paths, folders or arrays.
+        layers: Layer selectors (``None``: every conv layer).
+        out: Output folder: ``out/<input>/<layer>.png``.
+        grid: A :class:`~convscope.present.maps.GridOptions` (how each grid is drawn).
+        save_arrays: Also stream the raw activations to ``out/activations.npz``.
+        batch_size: Inputs per forward pass.
+        input_shape: One sample's shape, for an unbuilt or subclassed model.
+        progress: ``progress(total, label)`` returning a rich ``Progress``, or ``None``.
+    """
+    from convscope.models.resolve import resolve_model
+    from convscope.present.maps import GridOptions, write_maps
+    from convscope.probe.cache import get_extractor
+
+    options = grid if grid is not None else GridOptions()
     if batch_size < 1:
         raise OptionError(f"--batch-size must be >= 1, got {batch_size}")
+    overlay = options.overlay
     if overlay is not None and overlay != "mean" and not overlay.isdigit():
         raise OptionError(f"--overlay {overlay!r} is not valid; expected 'mean' or a channel index such as 3")
-    options = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=labels,
-                          max_channels=max_channels, overlay=overlay)
     validate_grid_options(options)  # bad --norm/--cmap/--channels fail before any work
-    keras_model = load_model(model, safe_mode=safe_mode)
-    prep = make_preprocess(value_range, mean, std, invert, model)
-    data = load_inputs_for(keras_model, list(inputs), preprocess=prep, input_shape=input_shape)
+    resolved = resolve_model(model, input_shape=input_shape)
+    data = resolved.load_inputs(list(inputs), input_shape=input_shape)
     log.info("inputs: %d (%s)", len(data.names), data.preprocess)
-    extractor = get_extractor(keras_model, layers, input_shape=input_shape, batch_size=batch_size)
+    extractor = get_extractor(resolved, layers, input_shape=input_shape, batch_size=batch_size)
     n = len(data.names)
     bar = progress(n, "probing") if progress else None
     if bar is None:
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size)
+                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size)
     with bar:
         task = bar.add_task("probing", total=n)
         return write_maps(extractor, data.x, data.names, out, options, displays=data.display,
-                          data_format=data_format(keras_model), save_arrays=save_arrays, batch_size=batch_size,
+                          data_format=resolved.data_format, save_arrays=save_arrays, batch_size=batch_size,
                           on_batch=lambda k: bar.advance(task, k))

@@ -44,34 +44,8 @@ def _publish(stage: Path, out: Path) -> None:
             os.replace(src, dst)
 
 
-def top_predictions(model_arg: Any, probs: np.ndarray, k: int = 5) -> list[str]:
-    """``"name (p)"`` strings for the top-k classes, with class names when the model is a zoo model."""
-    from convscope.models import zoo
-
-    names: Sequence[str] = ()
-    if isinstance(model_arg, str) and zoo.is_zoo_name(model_arg):
-        try:
-            names = zoo.zoo_class_names(model_arg)
-        except Exception as exc:  # labels are a nicety: say why they are missing, keep going
-            log.warning("no class names: %s", exc)
-    order = np.argsort(probs)[::-1][:k]
-    def label(i: int) -> str:
-        name = names[i] if i < len(names) else ""
-        return f"{i} {name}" if name and name != str(i) else str(i)
-
-    return [f"{label(int(i))} ({probs[i]:.1%})" for i in order]
-
-
-def predict(model: Any, x: np.ndarray) -> np.ndarray:
-    """The model's output for ``x`` in batches, through the cached compiled extractor."""
-    from convscope.api import get_extractor
-    from convscope.probe.extractor import Extractor
-
-    return get_extractor(model, [-1], include_output=True)(x)[Extractor.OUTPUT_KEY]
-
-
 def run_cam(
-    model_arg: Any,
+    model: Any,
     inputs: Sequence[str],
     *,
     methods: Sequence[str],
@@ -79,27 +53,30 @@ def run_cam(
     target: str | None,
     out: Path,
     save_arrays: bool,
-    preprocess: Any,
-    input_shape: tuple[int, ...] | None,
-    safe_mode: bool,
+    input_shape: tuple[int, ...] | None = None,
     alpha: float = 0.5,
 ) -> tuple[list[Path], list[str]]:
-    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines)."""
-    from convscope.api import load_inputs_for
+    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines).
+
+    Args:
+        model: A :class:`~convscope.models.resolve.ResolvedModel` (its preprocessing reads the inputs and
+            its class names name the predictions).
+    """
     from convscope.attribution import cam
     from convscope.attribution.api import get_method
-    from convscope.models.load import load_model
+    from convscope.models.resolve import resolve_model
+    from convscope.probe.cache import predict
     from convscope.render import overlay
 
     classes = [get_method(m) for m in methods]  # bad names fail before any work
     goal = parse_target(target)
-    model = load_model(model_arg, safe_mode=safe_mode)
-    data = load_inputs_for(model, list(inputs), preprocess=preprocess, input_shape=input_shape)
+    resolved = resolve_model(model, input_shape=input_shape)
+    data = resolved.load_inputs(list(inputs), input_shape=input_shape)
     results = {}
     for cls in classes:
         use_layer = None if cls.at_input else layer
-        results[cls.name] = cam(model, data.x, method=cls.name, layer=use_layer, target=goal)
-    probs = predict(model, data.x)
+        results[cls.name] = cam(resolved.model, data.x, method=cls.name, layer=use_layer, target=goal)
+    predictions = predict(resolved, data.x, 5)
     stage = _stage(out)
     written: list[Path] = []
     lines: list[str] = []
@@ -108,13 +85,12 @@ def run_cam(
             picture = data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
             for method, result in results.items():
                 blend = overlay(picture, result.maps[i][..., None], 0, cmap="magma", alpha=alpha,
-                                layer=f"{method} @ {result.layer}  class {result.targets[i]}")
+                                layer=f"{method} @ {result.layer}  class {resolved.label(int(result.targets[i]))}")
                 target_path = stage / name / f"{method.replace('+', 'p')}.png"
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_bytes(blend.to_png())
                 written.append(out / name / target_path.name)
-            if probs is not None and probs.ndim == 2:
-                lines.append(f"{name}: " + ", ".join(top_predictions(model_arg, probs[i])))
+            lines.append(f"{name}: {predictions[i].text()}")
         if save_arrays:
             arrays = {m: np.asarray(r.maps) for m, r in results.items()}
             arrays.update({f"{m}_raw": np.asarray(r.raw) for m, r in results.items()})
@@ -128,16 +104,15 @@ def run_cam(
     return written, lines
 
 
-def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, max_filters: int,
-                safe_mode: bool) -> list[Path]:
-    """Kernel-weight grids of conv layers: ``out/filters/<layer>.png``."""
-    from convscope.models.load import load_model
+def run_filters(model: Any, layers: Sequence[str], *, out: Path, mode: str, max_filters: int) -> list[Path]:
+    """Kernel-weight grids of conv layers: ``out/<layer>.filters.png`` (``model``: a resolved model)."""
+    from convscope.models.resolve import resolve_model
     from convscope.models.tree import layer_tree
     from convscope.present.maps import slug
     from convscope.probe.select import select_layers
     from convscope.render import render_filters
 
-    model = load_model(model_arg, safe_mode=safe_mode)
+    model = resolve_model(model).model
     nodes = select_layers(layer_tree(model), list(layers) or None, model_name=model.name)
     pictures = [(n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes]
     stage = _stage(out)
@@ -152,24 +127,28 @@ def run_filters(model_arg: Any, layers: Sequence[str], *, out: Path, mode: str, 
     return written
 
 
-def run_maximize(model_arg: Any, layer: str, *, channels: str, steps: int, out: Path, param: str, seed: int,
-                 size: int | None, preprocess: Any, safe_mode: bool,
-                 progress: Callable[[int, int, Any], None] | None = None,
+def run_maximize(model: Any, layer: str, *, channels: str, steps: int, out: Path, param: str, seed: int,
+                 size: int | None, progress: Callable[[int, int, Any], None] | None = None,
                  input_shape: tuple[int, ...] | None = None) -> list[Path]:
-    """Activation maximization of many channels of ``layer`` in one batched run: ``out/<layer>.maximize.png``."""
+    """Activation maximization of many channels of ``layer`` in one batched run: ``out/<layer>.maximize.png``.
+
+    The images are optimized in the resolved model's input space: its preprocessing (mean/std or value
+    range) says which input values are pixels 0..255.
+    """
     from convscope.featvis import maximize_channels
-    from convscope.models.load import load_model
+    from convscope.models.resolve import resolve_model
     from convscope.present.maps import slug
 
     if steps < 1:
         raise OptionError(f"--steps must be >= 1, got {steps}")
-    model = load_model(model_arg, safe_mode=safe_mode)
+    resolved = resolve_model(model)
+    prep = resolved.preprocess
     kwargs: dict[str, Any] = {"steps": steps, "param": param, "seed": seed, "size": size}
-    if preprocess is not None and preprocess.mean is not None:
-        kwargs.update(mean=preprocess.mean, std=preprocess.std)
-    elif preprocess is not None:
-        kwargs.update(value_range=preprocess.value_range)
-    result = maximize_channels(model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
+    if prep.mean is not None:
+        kwargs.update(mean=prep.mean, std=prep.std)
+    else:
+        kwargs.update(value_range=prep.value_range)
+    result = maximize_channels(resolved.model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
     stage = _stage(out)
     try:
         name = f"{slug(layer)}.maximize.png"

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.reduce import Bounds, as_channels_last
 from convscope.scan.source import ArraySource, Source, iter_chunks
 from convscope.scan.stats import LayerAccumulator
@@ -91,14 +92,14 @@ class ShardScanner:
     """
 
     def __init__(self, job: ScanJob, model: Any = None) -> None:
-        from convscope.api import get_extractor
-        from convscope.models.load import load_model
+        from convscope.models.resolve import resolve_model
         from convscope.models.spec import data_format
+        from convscope.probe.cache import get_extractor
 
         self.job = job
-        self.model = model if model is not None else load_model(job.model, safe_mode=job.safe_mode)
+        self.model = model if model is not None else resolve_model(job.model, safe_mode=job.safe_mode).model
         self.extractor = get_extractor(self.model, list(job.layers) if job.layers else None,
-                                       input_shape=job.input_shape, batch_size=job.batch_size)
+                                       input_shape=job.input_shape, batch_size=job.batch_size, include_output=True)
         self.channels_first = data_format(self.model) == "channels_first"
         self._layers = {node.path: node.layer for node in self.extractor.nodes}
 
@@ -112,7 +113,8 @@ class ShardScanner:
 
     def activations(self) -> dict[str, str]:
         """``{key: activation name}`` for the keys seen so far."""
-        return {key: activation_name(self._layers.get(key_path(key)[0])) for key in self.extractor.keys or []}
+        return {key: activation_name(self._layers.get(key_path(key)[0])) for key in self.extractor.keys or []
+                if key != self.extractor.OUTPUT_KEY}
 
     def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:
         """Scan rows ``start..stop``; returns one accumulator per activation key (model order).
@@ -150,6 +152,10 @@ class ShardScanner:
 
     def _accumulate(self, accs: dict[str, LayerAccumulator], key: str, act: np.ndarray, first: int) -> None:
         """Add one layer's batch to its accumulator (each key is only ever touched by one task at a time)."""
+        if key == self.extractor.OUTPUT_KEY:  # the model's own verdict per image, for class-vector outputs
+            if act.ndim == 2:
+                accs.setdefault(key, OutputAccumulator()).add_batch(act, first)  # type: ignore[arg-type]
+            return
         value = as_channels_last(act, self.channels_first)
         if key not in accs:
             accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))

@@ -56,7 +56,12 @@ def model_identity(ref: Any, model: Any) -> dict[str, Any]:
         from convscope.models import zoo
 
         text = str(ref)
-        path = zoo.zoo_path(text) if zoo.is_zoo_name(text) and not Path(text).exists() else Path(text)
+        if zoo.is_zoo_name(text) and not Path(text).exists():
+            if zoo.is_built_in_code(text):  # built from a package's weights: hash the weights
+                return {"source": text, "name": model.name, "sha256": weights_sha256(model), "hash_of": "weights"}
+            path = zoo.zoo_path(text)
+        else:
+            path = Path(text)
         return {"source": text, "name": model.name, "sha256": file_sha256(path), "hash_of": "file"}
     return {"source": "<in-memory model>", "name": model.name, "sha256": weights_sha256(model), "hash_of": "weights"}
 

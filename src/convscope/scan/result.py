@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import InputError, LayerNotFound, nearest
+from convscope.scan.predictions import ScanPredictions
 
 FORMAT = "convscope-scan"
 FORMAT_VERSION = 1
@@ -136,11 +137,14 @@ class ScanResult:
         manifest: The manifest (format version, model hash, layers, dataset, options, versions).
         layers: ``{key: LayerStats}`` in model order.
         path: The results folder, or ``None`` for a scan kept in memory.
+        predictions: Each image's top-1 class from the same forward pass (models whose output is a class
+            vector), or ``None``.
     """
 
     manifest: dict[str, Any]
     layers: dict[str, LayerStats] = field(default_factory=dict)
     path: Path | None = None
+    predictions: ScanPredictions | None = None
 
     def __getitem__(self, key: str) -> LayerStats:
         try:
@@ -170,7 +174,11 @@ class ScanResult:
         """The short text report (as written to ``summary.txt``)."""
         from convscope.scan.health import summary_text
 
-        return summary_text(self)
+        text = summary_text(self)
+        if self.predictions is not None and len(self.predictions.top1):
+            counts = ", ".join(f"{label}: {n}" for label, n in self.predictions.counts(5))
+            text = text.rstrip("\n") + f"\nmodel predictions (top-1, most frequent): {counts}\n"
+        return text
 
     def __repr__(self) -> str:
         model = self.manifest.get("model", {}).get("name", "?")
@@ -206,4 +214,6 @@ def load_scan(path: str | Path) -> ScanResult:
         with np.load(root / layer_dir(meta["slug"]) / "stats.npz", allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         layers[meta["key"]] = LayerStats.from_parts(meta, arrays)
-    return ScanResult(manifest=manifest, layers=layers, path=root)
+    classes = manifest.get("classes")
+    predictions = ScanPredictions.load(root, tuple(classes) if classes else None)
+    return ScanResult(manifest=manifest, layers=layers, path=root, predictions=predictions)

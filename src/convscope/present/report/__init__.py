@@ -10,7 +10,7 @@ Importing this package is light (numpy and Pillow); Keras loads when a report is
 
 from __future__ import annotations
 
-from convscope.present.report.build import build_report, describe_output
+from convscope.present.report.build import ReportOptions, build_report, describe_output
 from convscope.present.report.content import InputEntry, LayerEntry, Picture, Report, ReportContent, Section
 from convscope.present.report.tables import dict_table_html, esc, info_html, layer_table_html
 
@@ -20,6 +20,7 @@ __all__ = [
     "Picture",
     "Report",
     "ReportContent",
+    "ReportOptions",
     "Section",
     "build_report",
     "describe_output",

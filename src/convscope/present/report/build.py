@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,34 +43,15 @@ def _check_options(norm: str, cmap: str | None, channels: Any, max_channels: int
     return mode, cmap_name
 
 
-def _class_names(model_arg: Any, given: Sequence[str] | None) -> Sequence[str] | None:
-    if given is not None:
-        return [str(c) for c in given]
-    if isinstance(model_arg, str):
-        from convscope.models.zoo import ZOO, resolve_zoo_name
-
-        name = resolve_zoo_name(model_arg)
-        if name is not None:
-            return ZOO[name].class_names
-    return None
-
-
 def describe_output(out: np.ndarray, class_names: Sequence[str] | None, k: int = 3) -> tuple[str, tuple[tuple[str, float], ...]]:
-    """One line about one sample's model output, and its top-``k`` ``(label, score)`` if it is a vector."""
-    arr = np.asarray(out, dtype=np.float64)
-    if arr.ndim != 1 or arr.size < 2:
-        finite = arr[np.isfinite(arr)]
-        span = f"range [{finite.min():.4g}, {finite.max():.4g}]" if finite.size else "no finite values"
-        return f"output shape {tuple(arr.shape)}, {span}", ()
-    order = np.argsort(-np.nan_to_num(arr, nan=-np.inf), kind="stable")[:k]
+    """One line about one sample's model output, and its top-``k`` ``(label, value)`` if it is a vector.
 
-    def label(i: int) -> str:
-        return str(class_names[i]) if class_names is not None and i < len(class_names) else str(i)
+    The words and numbers come from :func:`convscope.models.predictions.top_classes`, as on every surface.
+    """
+    from convscope.models.predictions import top_classes
 
-    probs = bool(np.all((arr >= 0) & (arr <= 1)) and abs(arr.sum() - 1.0) < 1e-3)
-    best = int(order[0])
-    what = f"p = {arr[best]:.3f}" if probs else f"score {arr[best]:.4g}"
-    return f"predicted class {label(best)} ({what})", tuple((label(int(i)), float(arr[i])) for i in order)
+    pred = top_classes(out, class_names, k)
+    return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
 
 
 def shrink(act: np.ndarray, data_format: str, limit: int | None) -> tuple[np.ndarray, int]:
@@ -144,52 +128,54 @@ def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: s
     )
 
 
-def build_report(
-    model: Any,
-    inputs: Any,
-    *,
-    layers: Sequence[Any] | Any | None = None,
-    scan: Any = None,
-    cam: bool = True,
-    norm: str = "channel",
-    cmap: str | None = None,
-    channels: Any = None,
-    max_channels: int = 32,
-    max_map_size: int | None = 112,
-    preprocess: Any = None,
-    input_shape: tuple[int, ...] | None = None,
-    class_names: Sequence[str] | None = None,
-    title: str | None = None,
-    batch_size: int = 32,
-    safe_mode: bool = True,
-    workers: int = 2,
-) -> Report:
-    """Build one self-contained HTML report of a model on some inputs.
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report shows and how (every field has a default; see :func:`build_report`).
 
-    The page has a table of contents, the layer table (shapes, parameters, receptive fields), each
-    input with its prediction (and a Grad-CAM overlay when :mod:`convscope.attribution` is installed),
-    every selected layer's feature grid for every input (anchors per layer, normalization stated), and
-    the layer health and top-k crops of a scan folder when ``scan`` is given.
-
-    Args:
-        model: A ``keras.Model``, a ``.keras``/``.h5`` path or a zoo name (``mnist-cnn``).
-        inputs: Image paths, folders, ``.npy``/``.npz`` paths or arrays (see :func:`convscope.activations`).
+    Attributes:
         layers: Layer selectors; ``None`` = every conv layer.
-        scan: A folder written by ``convscope scan`` (needs :mod:`convscope.scan`).
-        cam: Draw Grad-CAM overlays when :mod:`convscope.attribution` is installed.
+        scan: A folder written by ``convscope scan``: adds its layer health and top-k crops.
+        cam: Draw Grad-CAM overlays.
         norm: Normalization of the grids (``channel``, ``layer``, ``symmetric``, ``percentile``, ``raw``).
         cmap: Colormap (``None``: the mode's default).
         channels: Channel spec for every layer (``None``: the first ``max_channels``).
         max_channels: Cap on channels drawn per layer, which keeps big models' reports small.
         max_map_size: Feature maps with a side longer than this are drawn at 1/k size (means of k x k
             blocks; the page says so); ``None`` draws every map at full size.
-        preprocess: A :class:`~convscope.data.Preprocess` for image files.
-        input_shape: One sample's shape, for unbuilt or subclassed models.
-        class_names: Labels of the output classes (zoo models know theirs).
         title: Page title (default: ``convscope report: <model name>``).
         batch_size: Inputs per forward pass.
-        safe_mode: Keras safe mode when loading a file.
         workers: Threads rendering and encoding pictures.
+    """
+
+    layers: Sequence[Any] | Any | None = None
+    scan: Any = None
+    cam: bool = True
+    norm: str = "channel"
+    cmap: str | None = None
+    channels: Any = None
+    max_channels: int = 32
+    max_map_size: int | None = 112
+    title: str | None = None
+    batch_size: int = 32
+    workers: int = 2
+
+
+def build_report(model: Any, inputs: Any, options: ReportOptions | None = None, *,
+                 input_shape: tuple[int, ...] | None = None, **fields: Any) -> Report:
+    """Build one self-contained HTML report of a model on some inputs.
+
+    The page has a table of contents, the layer table (shapes, parameters, receptive fields), each
+    input with its prediction and a Grad-CAM overlay, every selected layer's feature grid for every input
+    (anchors per layer, normalization stated), and the layer health and top-k crops of a scan folder
+    when ``options.scan`` is given.
+
+    Args:
+        model: A :class:`~convscope.models.resolve.ResolvedModel`, a ``keras.Model``, a ``.keras``/``.h5``
+            path or a zoo name; its preprocessing reads the inputs and its class names name the predictions.
+        inputs: Image paths, folders, ``.npy``/``.npz`` paths or arrays (see :func:`convscope.activations`).
+        options: A :class:`ReportOptions`.
+        input_shape: One sample's shape, for unbuilt or subclassed models.
+        **fields: Shorthand for ``options`` fields (``build_report(m, x, norm="layer")``); not both.
 
     Returns:
         A :class:`~convscope.present.report.Report`; ``.save(path)`` writes it.
@@ -197,49 +183,56 @@ def build_report(
     Raises:
         ConvscopeError: bad model, inputs, layer selector or option (before any heavy work where possible).
     """
-    from convscope.api import get_extractor, load_inputs_for
-    from convscope.models.load import load_model
-    from convscope.models.spec import data_format as model_data_format
+    from convscope.models.resolve import resolve_model
     from convscope.present.report import extras
+    from convscope.probe.cache import get_extractor
 
-    mode, cmap_name = _check_options(norm, cmap, channels, max_channels, max_map_size)
-    if batch_size < 1:
-        raise OptionError(f"batch_size must be >= 1, got {batch_size}")
-    scan_loader = extras.scan_loader(scan) if scan is not None else None  # fails now if unavailable
-    keras_model = load_model(model, safe_mode=safe_mode)
-    data = load_inputs_for(keras_model, inputs, preprocess=preprocess, input_shape=input_shape)
-    extractor = get_extractor(keras_model, layers, input_shape=input_shape, include_output=True, batch_size=batch_size)
+    if options is not None and fields:
+        raise OptionError(f"give build_report either options= or option fields ({', '.join(fields)}), not both")
+    try:
+        opts = options or ReportOptions(**fields)
+    except TypeError:
+        valid = ", ".join(f.name for f in dataclasses.fields(ReportOptions))
+        raise OptionError(f"unknown report option(s) {', '.join(sorted(fields))}; valid: {valid}") from None
+    mode, cmap_name = _check_options(opts.norm, opts.cmap, opts.channels, opts.max_channels, opts.max_map_size)
+    if opts.batch_size < 1:
+        raise OptionError(f"batch_size must be >= 1, got {opts.batch_size}")
+    if opts.scan is not None and not Path(opts.scan).is_dir():
+        raise OptionError(f"--scan {str(opts.scan)!r} is not a folder written by convscope scan")
+    resolved = resolve_model(model, input_shape=input_shape)
+    data = resolved.load_inputs(inputs, input_shape=input_shape)
+    extractor = get_extractor(resolved, opts.layers, input_shape=input_shape, include_output=True,
+                              batch_size=opts.batch_size)
     notes: list[str] = []
-    info = extras.layer_table(keras_model, input_shape, notes)
-    fmt = model_data_format(keras_model)
-    names = _class_names(model, class_names)
+    info = resolved.info
+    fmt = resolved.data_format
     n = len(data.names)
     outputs: list[np.ndarray] = []
-    layer_entries = _layer_entries(extractor, data.x, batch_size, workers, fmt,
-                                   (mode, cmap_name, channels, max_channels, max_map_size), outputs)
-    cams = extras.cam_pictures(keras_model, data, notes, names) if cam else [None] * n
+    layer_entries = _layer_entries(extractor, data.x, opts.batch_size, opts.workers, fmt,
+                                   (mode, cmap_name, opts.channels, opts.max_channels, opts.max_map_size), outputs)
+    cams = extras.cam_pictures(resolved.model, data, notes, resolved.label) if opts.cam else [None] * n
     input_entries = []
     for i, name in enumerate(data.names):
-        text, top = describe_output(outputs[i], names) if i < len(outputs) else ("no output", ())
+        text, top = describe_output(outputs[i], resolved.class_names) if i < len(outputs) else ("no output", ())
         display = data.display[i] if data.display is not None else None
         picture = Picture.from_array(display, f"input {name}") if display is not None else None
         input_entries.append(InputEntry(name=name, source=data.sources[i], anchor=anchor_id("input", i, name),
                                         picture=picture, prediction=text, top=top, cam=cams[i]))
     capped = [e for e in layer_entries if e.n_shown < e.n_channels]
-    if capped and channels is not None:
-        notes.insert(0, f"Channels drawn per layer: {channels} (channels option).")
+    if capped and opts.channels is not None:
+        notes.insert(0, f"Channels drawn per layer: {opts.channels} (channels option).")
     elif capped:
-        notes.insert(0, f"At most {max_channels} channels per layer are drawn to keep the file small "
-                        f"({len(capped)} of {len(layer_entries)} layers have more; max_channels / --max-channels "
+        notes.insert(0, f"At most {opts.max_channels} channels per layer are drawn to keep the file small "
+                        f"({len(capped)} of {len(layer_entries)} layers have more; --max-channels "
                         "raises the cap).")
     shrunk = [e for e in layer_entries if e.factor > 1]
     if shrunk:
-        notes.insert(1 if capped else 0, f"Feature maps larger than {max_map_size} pixels are drawn smaller (means of "
-                     f"k x k blocks) in {len(shrunk)} layers; max_map_size / --max-map-size changes this.")
-    sections = [extras.scan_section(scan_loader, scan, notes)] if scan_loader is not None else []
+        notes.insert(1 if capped else 0, f"Feature maps larger than {opts.max_map_size} pixels are drawn smaller "
+                     f"(means of k x k blocks) in {len(shrunk)} layers; --max-map-size changes this.")
+    sections = [extras.scan_section(opts.scan)] if opts.scan is not None else []
     content = ReportContent(
-        title=title or f"convscope report: {keras_model.name}",
-        facts=_facts(keras_model, data, layer_entries, mode, cmap_name),
+        title=opts.title or f"convscope report: {resolved.name}",
+        facts=_facts(resolved, data, layer_entries, mode, cmap_name),
         notes=tuple(notes), info=info, layers=layer_entries, inputs=tuple(input_entries),
         sections=tuple(sections), norm=mode, cmap=cmap_name,
     )
@@ -254,13 +247,15 @@ def _n_channels(shape: tuple[int, ...], fmt: str) -> int:
     return shape[0] if fmt == "channels_first" else shape[-1]
 
 
-def _facts(model: Any, data: Any, layers: tuple[LayerEntry, ...], norm: str, cmap: str) -> tuple[tuple[str, str], ...]:
+def _facts(resolved: Any, data: Any, layers: tuple[LayerEntry, ...], norm: str, cmap: str) -> tuple[tuple[str, str], ...]:
     import keras
 
     from convscope import __version__
 
+    classes = f"{len(resolved.class_names)} named" if resolved.class_names else "unnamed (class ids)"
     return (
-        ("model", str(model.name)),
+        ("model", f"{resolved.name} (Keras name {resolved.model.name})"),
+        ("classes", classes),
         ("inputs", f"{len(data.names)} ({data.preprocess})"),
         ("layers drawn", f"{len(layers)}"),
         ("grids", f"norm={norm}, cmap={cmap}"),

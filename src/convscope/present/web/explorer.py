@@ -100,9 +100,10 @@ class Explorer:
     """Serve views of one model over a :class:`Gallery`.
 
     Args:
-        model: A Keras model (never modified).
-        gallery: The images.
-        class_names: Output class names for the prediction, index = class id.
+        model: A :class:`~convscope.models.resolve.ResolvedModel` (or a Keras model, resolved here); never
+            modified. Its class names name the predictions.
+        gallery: The images (built with the resolved model's spec and preprocessing).
+        class_names: Override of the resolved model's class names, index = class id.
         title: Shown in the page header (e.g. the model file or zoo name).
         cache_mb: Bound of the activation cache.
         picture_cache_mb: Bound of the rendered-picture cache.
@@ -113,19 +114,20 @@ class Explorer:
     def __init__(self, model: Any, gallery: Gallery, *, class_names: Sequence[str] | None = None,
                  title: str = "", cache_mb: int = 512, picture_cache_mb: int = 128,
                  input_shape: tuple[int, ...] | None = None) -> None:
-        from convscope.api import get_extractor
-        from convscope.models.inspect import inspect_model
-        from convscope.models.spec import data_format
+        from convscope.models.resolve import resolve_model
         from convscope.models.tree import layer_tree
         from convscope.present.maps import receptive_grids
+        from convscope.probe.cache import get_extractor
 
-        self.model = model
+        resolved = resolve_model(model, input_shape=input_shape, labels=class_names or None)
+        self.resolved = resolved
+        self.model = model = resolved.model
         self.gallery = gallery
-        self.class_names = list(class_names) if class_names else None
-        self.title = title or model.name
-        self.info = inspect_model(model, input_shape=input_shape)
+        self.class_names = list(resolved.class_names) if resolved.class_names else None
+        self.title = title or resolved.name
+        self.info = resolved.info
         self.grids = receptive_grids(model)
-        self.data_format = data_format(model)
+        self.data_format = resolved.data_format
         self._nodes = {n.path: n for n in layer_tree(model)}
         paths = [n.path for n in self._nodes.values() if not n.is_container]
         self.extractor = get_extractor(model, paths, include_output=True)

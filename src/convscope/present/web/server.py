@@ -76,27 +76,29 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def build_explorer(model: str | None = None, *, images: str | Path | None = None, labels: Sequence[str] | None = None,
+def build_explorer(model: Any = None, *, images: str | Path | None = None, labels: Sequence[str] | str | None = None,
                    preprocess: Any = None, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
                    max_pixels: int = 25_000_000, cache_mb: int = 512) -> Any:
-    """Load ``model`` (default: the bundled ``mnist-cnn``) and its images into an :class:`Explorer`.
+    """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
-    Images: ``images`` (a folder) if given; else the zoo model's bundled samples, if it has any.
+    Args:
+        model: A :class:`~convscope.models.resolve.ResolvedModel`, a path, a zoo name or a Keras model; its
+            preprocessing and class names are the ones every other command uses for it.
+        images: A folder of images; default: the zoo model's own samples (digits, or its demo photos).
+        labels: Class names (sequence or file) overriding the model's own.
+        preprocess: Preprocessing overriding the model's own.
+
+    Images: ``images`` (a folder) if given; else the zoo model's sample inputs, if it has any.
     """
-    from convscope.api import model_spec
-    from convscope.models.load import load_model
-    from convscope.models.zoo import ZOO, resolve_zoo_name, sample_digits
+    from convscope.models.resolve import resolve_model
+    from convscope.models.zoo import ZOO, sample_digits
     from convscope.present.web.explorer import Explorer
     from convscope.present.web.gallery import Gallery
 
-    name = model or "mnist-cnn"
-    keras_model = load_model(name, safe_mode=safe_mode)
-    zoo = ZOO.get(resolve_zoo_name(name) or "")
-    if input_shape is not None:
-        from convscope.models.spec import ensure_built
-
-        keras_model = ensure_built(keras_model, input_shape)
-    gallery = Gallery(model_spec(keras_model, input_shape), preprocess, max_pixels=max_pixels)
+    resolved = resolve_model(model if model is not None else "mnist-cnn", preprocess=preprocess, labels=labels,
+                             input_shape=input_shape, safe_mode=safe_mode)
+    zoo = ZOO.get(resolved.zoo or "")
+    gallery = Gallery(resolved.spec(input_shape), resolved.preprocess, max_pixels=max_pixels)
     if images is not None:
         count = gallery.add_folder(images)
         log.info("serving %d images from %s", count, images)
@@ -107,10 +109,7 @@ def build_explorer(model: str | None = None, *, images: str | Path | None = None
         from convscope.models.zoo import sample_images
 
         gallery.add_pictures(sample_images(zoo.name))
-    class_names = list(labels) if labels else (list(zoo.class_names) if zoo else None)
-    title = zoo.name if zoo else Path(name).name
-    return Explorer(keras_model, gallery, class_names=class_names, title=title, cache_mb=cache_mb,
-                    input_shape=input_shape)
+    return Explorer(resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape)
 
 
 def make_server(app: Any, *, verbose: bool = False) -> Any:

@@ -169,32 +169,26 @@ def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, fl
 
 
 def top_predictions(output: np.ndarray, class_names: Sequence[str] | None = None, k: int = 5) -> dict[str, Any]:
-    """The top-``k`` classes of one sample's model output.
+    """The top-``k`` classes of one sample's model output, as JSON for the page.
 
-    A vector that already looks like probabilities (non-negative, summing to 1) is used as is; any
-    other vector is read as logits and passed through a softmax (and said so).
+    The numbers and names come from :func:`convscope.models.predictions.top_classes`, the one rule every
+    surface uses: a distribution is shown as probabilities, any other vector as raw scores.
 
     Returns:
         ``{"available": False, "reason": ...}`` when the output is not a class vector, else
-        ``{"available": True, "kind": "probabilities" | "softmax of logits" | "sigmoid", "top": [...]}``
-        with ``{"index", "label", "score", "raw"}`` per class.
+        ``{"available": True, "kind": "probability" | "score", "headline": ..., "top": [...]}`` with
+        ``{"index", "label", "name", "score", "text"}`` per class.
     """
+    from convscope.models.predictions import top_classes
+
     out = np.asarray(output, dtype=np.float64)
-    if out.ndim != 1 or out.size < 1:
+    pred = top_classes(out, class_names, k)
+    if pred.kind == "none":
         return {"available": False, "reason": f"the model's output has shape {list(np.shape(output))}, "
                                               "not a class vector"}
     if not np.all(np.isfinite(out)):
         return {"available": False, "reason": "the model's output holds NaN or Inf"}
-    if out.size == 1:
-        outside = bool((out < 0).any() or (out > 1).any())
-        scores, kind = (1.0 / (1.0 + np.exp(-out)) if outside else out), "sigmoid"
-    elif out.min() >= 0 and abs(out.sum() - 1.0) < 1e-3:
-        scores, kind = out, "probabilities"
-    else:
-        e = np.exp(out - out.max())
-        scores, kind = e / e.sum(), "softmax of logits"
-    order = np.argsort(-scores, kind="stable")[:k]
-    names = list(class_names or [])
-    top = [{"index": int(i), "label": names[i] if i < len(names) else str(int(i)), "score": float(scores[i]),
-            "raw": float(out[i])} for i in order]
-    return {"available": True, "kind": kind, "n_classes": int(out.size), "top": top}
+    top = [{"index": s.index, "label": s.label(), "name": s.name, "score": s.value,
+            "text": pred.format_value(s)} for s in pred.top]
+    return {"available": True, "kind": pred.kind, "n_classes": int(out.size), "headline": pred.headline(),
+            "top": top}

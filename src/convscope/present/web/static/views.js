@@ -66,14 +66,15 @@ export function renderPrediction(list, note, pred, onExplain) {
     note.textContent = pred.reason;
     return;
   }
+  const peak = Math.max(...pred.top.map((t) => Math.abs(t.score)), 1e-12);
   for (const t of pred.top) {
-    const pct = (100 * t.score).toFixed(1);
+    const share = pred.kind === "probability" ? t.score : Math.abs(t.score) / peak;
     const hit = pred.true_label !== null && pred.true_label !== undefined && t.index === pred.true_label;
     list.append(el("li", { class: hit ? "hit" : null, title: onExplain ? `show what drives class ${t.label}` : null },
       el("span", { class: "label" }, t.label),
       el("span", { class: "bar" }, el("span", { class: "fill", style: null })),
-      el("span", { class: "score" }, `${pct}%`)));
-    list.lastChild.querySelector(".fill").style.width = `${Math.max(0.5, 100 * t.score)}%`;
+      el("span", { class: "score" }, t.text)));
+    list.lastChild.querySelector(".fill").style.width = `${Math.max(0.5, 100 * share)}%`;
     if (onExplain) {
       list.lastChild.classList.add("explain");
       list.lastChild.addEventListener("click", () => onExplain(t.index));
