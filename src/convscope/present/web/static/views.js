@@ -71,7 +71,7 @@ export function renderPrediction(list, note, pred, onExplain) {
     const share = pred.kind === "probability" ? t.score : Math.abs(t.score) / peak;
     const hit = pred.true_label !== null && pred.true_label !== undefined && t.index === pred.true_label;
     list.append(el("li", { class: hit ? "hit" : null, title: onExplain ? `show what drives class ${t.label}` : null },
-      el("span", { class: "label" }, t.label),
+      el("span", { class: "label", title: t.label }, t.label),
       el("span", { class: "bar" }, el("span", { class: "fill", style: null })),
       el("span", { class: "score" }, t.text)));
     list.lastChild.querySelector(".fill").style.width = `${Math.max(0.5, 100 * share)}%`;
