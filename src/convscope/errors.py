@@ -55,3 +55,7 @@ def nearest(value: str, choices: Iterable[str], n: int = 5) -> list[str]:
 class AttributionError(ConvscopeError, ValueError):
     """An attribution (Grad-CAM, saliency, ...) cannot be computed as asked: a non-spatial or
     non-differentiable target layer, a class index out of range, a model without spatial layers."""
+
+
+class FieldsUnavailable(ConvscopeError):
+    """A model's layer table, and so its receptive-field grids, cannot be computed (the cause is chained)."""

@@ -174,7 +174,8 @@ def test_conv2d_transpose(k: int, s: int, d: int, padding: str, n: int, op: int 
     params = arith.param_count("Conv2DTranspose", layer.get_config(), input_shape)
     # TF cannot run a 'same' transposed conv whose output would not map back to the input length
     # (e.g. k=2, s=2, output_padding=0); Keras still reports that shape, so only compare the shape.
-    runnable = padding == "valid" or -(-length // s) == n
+    # TF 2.21 on the CPU refuses dilated transposed convs ("dilation rates larger than 1"): shape only there.
+    runnable = (padding == "valid" or -(-length // s) == n) and d == 1
     real = runnable and TRANSPOSE_CASES.index((k, s, d, padding, n, op)) % 3 == 0
     _check_against_keras(layer, input_shape, (length, length), params, real_call=real)
 

@@ -37,13 +37,13 @@ def test_enable_registers_a_formatter_for_model_info(info):
 
     shell = types.SimpleNamespace(display_formatter=DisplayFormatter())
     before, _ = shell.display_formatter.format(info)
-    assert "text/html" not in before
+    assert before["text/html"] == info._repr_html_()  # ModelInfo's own compact card
     assert notebook.enable(shell) is True
     data, _ = shell.display_formatter.format(info)
     assert data["text/html"] == notebook.info_view(info)._repr_html_()
     notebook.disable(shell)
     data, _ = shell.display_formatter.format(info)
-    assert "text/html" not in data
+    assert data["text/html"] == info._repr_html_()
 
 
 def test_enable_outside_ipython_returns_false():

@@ -271,9 +271,9 @@ def test_console_script_exit_code_in_subprocess(tmp_path):
 
 
 def test_overlay_grids_come_from_the_receptive_field_table():
-    from convscope.present.maps import receptive_grids
+    from convscope.present.maps import overlay_grids
 
-    grids = receptive_grids(convscope.load_model("mnist-cnn"))
+    grids = overlay_grids(convscope.load_model("mnist-cnn"), ["conv_0", "conv_1", "pool", "dense"])
     assert grids["conv_0"] == ((1.0, 1.0), (1.0, 1.0))  # 3x3 valid: position 0 centred on pixel 1
     assert grids["conv_1"] == ((2.0, 2.0), (1.0, 1.0))
     assert grids["pool"] == ((2.5, 2.5), (2.0, 2.0))

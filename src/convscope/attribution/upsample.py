@@ -8,7 +8,7 @@ batches (Score-CAM masks).
 
 * ``"stretch"``: the map spans the whole image (``jump = H / h``, ``start = jump / 2 - 1/2``) — what
   ``tf.image.resize`` / Pillow bilinear do.
-* ``"grid"``: the layer's receptive-field grid from :func:`convscope.models.inspect.inspect_model`, so a map
+* ``"grid"``: the layer's receptive-field grid (:func:`convscope.models.fields.field_grid`), so a map
   from a ``valid`` conv lands where its positions really look (MNIST ``conv_1``: 24 positions centred on
   pixels 2..25 of 28, not stretched over 0..27). Falls back to ``"stretch"`` when no grid is known.
 """
@@ -16,19 +16,17 @@ batches (Score-CAM masks).
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Any
 
 import numpy as np
 
-from convscope.errors import OptionError
+from convscope.errors import FieldsUnavailable, OptionError
+from convscope.models.fields import Placement, field_grid
+from convscope.models.keys import ActivationKey
 
 log = logging.getLogger(__name__)
 
 UPSAMPLE_MODES = ("grid", "stretch")
-Grid = tuple[tuple[float, float], tuple[float, float]]
-
-_GRIDS: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], dict[str, Grid]]] = weakref.WeakKeyDictionary()
 
 
 def resample_matrix(n_out: int, n_map: int, start: float, jump: float) -> np.ndarray:
@@ -52,26 +50,18 @@ def stretch_grid(n_in: int, n_map: int) -> tuple[float, float]:
     return jump / 2 - 0.5, jump
 
 
-def receptive_grid(model: Any, path: str, sample_shape: tuple[int, ...]) -> Grid | None:
-    """``((start_y, start_x), (jump_y, jump_x))`` of a 2D layer's first call, or ``None`` if unknown."""
-    key = tuple(sample_shape)
+def receptive_grid(model: Any, path: str, sample_shape: tuple[int, ...]) -> Placement | None:
+    """The grid of a 2D layer's first call as ``((start_y, start_x), (jump_y, jump_x))``, or ``None`` if unknown
+    (no such layer, not 2D, or the model's layer table cannot be computed: the grid is an optional refinement).
+    """
+    if not path:
+        return None
     try:
-        per_model = _GRIDS.setdefault(model, {})
-    except TypeError:
-        per_model = {}
-    if key not in per_model:
-        grids: dict[str, Grid] = {}
-        try:
-            from convscope.models.inspect import inspect_model
-
-            for row in inspect_model(model, input_shape=key).layers:
-                if row.call == 0 and row.rf_start is not None and row.rf_jump is not None and len(row.rf_start) == 2:
-                    grids[row.path] = ((float(row.rf_start[0]), float(row.rf_start[1])),
-                                       (float(row.rf_jump[0]), float(row.rf_jump[1])))
-        except Exception as exc:  # noqa: BLE001 - the grid is an optional refinement
-            log.debug("no receptive-field grid for %s: %s", getattr(model, "name", model), exc)
-        per_model[key] = grids
-    return per_model[key].get(path)
+        grid = field_grid(model, ActivationKey(path, 0), tuple(sample_shape))
+    except FieldsUnavailable as exc:
+        log.debug("%s", exc)
+        return None
+    return grid.placement if grid is not None and grid.ndim == 2 else None
 
 
 class Resampler:
@@ -83,7 +73,7 @@ class Resampler:
         grid: ``((start_y, start_x), (jump_y, jump_x))``; ``None`` stretches the map over the image.
     """
 
-    def __init__(self, map_size: tuple[int, int], out_size: tuple[int, int], grid: Grid | None = None) -> None:
+    def __init__(self, map_size: tuple[int, int], out_size: tuple[int, int], grid: Placement | None = None) -> None:
         (h, w), (height, width) = map_size, out_size
         if grid is None:
             (sy, jy), (sx, jx) = stretch_grid(height, h), stretch_grid(width, w)

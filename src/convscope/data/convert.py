@@ -11,6 +11,7 @@ from PIL import Image
 from convscope.data.preprocess import Preprocess
 from convscope.data.spec import InputSpec, format_shape
 from convscope.errors import InputError, OptionError
+from convscope.render.resize import resize
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ class PreparedImage:
     x: np.ndarray
     display: np.ndarray
     notes: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        x, shown = "x".join(map(str, self.x.shape)), "x".join(map(str, self.display.shape))
+        return f"PreparedImage(x={x} {self.x.dtype}, display={shown}, notes={self.notes})"
 
 
 def _check_image(img: np.ndarray, label: str) -> np.ndarray:
@@ -79,9 +84,7 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize of uint8 ``(H, W, C)``, C in (1, 3), with Pillow; same-size input is returned."""
     if img.shape[:2] == (height, width):
         return img
-    src = Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else np.ascontiguousarray(img))
-    out = np.asarray(src.resize((width, height), Image.Resampling.BILINEAR))
-    return out[:, :, None] if out.ndim == 2 else out
+    return resize(img, (height, width), "bilinear")
 
 
 def _geometry(img: np.ndarray, spec: InputSpec, prep: Preprocess, label: str) -> np.ndarray:

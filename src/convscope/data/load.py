@@ -63,6 +63,12 @@ class Inputs:
     def __len__(self) -> int:
         return len(self.x)
 
+    def __repr__(self) -> str:
+        names = ", ".join(repr(n[:24]) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
+        text = (f"Inputs(n={len(self.x)}, x={'x'.join(map(str, self.x.shape))} {self.x.dtype}, names=[{names}], "
+                f"preprocess={self.preprocess[:60]!r})")
+        return " ".join(text.split())
+
 
 @dataclass(frozen=True)
 class _Item:

@@ -1,11 +1,13 @@
-"""The preprocessing options, all visible in one frozen dataclass, and the ``LO,HI`` range parser."""
+"""The preprocessing options, all visible in one frozen dataclass, the ``LO,HI`` range parser and the one
+check of value_range / mean / std (:func:`check_scaling`, also used by feature visualization)."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 from convscope.data.spec import InputSpec
 from convscope.errors import OptionError
@@ -51,16 +53,70 @@ def parse_range(text: str) -> tuple[float, float]:
     return (lo, hi)
 
 
-def _float_tuple(name: str, values: Sequence[float]) -> tuple[float, ...]:
+def _float_tuple(name: str, values: Any) -> tuple[float, ...]:
+    """One number or a sequence of numbers -> a non-empty tuple of finite floats."""
     try:
-        out = tuple(float(v) for v in values)
+        if isinstance(values, (str, bytes)):
+            raise TypeError(name)
+        out = (float(values),) if isinstance(values, numbers.Real) else tuple(float(v) for v in values)
     except (TypeError, ValueError):
         raise OptionError(
-            f"{name} {values!r} is not a sequence of numbers, e.g. (0.485, 0.456, 0.406)"
+            f"{name} {values!r} is not a sequence of numbers (or one number), e.g. (0.485, 0.456, 0.406)"
         ) from None
     if not out or not all(math.isfinite(v) for v in out):
         raise OptionError(f"{name} {values!r} must hold one finite number per channel (or a single number)")
     return out
+
+
+class Scaling(NamedTuple):
+    """Checked scaling options: ``value_range``, and ``mean``/``std`` (both ``None`` or both set)."""
+
+    value_range: tuple[float, float]
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+
+
+def check_scaling(value_range: Any = None, mean: Any = None, std: Any = None) -> Scaling:
+    """Check how pixels are scaled: ``lo + (hi - lo) * x`` (``value_range``) or ``(x - mean) / std``.
+
+    ``x`` is the picture in [0, 1] (``x/255`` for 8-bit pixels). The one check behind
+    :class:`Preprocess` and :class:`convscope.featvis.ValueMap`, with one message format (each message
+    echoes the value and says what is accepted).
+
+    Args:
+        value_range: ``(lo, hi)``, two finite numbers with ``lo < hi``; ``None``: not given, ``(0, 1)``.
+        mean: One number or one per channel (finite); given together with ``std``.
+        std: One number or one per channel (finite, > 0), as many as ``mean``.
+
+    Returns:
+        The options as float tuples; ``value_range`` is ``(0, 1)`` when not given.
+
+    Raises:
+        OptionError: A malformed range; ``mean`` without ``std`` or the reverse; a given ``value_range``
+            together with ``mean``/``std``; non-finite, empty or mismatched ``mean``/``std``; a ``std <= 0``.
+    """
+    rng = DEFAULT_RANGE
+    if value_range is not None:
+        try:
+            rng = _float_tuple("value_range", value_range)  # type: ignore[assignment]
+        except OptionError:
+            rng = ()  # type: ignore[assignment]
+        if len(rng) != 2 or rng[0] >= rng[1]:
+            raise OptionError(f"value_range {value_range!r} must be (lo, hi) with lo < hi (two numbers, both "
+                              "finite), e.g. (0, 1)")
+    if (mean is None) != (std is None):
+        raise OptionError(f"mean={mean!r} and std={std!r}: give both together (one per channel) or neither")
+    if mean is None:
+        return Scaling(rng, None, None)
+    if value_range is not None:
+        raise OptionError(f"value_range {_nums(rng)} and mean/std cannot be combined; mean/std scales the [0, 1] "
+                          "picture (x/255) itself (use one or the other)")
+    m, s = _float_tuple("mean", mean), _float_tuple("std", std)
+    if len(m) != len(s):
+        raise OptionError(f"mean {_nums(m)} and std {_nums(s)} must have the same length")
+    if min(s) <= 0:
+        raise OptionError(f"std {_nums(s)} must be > 0 (positive) in every channel")
+    return Scaling(rng, m, s)
 
 
 @dataclass(frozen=True)
@@ -98,27 +154,12 @@ class Preprocess:
     channels: Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
-        rng = _float_tuple("value_range", self.value_range)
-        if len(rng) != 2 or rng[0] >= rng[1]:
-            raise OptionError(f"value_range {self.value_range!r} must be (lo, hi) with lo < hi, e.g. (0, 1)")
+        rng = check_scaling(self.value_range).value_range
+        # (0, 1) is the field's default, so here it means "not given" (it is the basis mean/std scale from)
+        rng, mean, std = check_scaling(None if rng == DEFAULT_RANGE else rng, self.mean, self.std)
         object.__setattr__(self, "value_range", rng)
-        if (self.mean is None) != (self.std is None):
-            raise OptionError(
-                f"mean={self.mean!r} and std={self.std!r}: give both (per-channel tuples) or neither"
-            )
-        if self.mean is not None and self.std is not None:
-            if rng != DEFAULT_RANGE:
-                raise OptionError(
-                    f"value_range {_nums(rng)} and mean/std cannot be combined; mean/std scales x/255 itself "
-                    "(use one or the other)"
-                )
-            mean, std = _float_tuple("mean", self.mean), _float_tuple("std", self.std)
-            if len(mean) != len(std):
-                raise OptionError(f"mean {_nums(mean)} and std {_nums(std)} must have the same length")
-            if min(std) <= 0:
-                raise OptionError(f"std {_nums(std)} must be > 0 in every channel")
-            object.__setattr__(self, "mean", mean)
-            object.__setattr__(self, "std", std)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
         if self.resize not in RESIZE_MODES:
             raise OptionError(
                 f"resize {self.resize!r} is not valid; expected one of {', '.join(RESIZE_MODES)}"

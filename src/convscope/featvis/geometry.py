@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
+from convscope.data.preprocess import check_scaling
 from convscope.errors import InputError, OptionError
 from convscope.models.spec import data_format, input_shapes
 
@@ -145,26 +145,12 @@ class ValueMap:
         """Validate the options.
 
         Raises:
-            OptionError: malformed range, ``mean`` without ``std`` (or the reverse), a non-positive std,
-                or ``value_range`` combined with ``mean``/``std``; the message echoes the values.
+            OptionError: as :func:`convscope.data.preprocess.check_scaling` says (malformed range, ``mean``
+                without ``std`` or the reverse, a non-positive std, ``value_range`` combined with
+                ``mean``/``std``); the message echoes the values.
         """
-        if (mean is None) != (std is None):
-            raise OptionError(f"give mean and std together, got mean={mean!r}, std={std!r}")
-        if mean is not None:
-            if value_range is not None:
-                raise OptionError(f"value_range={value_range!r} and mean/std cannot be combined; choose one")
-            m, s = (tuple(float(v) for v in np.atleast_1d(np.asarray(a, np.float64))) for a in (mean, std))
-            if not all(v > 0 for v in s):
-                raise OptionError(f"std must be positive, got {std!r}")
-            return cls(mean=m, std=s)
-        rng = (0.0, 1.0) if value_range is None else value_range
-        try:
-            lo, hi = (float(v) for v in rng)
-        except (TypeError, ValueError):
-            raise OptionError(f"value_range must be two numbers (lo, hi), got {value_range!r}") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise OptionError(f"value_range must be finite with lo < hi, e.g. (0, 1), got {value_range!r}")
-        return cls(value_range=(lo, hi))
+        rng, m, s = check_scaling(value_range, mean, std)
+        return cls(mean=m, std=s) if m is not None else cls(value_range=rng)
 
     def apply(self, x01: Any) -> Any:
         """Map ``(B, H, W, C)`` values in [0, 1] to the model's range (keras.ops)."""

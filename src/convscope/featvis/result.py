@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convscope.render.annotate import compose, fmt
+from convscope.render.display import dims, html_card, one_line, short
 from convscope.render.mosaic import tile
 from convscope.render.result import FeatureGrid
 
@@ -58,9 +59,8 @@ class MaxResult:
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
 
     def __repr__(self) -> str:
-        b, h, w, c = self.images.shape
-        return (f"MaxResult(objective={self.objective!r}, images={b}x{h}x{w}x{c}, "
-                f"steps={self.history.shape[0]}, final mean={float(np.mean(self.final)):.4g})")
+        return one_line("MaxResult", f"objective={short(self.objective)!r}", f"images={dims(self.images.shape)}",
+                        f"steps={self.history.shape[0]}", f"final mean={float(np.mean(self.final)):.4g}")
 
     @property
     def gain(self) -> np.ndarray:
@@ -104,3 +104,12 @@ class MaxResult:
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write :meth:`to_grid` as a picture (refuses to overwrite unless asked)."""
         return self.to_grid().save(path, overwrite=overwrite)
+
+    def _repr_html_(self) -> str:
+        """The images as one mosaic (inline PNG, as :meth:`to_grid` draws them) over a table of the run."""
+        s = self.settings
+        rows = [("objective", self.objective), ("images", dims(self.images.shape)),
+                ("steps", self.history.shape[0]), ("param", s.get("param", "?")),
+                ("objective mean", f"{float(np.mean(self.initial)):.4g} -> {float(np.mean(self.final)):.4g}")]
+        grid = self.to_grid()
+        return html_card(f"MaxResult {self.objective}", rows, images=[(grid.to_png(), grid.caption)])

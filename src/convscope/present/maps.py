@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from convscope.data.names import key_filename
+from convscope.errors import FieldsUnavailable
+from convscope.models.fields import Placement, field_grids
 from convscope.probe.extractor import Extractor
 from convscope.store.npzstream import NpzStream
 
@@ -51,36 +53,21 @@ class GridOptions:
 slug = key_filename  # the one file-name form of a key (convscope.data.names)
 
 
-Grid = tuple[tuple[float, float], tuple[float, float]]
-
-
-def receptive_grids(model: Any) -> dict[str, Grid]:
-    """``{activation key: ((start_y, start_x), (jump_y, jump_x))}`` for 2D layers, from the layer table.
+def overlay_grids(model: Any, keys: Iterable[str]) -> dict[str, Placement]:
+    """``{key: ((start_y, start_x), (jump_y, jump_x))}`` of the 2D keys (:func:`convscope.models.fields.field_grids`).
 
     Overlays use it to put each map position over the input pixel its receptive field is centred on.
-    Returns ``{}`` when the table cannot be computed (overlays then stretch the map over the picture).
+    Returns ``{}`` when the layer table cannot be computed (overlays then stretch the map over the picture).
     """
-    from convscope.models.inspect import inspect_model
-
     try:
-        info = inspect_model(model)
-    except Exception as exc:  # overlays still work without it; say why at debug level
-        log.debug("no receptive-field grid for overlays: %s", exc)
+        return {key: grid.placement for key, grid in field_grids(model, keys, ndim=2).items()}
+    except FieldsUnavailable as exc:  # overlays still work without it; say why at debug level
+        log.debug("overlays stretch the maps: %s", exc)
         return {}
-    calls: dict[str, int] = {}
-    for row in info.layers:
-        calls[row.path] = max(calls.get(row.path, 0), row.call + 1)
-    grids: dict[str, Grid] = {}
-    for row in info.layers:
-        if row.rf_start is None or row.rf_jump is None or len(row.rf_start) != 2:
-            continue
-        key = row.path if calls[row.path] == 1 else f"{row.path}@{row.call}"
-        grids[key] = ((float(row.rf_start[0]), float(row.rf_start[1])), (float(row.rf_jump[0]), float(row.rf_jump[1])))
-    return grids
 
 
 def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOptions, display: np.ndarray | None,
-                grid: Grid | None) -> list[tuple[str, bytes]]:
+                grid: Placement | None) -> list[tuple[str, bytes]]:
     from convscope.render import overlay, render_activation
 
     picture = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
@@ -132,13 +119,13 @@ def write_maps(
     stage = Path(tempfile.mkdtemp(prefix=".convscope-staging-", dir=out))
     written: list[Path] = []
     stream = NpzStream(stage / "activations.npz", len(names)) if save_arrays else None
-    grids = receptive_grids(extractor.model) if options.overlay is not None else {}
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for rows, batch in extractor.iter_batches(x, batch_size):
                 batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
                 if stream is not None:
                     stream.write(rows, batch)
+                grids = overlay_grids(extractor.model, batch) if options.overlay is not None else {}
                 written += _render_batch(pool, rows, batch, names, displays, grids, stage, out, data_format, options)
                 del batch  # free this batch's activations before the next forward pass
                 if on_batch is not None:
@@ -157,7 +144,7 @@ def write_maps(
 
 
 def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.ndarray], names: list[str],
-                  displays: list[np.ndarray | None], grids: dict[str, Grid], stage: Path, out: Path,
+                  displays: list[np.ndarray | None], grids: dict[str, Placement], stage: Path, out: Path,
                   data_format: str, options: GridOptions) -> list[Path]:
     """Render every (input, layer) of one batch in the pool and write the PNGs into ``stage``."""
     jobs = []

@@ -9,6 +9,7 @@ Build it once per (model, layer set) and call it as often as needed::
 
 Output keys are layer paths. A layer called more than once in one forward pass reports each call as
 ``path@0``, ``path@1``, ...; a layer returning several tensors reports ``path[0]``, ``path[1]``, ...
+(:class:`convscope.models.keys.ActivationKey` writes and reads them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from convscope import backend
 from convscope.errors import InputError
+from convscope.models.keys import ActivationKey
 from convscope.models.spec import ensure_built, input_shapes
 from convscope.models.tree import LayerNode, layer_tree
 from convscope.probe.capture import recording
@@ -111,12 +113,7 @@ class Extractor:
     def _make_keys(self) -> list[str]:
         keys = []
         for position, k, j, n in self._labels:
-            key = self.nodes[position].path
-            if self._calls.get(position, 1) > 1:
-                key += f"@{k}"
-            if n > 1:
-                key += f"[{j}]"
-            keys.append(key)
+            keys.append(ActivationKey.of(self.nodes[position].path, k, self._calls.get(position, 1), j, n).format())
         missing = [self.nodes[p].path for p in range(len(self.nodes)) if p not in self._calls]
         if missing:
             log.warning("layers never called during the forward pass (no activation): %s", ", ".join(missing))

@@ -33,7 +33,7 @@ from convscope.render.encode import encode_png
 from convscope.render.filters import render_filters
 from convscope.render.grid import render_activation
 from convscope.render.mosaic import MosaicLayout, auto_grid, auto_scale, plan_mosaic, tile
-from convscope.render.normalize import NORM_MODES, Normalized, default_cmap, normalize
+from convscope.render.normalize import NORM_MODES, Normalized, ValueSpan, default_cmap, normalize, value_span
 from convscope.render.overlay import overlay
 from convscope.render.result import FeatureGrid
 
@@ -48,6 +48,7 @@ __all__ = [
     "FeatureGrid",
     "MosaicLayout",
     "Normalized",
+    "ValueSpan",
     "apply_colormap",
     "auto_grid",
     "auto_scale",
@@ -66,4 +67,5 @@ __all__ = [
     "select_channels",
     "tile",
     "top_channels",
+    "value_span",
 ]

@@ -6,13 +6,13 @@ draw straight into the final array (no concatenation copies).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 
 from convscope.render.colormap import NAN_COLOR, NEGINF_COLOR, POSINF_COLOR, get_lut
+from convscope.render.normalize import ValueSpan, fmt
 from convscope.render.text import LABEL_H, LINE_H, Color, draw_text, text_width, wrap_fields
 
 BG: Final = (40, 40, 40)
@@ -47,13 +47,17 @@ class Legend:
     specials: tuple[str, ...] = ()
     show_bar: bool = True
 
+    @classmethod
+    def from_span(cls, cmap: str, span: ValueSpan, *, specials: tuple[str, ...] = (),
+                  show_bar: bool = True) -> Legend:
+        """The colorbar of a picture whose caption states ``span`` (the same numbers, by construction)."""
+        return cls(cmap, span.lo, span.hi, symmetric=span.mode == "symmetric", specials=specials,
+                   show_bar=show_bar)
 
-def fmt(value: float) -> str:
-    """Short number for captions and legends: 3 significant digits, ``-0`` shown as ``0``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "nan"
-    text = f"{float(value):.3g}"
-    return "0" if text in ("-0", "0", "-0.0") else text
+    @property
+    def end_labels(self) -> tuple[str, str] | None:
+        """The texts printed under the two ends of the bar (``None`` when no bar is drawn)."""
+        return (fmt(self.lo), fmt(self.hi)) if self.show_bar else None
 
 
 def compose(
@@ -98,7 +102,8 @@ def draw_legend(region: np.ndarray, legend: Legend) -> None:
         lut = get_lut(legend.cmap)
         steps = np.round(np.linspace(0, 255, bar_w)).astype(np.intp)
         region[PAD : PAD + BAR_H, x : x + bar_w] = lut[steps][None]
-        ticks = [(x, fmt(legend.lo), "left"), (x + bar_w - 1, fmt(legend.hi), "right")]
+        left, right = legend.end_labels or ("", "")
+        ticks = [(x, left, "left"), (x + bar_w - 1, right, "right")]
         if legend.symmetric:
             ticks.append((x + bar_w // 2, "0", "center"))
         y_text = PAD + BAR_H + 3

@@ -26,6 +26,7 @@ from convscope.errors import OptionError, RenderError
 from convscope.render.annotate import Legend, compose, fmt
 from convscope.render.channels import ChannelSpec, parse_channels
 from convscope.render.colormap import NAN_COLOR, apply_colormap, resolve_cmap
+from convscope.render.display import dims, one_line, short
 from convscope.render.mosaic import SEP_COLOR, auto_grid, auto_scale, tile
 from convscope.render.result import FeatureGrid
 
@@ -43,6 +44,10 @@ class Kernel:
     shape: tuple[int, ...]
     rank: int  # spatial rank 1, 2 or 3
     note: str = ""
+
+    def __repr__(self) -> str:
+        return one_line("Kernel", f"source={short(self.source, 60)!r}", f"w={dims(self.w.shape)}",
+                        f"rank={self.rank}", f"note={short(self.note, 40)!r}" if self.note else "")
 
 
 def _mro(obj: Any) -> list[str]:

@@ -19,6 +19,7 @@ from convscope.render.prepare import (
     RenderOptions,
     as_activation,
     gather_channels,
+    layer_span,
     layer_stats,
     make_grid,
     make_legend,
@@ -54,14 +55,16 @@ def render_activation(
     The kind of picture follows ``act.ndim``: ``(C,)`` -> bar chart (heat grid above 256 units);
     ``(L, C)`` -> one heat strip per channel; ``(H, W, C)`` -> mosaic of channel maps;
     ``(D, H, W, C)`` -> one row of depth slices per channel. The caption states layer, shape,
-    normalization, colormap, channels shown, dead channels, value range and NaN / Inf counts.
+    normalization, colormap, channels shown, dead channels, the value range the colors stand for (the
+    same numbers as the colorbar: ``grid.span``) and NaN / Inf counts.
 
     Args:
         act: One sample's activation exactly as the layer outputs it, without the batch axis.
         layer: Layer name for the caption.
         data_format: ``"channels_last"`` (Keras default) or ``"channels_first"`` (``(C, H, W)`` etc.).
         norm: ``channel``, ``layer``, ``symmetric``, ``percentile`` or ``raw`` (see
-            :mod:`convscope.render.normalize`).
+            :mod:`convscope.render.normalize`). The shared modes take their range over the whole layer,
+            also when ``channels`` picks a subset, so every picture of a layer uses one scale.
         cmap: ``gray``, ``viridis``, ``magma``, ``diverging`` (or an alias); ``None`` -> ``diverging``
             for ``symmetric``, else ``gray``.
         channels: Channel spec (see :mod:`convscope.render.channels`). ``None``: the first
@@ -131,7 +134,8 @@ def render_2d(
     factor = reduction_factor(len(idx), *selected.shape[1:], opts)
     if factor > 1:
         selected = block_mean(selected, factor)
-    normed = normalize(selected, opts.norm, percentile=opts.percentile, vrange=opts.vrange)
+    span = layer_span(maps, opts, stats)
+    normed = normalize(selected, opts.norm, span=span)
     indices, codes = to_indices(normed.values)
     k, h, w = selected.shape
     layout = plan_mosaic(k, h, w, rows=opts.rows, cols=opts.cols, scale=opts.scale, labels=opts.labels)
@@ -141,12 +145,12 @@ def render_2d(
     n_dead = int(stats.dead.sum())
     if n_dead:
         fields.append(f"{n_dead} dead")
-    fields += stats.caption_fields()
-    legend = make_legend(opts, normed, stats)
+    fields += [span.caption(), *stats.caption_fields()]
+    legend = make_legend(opts, span, stats)
     image, body, caption = compose(layout.height, layout.width, fields, legend)
     draw_indexed(body, indices, codes, layout, opts.cmap,
                  labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.dead[idx])
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend)
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend, span)
 
 
 def reduction_factor(k: int, h: int, w: int, opts: RenderOptions) -> int:

@@ -26,6 +26,7 @@ from convscope.render.prepare import (
     LayerStats,
     RenderOptions,
     gather_channels,
+    layer_span,
     make_grid,
     make_legend,
     norm_fields,
@@ -48,13 +49,14 @@ def render_vector(values: np.ndarray, opts: RenderOptions, stats: LayerStats) ->
     plan = parse_channels(opts.channels, n)
     idx = plan.resolve(values[:, None])
     shown = np.asarray(values[idx], dtype=np.float64)
-    normed = normalize(shown[None, :], opts.norm, percentile=opts.percentile, vrange=opts.vrange)
+    span = layer_span(values, opts, stats, "units")
+    normed = normalize(shown[None, :], opts.norm, span=span)
     indices, codes = to_indices(normed.values[0])
     fields = [opts.layer, str(values.shape), *norm_fields(opts), plan.describe("units")]
     n_zero = int(stats.dead.sum())
     if n_zero:
         fields.append(f"{n_zero} zero")
-    fields += stats.caption_fields()
+    fields += [span.caption(), *stats.caption_fields()]
     if len(idx) <= MAX_BARS:
         fields.append("bars = value, strip = colormap")
         body = _bars(shown, colorize(indices, codes, opts.cmap), idx)
@@ -62,9 +64,10 @@ def render_vector(values: np.ndarray, opts: RenderOptions, stats: LayerStats) ->
         row_len, labels = _wrap_width(len(idx)), plan.kind in ("all", "first")
         fields.append(f"{row_len} units per row" + ("" if labels else ", in selection order"))
         body = _heat_grid(indices, codes, opts.cmap, row_len, idx if labels else None)
-    image, dst, caption = compose(body.shape[0], body.shape[1], fields, make_legend(opts, normed, stats))
+    legend = make_legend(opts, span, stats)
+    image, dst, caption = compose(body.shape[0], body.shape[1], fields, legend)
     dst[...] = body
-    return make_grid(image, caption, opts, values.shape, stats, idx, n, "vector")
+    return make_grid(image, caption, opts, values.shape, stats, idx, n, "vector", legend, span)
 
 
 def _bars(values: np.ndarray, strip_colors: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -155,7 +158,8 @@ def render_1d(
     """One heat strip per channel of a ``(C, L)`` activation (rows = channels, columns = positions)."""
     idx = plan.resolve(maps)
     selected = gather_channels(maps, idx)  # (K, L)
-    normed = normalize(selected, opts.norm, percentile=opts.percentile, vrange=opts.vrange)
+    span = layer_span(maps, opts, stats)
+    normed = normalize(selected, opts.norm, span=span)
     indices, codes = to_indices(normed.values)
     k, length = selected.shape
     sx = opts.scale or int(np.clip(math.ceil(256 / length), 1, 8))
@@ -172,8 +176,10 @@ def render_1d(
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.dead.any():
         fields.append(f"{int(stats.dead.sum())} dead")
-    fields += [*stats.caption_fields(), f"rows = channels, columns = positions 0..{length - 1}"]
-    image, dst, caption = compose(height, left + layout.width + PAD, fields, make_legend(opts, normed, stats))
+    fields += [span.caption(), *stats.caption_fields(),
+               f"rows = channels, columns = positions 0..{length - 1}"]
+    legend = make_legend(opts, span, stats)
+    image, dst, caption = compose(height, left + layout.width + PAD, fields, legend)
     dst[:] = BG
     dst[: layout.height, left : left + layout.width] = strips
     every = math.ceil(LABEL_H / (rh + layout.sep))
@@ -184,7 +190,7 @@ def render_1d(
     draw_text(dst, "0", left, layout.height + 1, LABEL_COLOR, BG, height=LABEL_H)
     draw_text(dst, str(length - 1), left + layout.width, layout.height + 1, LABEL_COLOR, BG,
               height=LABEL_H, align="right")
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "1d")
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "1d", legend, span)
 
 
 def render_3d(
@@ -196,17 +202,20 @@ def render_3d(
     """
     idx = plan.resolve(maps)
     selected = gather_channels(maps, idx)  # (K, D, H, W)
-    normed = normalize(selected, opts.norm, percentile=opts.percentile, vrange=opts.vrange)
+    span = layer_span(maps, opts, stats)
+    normed = normalize(selected, opts.norm, span=span)
     indices, codes = to_indices(normed.values)
     k, depth, h, w = selected.shape
     layout = plan_mosaic(k * depth, h, w, rows=k, cols=depth, scale=opts.scale, labels=opts.labels)
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.dead.any():
         fields.append(f"{int(stats.dead.sum())} dead")
-    fields += [*stats.caption_fields(), f"rows = channels, columns = depth slices 0..{depth - 1}"]
-    image, dst, caption = compose(layout.height, layout.width, fields, make_legend(opts, normed, stats))
+    fields += [span.caption(), *stats.caption_fields(),
+               f"rows = channels, columns = depth slices 0..{depth - 1}"]
+    legend = make_legend(opts, span, stats)
+    image, dst, caption = compose(layout.height, layout.width, fields, legend)
     labels = [f"{c} d{z}" for c in idx for z in range(depth)] if opts.labels else None
     draw_indexed(dst, indices.reshape(k * depth, h, w),
                  None if codes is None else codes.reshape(k * depth, h, w), layout, opts.cmap,
                  labels=labels, flagged=np.repeat(stats.dead[idx], depth))
-    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d")
+    return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d", legend, span)

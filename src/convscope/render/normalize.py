@@ -1,6 +1,6 @@
 """Scale activation maps to [0, 1] for a colormap; the mode is a choice the user sees in the picture.
 
-Modes (``maps`` is channel-first, ``(C, ...)``; "layer" means all channels passed in, i.e. the ones shown):
+Modes (``maps`` is channel-first, ``(C, ...)``):
 
 * ``channel``: each channel by its own finite min..max (best contrast, hides magnitudes).
 * ``layer``: one finite min..max for all channels (channels comparable).
@@ -14,6 +14,17 @@ Constant data never divides by zero: a channel (or layer) whose finite values ar
 (0.5 in ``symmetric`` mode) and is flagged in :attr:`Normalized.constant`. NaN and +/-Inf are kept as
 NaN / +/-Inf so the colormap can show them in their own colors; they never enter a min, max or
 percentile.
+
+One range per picture: the range a picture's colors stand for is a :class:`ValueSpan` (lo, hi, mode and
+what it was computed over), made once by :func:`value_span` and handed to :func:`normalize`; the caption
+(:meth:`ValueSpan.caption`) and the colorbar are both drawn from that object, never recomputed.
+
+What "the layer" means when only some channels are drawn: the shared modes (``layer``, ``symmetric``,
+``percentile``, ``raw`` without ``vrange``) take their range over the WHOLE layer, all its channels, so
+any subset of a layer (the first 16, ``top16``, a page in the explorer) is drawn on the same scale as the
+full layer and two pictures of one layer can be compared color for color. The caption says so
+("over the layer (all 64 channels)"). ``channel`` mode scales each drawn channel by its own range; its
+caption states the layer's range too, as a fact about the data.
 """
 
 from __future__ import annotations
@@ -27,11 +38,64 @@ from typing import Final
 import numpy as np
 
 from convscope.errors import OptionError, RenderError, nearest
+from convscope.render.display import dims, one_line
 
 log = logging.getLogger(__name__)
 
 NORM_MODES: Final = ("channel", "layer", "symmetric", "percentile", "raw")
 _SPANNED: Final = ("layer", "symmetric", "percentile", "raw")  # modes drawn with a colorbar legend
+
+
+@dataclass(frozen=True)
+class ValueSpan:
+    """The one value range a picture's colors stand for; caption and colorbar are both drawn from it.
+
+    Attributes:
+        lo: Value at the low end of the colormap (NaN when there is no finite value).
+        hi: Value at the high end. In ``symmetric`` mode ``lo == -hi``.
+        mode: The normalization mode (see the module docstring).
+        over: What the range was computed over, as a noun phrase for the caption, e.g.
+            ``"the layer (all 64 channels)"``, ``"channel 3"``, ``"the mean of 64 channels"``.
+        percentile: ``(low, high)`` percentiles in ``percentile`` mode, else ``None``.
+        fixed: True when the range is the user's ``vrange`` (``raw`` mode), not computed from data.
+    """
+
+    lo: float
+    hi: float
+    mode: str
+    over: str = ""
+    percentile: tuple[float, float] | None = None
+    fixed: bool = False
+
+    @property
+    def ends(self) -> tuple[str, str]:
+        """``lo`` and ``hi`` as printed, in the caption and at the ends of the colorbar alike."""
+        return fmt(self.lo), fmt(self.hi)
+
+    def caption(self) -> str:
+        """The caption field stating this range, e.g. ``"range [0, 1.69] over the layer (all 64 channels)"``.
+
+        Its two numbers are :attr:`ends`, the texts printed at the ends of the colorbar.
+        """
+        lo, hi = self.ends
+        if self.fixed:
+            return f"vrange [{lo}, {hi}] (fixed, values outside clipped)"
+        text = f"range [{lo}, {hi}]"
+        if self.percentile is not None:
+            text += f" = p{fmt(self.percentile[0])}-p{fmt(self.percentile[1])}"
+        if self.over:
+            text += f" of {self.over}" if self.percentile is not None else f" over {self.over}"
+        if self.mode == "channel":
+            text += ", each channel scaled to its own min..max"
+        return text
+
+
+def fmt(value: float) -> str:
+    """Short number for captions and legends: 3 significant digits, ``-0`` shown as ``0``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    text = f"{float(value):.3g}"
+    return "0" if text in ("-0", "0", "-0.0") else text
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +108,8 @@ class Normalized:
         hi: float64 ``(C,)`` value mapped to 1.
         mode: The normalization mode used.
         constant: bool ``(C,)``, True where a channel's finite values are all equal (or absent).
+        span: The range the picture states (caption and colorbar); in ``channel`` mode the extremes of
+            the per-channel ranges unless the caller described the layer's range.
     """
 
     values: np.ndarray
@@ -51,6 +117,12 @@ class Normalized:
     hi: np.ndarray
     mode: str
     constant: np.ndarray
+    span: ValueSpan
+
+    def __repr__(self) -> str:
+        return one_line("Normalized", f"mode={self.mode!r}", f"values={dims(self.values.shape)}",
+                        f"range=[{self.span.ends[0]}, {self.span.ends[1]}]",
+                        f"constant={int(np.count_nonzero(self.constant))}")
 
 
 def check_mode(mode: str) -> str:
@@ -134,12 +206,74 @@ def _layer_span(mins: np.ndarray, maxs: np.ndarray) -> tuple[float, float]:
     return float(np.nanmin(mins)), float(np.nanmax(maxs))
 
 
+def finite_span(values: np.ndarray) -> tuple[float, float]:
+    """Finite ``(min, max)`` of any array (``(nan, nan)`` when nothing is finite)."""
+    flat = np.asarray(values).reshape(1, -1)
+    mins, maxs, _ = channel_min_max(flat)
+    return float(mins[0]), float(maxs[0])
+
+
+def value_span(
+    values: np.ndarray,
+    mode: str,
+    *,
+    over: str,
+    percentile: Sequence[float] = (1.0, 99.0),
+    vrange: Sequence[float] | None = None,
+    finite_range: tuple[float, float] | None = None,
+    all_finite: bool | None = None,
+) -> ValueSpan:
+    """The range a picture of ``values`` is drawn with, computed once over ALL of ``values``.
+
+    Pass the whole layer (every channel, any layout) to draw a subset of it on the layer's scale.
+
+    Args:
+        values: The numbers the range is taken over (any shape, any layout; not modified).
+        mode: One of :data:`NORM_MODES`. ``channel`` mode gets the finite min..max of ``values`` (a fact
+            for the caption; each channel is still scaled by its own range).
+        over: What ``values`` are, for the caption (see :attr:`ValueSpan.over`).
+        percentile: ``(low, high)`` for ``percentile`` mode.
+        vrange: The fixed ``(lo, hi)`` of ``raw`` mode (``None``: the finite min..max).
+        finite_range: The finite ``(min, max)`` of ``values`` if the caller already has it (saves a pass).
+        all_finite: Whether every value is finite, if known (saves a pass in ``percentile`` mode).
+
+    Returns:
+        A :class:`ValueSpan`; ``symmetric`` gives ``[-m, m]`` with ``m`` the largest finite ``|v|``.
+
+    Raises:
+        OptionError: unknown mode, malformed ``percentile`` / ``vrange``, or ``vrange`` with another mode.
+    """
+    mode = check_mode(mode)
+    if vrange is not None and mode != "raw":
+        raise OptionError(f"vrange={vrange!r} only applies to norm='raw' (got norm={mode!r})")
+    if mode == "raw" and vrange is not None:
+        lo, hi = check_vrange(vrange)
+        return ValueSpan(lo, hi, mode, over="", fixed=True)
+    if mode == "percentile":
+        pair = check_percentile(percentile)
+        x = np.asarray(values)
+        if all_finite is None:
+            all_finite = bool(np.isfinite(x).all())
+        finite = x if all_finite else x[np.isfinite(x)]
+        if not finite.size:
+            return ValueSpan(math.nan, math.nan, mode, over, percentile=pair)
+        lo, hi = (float(v) for v in np.percentile(finite.astype(np.float32, copy=False), pair))
+        return ValueSpan(lo, hi, mode, over, percentile=pair)
+    lo, hi = finite_range if finite_range is not None else finite_span(values)
+    if mode == "symmetric":
+        m = max(abs(lo), abs(hi)) if math.isfinite(lo) else math.nan
+        return ValueSpan(-m, m, mode, over)
+    return ValueSpan(float(lo), float(hi), mode, over)
+
+
 def normalize(
     maps: np.ndarray,
     mode: str = "channel",
     *,
     percentile: Sequence[float] = (1.0, 99.0),
     vrange: Sequence[float] | None = None,
+    span: ValueSpan | None = None,
+    over: str | None = None,
 ) -> Normalized:
     """Scale channel-first maps to [0, 1] with the chosen mode (see the module docstring).
 
@@ -148,12 +282,17 @@ def normalize(
         mode: One of :data:`NORM_MODES`.
         percentile: ``(low, high)`` percentiles for ``mode="percentile"``.
         vrange: ``(lo, hi)`` for ``mode="raw"``; only allowed with that mode.
+        span: The range to use, from :func:`value_span` (e.g. over the whole layer when ``maps`` holds
+            only the channels drawn). ``None``: computed over ``maps``. In ``channel`` mode each channel
+            is scaled by its own range whatever ``span`` says; ``span`` is what the caption states.
+        over: Caption phrase for a span computed here (default ``"all C channels"``).
 
     Returns:
         A :class:`Normalized` with float32 ``values`` of the same shape as ``maps``.
 
     Raises:
-        OptionError: unknown mode, malformed ``percentile`` / ``vrange``, or ``vrange`` with another mode.
+        OptionError: unknown mode, malformed ``percentile`` / ``vrange``, ``vrange`` with another mode,
+            or a ``span`` made for another mode.
         RenderError: ``maps`` is empty, 0-d or not real-valued.
     """
     mode = check_mode(mode)
@@ -164,32 +303,28 @@ def normalize(
         raise RenderError(f"activations must be real numbers, got dtype {x.dtype}")
     if vrange is not None and mode != "raw":
         raise OptionError(f"vrange={vrange!r} only applies to norm='raw' (got norm={mode!r})")
+    if span is not None and span.mode != mode:
+        raise OptionError(f"a span made for norm={span.mode!r} cannot normalize with norm={mode!r}")
     flat = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
     mins, maxs, all_finite = channel_min_max(flat)
     constant = ~(maxs > mins)  # also True for channels without finite values (NaN compares False)
     n = len(mins)
+    given = span is not None
+    if span is None:
+        span = value_span(flat, mode, over=over or f"all {n} channels", percentile=percentile, vrange=vrange,
+                          finite_range=_layer_span(mins, maxs), all_finite=all_finite)
 
     if mode == "channel":
         lo, hi = mins, maxs
-    elif mode == "symmetric":
-        lo_l, hi_l = _layer_span(mins, maxs)
-        m = max(abs(lo_l), abs(hi_l)) if math.isfinite(lo_l) else math.nan
-        lo, hi = np.full(n, -m), np.full(n, m)
-    elif mode == "percentile":
-        low_p, high_p = check_percentile(percentile)
-        finite = flat if all_finite else flat[np.isfinite(flat)]
-        lo_l, hi_l = np.percentile(finite, [low_p, high_p]) if finite.size else (math.nan, math.nan)
-        lo, hi = np.full(n, float(lo_l)), np.full(n, float(hi_l))
-    else:  # layer, raw
-        lo_l, hi_l = check_vrange(vrange) if vrange is not None else _layer_span(mins, maxs)
-        lo, hi = np.full(n, lo_l), np.full(n, hi_l)
+    else:
+        lo, hi = np.full(n, span.lo), np.full(n, span.hi)
 
     values = _scale(flat, lo, hi, symmetric=mode == "symmetric")
-    if mode in ("percentile", "raw"):
+    if mode in ("percentile", "raw") or (given and mode != "channel"):  # a given span may be narrower
         _clip_finite(values, all_finite)
     if constant.any():
         log.debug("normalize(%s): %d constant channel(s): %s", mode, constant.sum(), np.flatnonzero(constant))
-    return Normalized(values.reshape(x.shape), lo, hi, mode, constant)
+    return Normalized(values.reshape(x.shape), lo, hi, mode, constant, span)
 
 
 def _scale(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, symmetric: bool) -> np.ndarray:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
-
 from convscope.errors import OptionError, RenderError
 from convscope.render.annotate import Legend, compose, fmt
 from convscope.render.checks import is_int
 from convscope.render.colormap import apply_colormap, resolve_cmap
-from convscope.render.normalize import check_mode, normalize
+from convscope.render.normalize import check_mode, normalize, value_span
 from convscope.render.prepare import layer_stats
+from convscope.render.resize import resize
 from convscope.render.result import FeatureGrid
 
 
@@ -42,8 +41,7 @@ def as_rgb_image(image: Any) -> np.ndarray:
 
 def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of a float ``(h, w)`` map to ``(height, width)`` (Pillow, float32 'F' image)."""
-    src = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32))
-    return np.asarray(src.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    return resize(np.asarray(values, dtype=np.float32), (height, width), "bilinear")
 
 
 def _axis_samples(n_out: int, k: int, n_map: int, start: float, jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +97,10 @@ def overlay(
         channel: A channel index, or ``"mean"`` for the mean over channels.
         cmap: Colormap name.
         alpha: Heat-map opacity in [0, 1]; 0 returns the picture unchanged.
-        norm: Normalization mode (``channel`` and ``layer`` coincide for a single map).
+        norm: Normalization mode. ``channel``: the drawn map by its own range. The shared modes
+            (``layer``, ``symmetric``, ``percentile``, ``raw``) take their range over the whole layer (all
+            channels) when one channel is drawn, so overlays of two channels share one scale; over the
+            mean map itself for ``"mean"``. The caption states the range the colorbar maps, and over what.
         layer: Layer name for the caption.
         min_size: Small pictures (e.g. 28x28 digits) are enlarged by an integer factor (nearest
             neighbour, at most 16x) until their shorter side reaches this; the heat map is resized
@@ -135,13 +136,21 @@ def overlay(
         with np.errstate(invalid="ignore"):
             fmap = arr.astype(np.float32).mean(axis=2)
         shown, what = tuple(range(n_channels)), f"mean of {n_channels} channels"
+        over = f"the {what}"
     else:
         if not is_int(channel) or not 0 <= channel < n_channels:
             raise OptionError(f"channel {channel!r} is out of range: valid are 0..{n_channels - 1} or 'mean'")
         fmap = arr[:, :, int(channel)].astype(np.float32)
         shown = (int(channel),)
         what = f"channel {int(channel)} of {n_channels}" if n_channels > 1 else ""  # a lone map (CAM) needs no label
-    normed = normalize(fmap[None], mode)
+        over = f"channel {int(channel)}" if n_channels > 1 else "the map"
+    stats = layer_stats(arr, -1)
+    if mode != "channel" and not isinstance(channel, str) and n_channels > 1:  # on the layer's scale
+        span = value_span(arr, mode, over=f"the layer (all {n_channels} channels)",
+                          finite_range=stats.value_range, all_finite=stats.all_finite)
+    else:
+        span = value_span(fmap, mode, over=over)
+    normed = normalize(fmap[None], mode, span=span)
     k = min(16, max(1, -(-int(min_size) // max(1, min(rgb.shape[:2])))))
     if k > 1:
         rgb = np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)
@@ -154,12 +163,10 @@ def overlay(
         a = np.where(covered, np.float32(alpha), np.float32(0.0))[..., None]
     blended = rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a
     out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    stats = layer_stats(arr, -1)
     fields = [f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
-                          f"alpha={fmt(alpha)}", f"range [{fmt(stats.value_range[0])}, "
-                          f"{fmt(stats.value_range[1])}]") if f]
-    legend = Legend(cmap_name, float(normed.lo[0]), float(normed.hi[0]))
-    if caption:
+                          f"alpha={fmt(alpha)}", span.caption()) if f]
+    legend = Legend.from_span(cmap_name, span) if caption else None
+    if legend is not None:
         framed, body, text = compose(out.shape[0], out.shape[1], fields, legend)
         body[...] = out
         out, caption_text = framed, text
@@ -169,5 +176,5 @@ def overlay(
         image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
         n_channels=n_channels, value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption_text, kind="overlay", legend=legend,
+        caption=caption_text, kind="overlay", legend=legend, span=span,
     )

@@ -11,17 +11,18 @@ from typing import Any, Final
 import numpy as np
 
 from convscope.errors import OptionError, RenderError
-from convscope.render.annotate import Legend, fmt
+from convscope.render.annotate import Legend
 from convscope.render.channels import ChannelSpec
 from convscope.render.checks import positive_int
 from convscope.render.colormap import resolve_cmap
 from convscope.render.normalize import (
-    Normalized,
+    ValueSpan,
     check_mode,
     check_percentile,
     check_vrange,
     default_cmap,
     has_legend,
+    value_span,
 )
 from convscope.render.result import FeatureGrid
 
@@ -105,14 +106,15 @@ class LayerStats:
         counts = {"NaN": self.n_nan, "+Inf": self.n_pos_inf, "-Inf": self.n_neg_inf}
         return tuple(name for name, n in counts.items() if n)
 
+    @property
+    def all_finite(self) -> bool:
+        return not (self.n_nan or self.n_pos_inf or self.n_neg_inf)
+
     def caption_fields(self) -> list[str]:
-        """``range [lo, hi]`` plus counts of NaN / Inf values with their colors."""
-        lo, hi = self.value_range
-        fields = [f"range [{fmt(lo)}, {fmt(hi)}]"]
+        """Counts of NaN / Inf values with their colors (the range is the picture's :class:`ValueSpan`)."""
         named = (("NaN", self.n_nan, "magenta"), ("+Inf", self.n_pos_inf, "orange"),
                  ("-Inf", self.n_neg_inf, "cyan"))
-        fields += [f"{n} {name} ({color})" for name, n, color in named if n]
-        return fields
+        return [f"{n} {name} ({color})" for name, n, color in named if n]
 
 
 def as_activation(act: Any) -> np.ndarray:
@@ -178,24 +180,30 @@ def layer_stats(arr: np.ndarray, channel_axis: int) -> LayerStats:
 
 
 def norm_fields(opts: RenderOptions) -> list[str]:
-    """Caption parts naming the normalization and colormap."""
-    fields = [f"norm={opts.norm}", f"cmap={opts.cmap}"]
-    if opts.norm == "percentile":
-        fields.append(f"clip p{fmt(opts.percentile[0])}-p{fmt(opts.percentile[1])}")
-    if opts.norm == "raw" and opts.vrange is not None:
-        fields.append(f"vrange [{fmt(opts.vrange[0])}, {fmt(opts.vrange[1])}]")
-    return fields
+    """Caption parts naming the normalization and colormap (the range itself is the span's field)."""
+    return [f"norm={opts.norm}", f"cmap={opts.cmap}"]
 
 
-def make_legend(opts: RenderOptions, normed: Normalized, stats: LayerStats) -> Legend | None:
-    """The legend for these options: a colorbar (non-``channel`` modes) and special-value swatches."""
+def layer_span(maps: np.ndarray, opts: RenderOptions, stats: LayerStats, unit: str = "channels") -> ValueSpan:
+    """The picture's one range, taken over the WHOLE layer (see :mod:`convscope.render.normalize`).
+
+    Args:
+        maps: ``(C, ...)`` the whole activation, every channel (any strides); ``(C,)`` for a vector.
+        opts: Validated options (mode, percentile, vrange).
+        stats: From :func:`layer_stats` on the same activation (its finite range is reused, not recomputed).
+        unit: ``"channels"`` or ``"units"``, for the caption.
+    """
+    return value_span(maps, opts.norm, over=f"the layer (all {maps.shape[0]} {unit})",
+                      percentile=opts.percentile, vrange=opts.vrange, finite_range=stats.value_range,
+                      all_finite=stats.all_finite)
+
+
+def make_legend(opts: RenderOptions, span: ValueSpan, stats: LayerStats) -> Legend | None:
+    """The legend for these options: a colorbar of ``span`` (non-``channel`` modes), special swatches."""
     bar = opts.wants_legend
     if not bar and not stats.specials:
         return None
-    lo = float(normed.lo[0]) if normed.lo.size else math.nan
-    hi = float(normed.hi[0]) if normed.hi.size else math.nan
-    symmetric = opts.norm == "symmetric"
-    return Legend(opts.cmap, lo, hi, symmetric=symmetric, specials=stats.specials, show_bar=bar)
+    return Legend.from_span(opts.cmap, span, specials=stats.specials, show_bar=bar)
 
 
 def warn_if_batched(shape: tuple[int, ...]) -> None:
@@ -215,11 +223,12 @@ def make_grid(
     n_channels: int,
     kind: str,
     legend: Legend | None = None,
+    span: ValueSpan | None = None,
 ) -> FeatureGrid:
-    """Bundle a finished picture with its metadata (and the legend drawn, if recorded)."""
+    """Bundle a finished picture with its metadata (``span`` and ``legend`` as drawn)."""
     return FeatureGrid(
         image=image, layer=opts.layer, shape=tuple(int(s) for s in shape), norm=opts.norm, cmap=opts.cmap,
         channels=tuple(int(i) for i in shown), n_channels=int(n_channels), value_range=stats.value_range,
         dead=tuple(int(i) for i in np.flatnonzero(stats.dead)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption, kind=kind, legend=legend,
+        caption=caption, kind=kind, legend=legend, span=span,
     )

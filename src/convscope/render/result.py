@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convscope.render.annotate import Legend
+from convscope.render.display import dims, html_card, one_line, short
 from convscope.render.encode import encode_image, encode_png, write_atomic
+from convscope.render.normalize import ValueSpan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from convscope.render.annotate import Legend
 
 _TITLE_PT = 8
 
@@ -38,8 +39,9 @@ class FeatureGrid:
         n_inf: +/-Inf values in the activation.
         caption: The text printed at the top of the picture.
         kind: ``"2d"``, ``"1d"``, ``"3d"``, ``"vector"`` or ``"overlay"``.
-        legend: The colorbar drawn under the picture (colormap, the values at its ends), ``None`` when
-            there is none or it was not recorded; lets a page draw the same bar as text and CSS.
+        legend: The legend drawn under the picture (its colorbar ends are ``span``'s), or ``None``.
+        span: The one range the picture's colors stand for, as stated in the caption (``None`` for
+            pictures that are not drawn from a normalization, e.g. feature visualizations).
     """
 
     image: np.ndarray
@@ -56,6 +58,7 @@ class FeatureGrid:
     caption: str
     kind: str = "2d"
     legend: Legend | None = None
+    span: ValueSpan | None = None
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -67,9 +70,26 @@ class FeatureGrid:
         object.__setattr__(self, "image", img)
 
     def __repr__(self) -> str:
-        h, w = self.image.shape[:2]
-        return (f"FeatureGrid(layer={self.layer!r}, shape={self.shape}, norm={self.norm!r}, "
-                f"cmap={self.cmap!r}, channels={len(self.channels)} of {self.n_channels}, image={h}x{w})")
+        rng = f"range=[{self.span.ends[0]}, {self.span.ends[1]}]" if self.span is not None else ""
+        return one_line("FeatureGrid", f"layer={short(self.layer)!r}", f"kind={self.kind}",
+                        f"shape={dims(self.shape)}", f"norm={short(self.norm, 24)!r}", rng,
+                        f"channels={len(self.channels)} of {self.n_channels}",
+                        f"image={dims(self.image.shape[:2])}")
+
+    def _repr_html_(self) -> str:
+        """The picture inline (base64 PNG, the same bytes as ``_repr_png_``) over a table of its facts."""
+        lo, hi = self.value_range
+        rows: list[tuple[str, object]] = [
+            ("layer", self.layer or "-"), ("kind", self.kind), ("shape", dims(self.shape)),
+            ("norm", self.norm), ("cmap", self.cmap), ("channels", f"{len(self.channels)} of {self.n_channels}"),
+        ]
+        if self.span is not None:
+            rows.append(("colors", self.span.caption()))
+        rows.append(("values", f"[{lo:.4g}, {hi:.4g}]"))
+        if self.dead or self.n_nan or self.n_inf:
+            rows.append(("zero / NaN / Inf", f"{len(self.dead)} channels / {self.n_nan} / {self.n_inf}"))
+        title = f"FeatureGrid {self.layer}".strip()
+        return html_card(title, rows, images=[(self._repr_png_(), self.caption)])
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         arr = self.image if dtype is None else self.image.astype(dtype)

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from convscope.render.annotate import compose
 from convscope.render.encode import encode_png
 from convscope.render.mosaic import tile
+from convscope.render.resize import resize
 from convscope.scan.result import LayerStats
 
 PAD_COLOR = (0, 48, 96)  # outside the image: dark blue, never a pixel value of a gray input
@@ -58,8 +58,7 @@ def _shrink(img: np.ndarray, limit: int) -> np.ndarray:
     if max(h, w) <= limit:
         return img
     f = limit / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
+    return resize(img, (max(1, round(h * f)), max(1, round(w * f))), "bilinear")
 
 
 def context(display: np.ndarray, window: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -102,7 +101,7 @@ def channel_tiles(stats: LayerStats, channel: int, display: Display) -> tuple[np
 def _same_size(images: list[np.ndarray]) -> list[np.ndarray]:
     h = max(i.shape[0] for i in images)
     w = max(i.shape[1] for i in images)
-    return [i if i.shape[:2] == (h, w) else np.asarray(Image.fromarray(i).resize((w, h))) for i in images]
+    return [i if i.shape[:2] == (h, w) else resize(i, (h, w), "bicubic") for i in images]  # Pillow's default
 
 
 def _stack(parts: list[np.ndarray], bg: tuple[int, int, int] = (40, 40, 40)) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convscope.scan.predictions import OutputAccumulator
+from convscope.models.keys import ActivationKey
 from convscope.scan.reduce import Bounds, as_channels_last
 from convscope.scan.source import ArraySource, Source, iter_chunks
 from convscope.scan.stats import LayerAccumulator
@@ -70,19 +71,6 @@ def activation_name(layer: Any) -> str:
     return "" if name == "linear" else name
 
 
-def key_path(key: str) -> tuple[str, int, int | None]:
-    """Split an extractor key ``path@call[output]`` into ``(path, call, output or None)``."""
-    output = None
-    if key.endswith("]") and "[" in key:
-        key, _, tail = key.rpartition("[")
-        output = int(tail[:-1])
-    call = 0
-    if "@" in key.rsplit("/", 1)[-1]:
-        key, _, tail = key.rpartition("@")
-        call = int(tail)
-    return key, call, output
-
-
 class ShardScanner:
     """The model, its extractor and the layer plan, built once per process; scans row ranges.
 
@@ -105,15 +93,16 @@ class ShardScanner:
 
     def bounds(self, key: str) -> Bounds | None:
         """The saturation bounds of the layer behind an activation key, if its activation is bounded."""
-        path, _, output = key_path(key)
-        name = activation_name(self._layers.get(path))
-        if output is not None or name not in BOUNDED:
+        parsed = ActivationKey.parse(key)
+        name = activation_name(self._layers.get(parsed.path))
+        if parsed.output is not None or name not in BOUNDED:
             return None
         return Bounds(name, *BOUNDED[name])
 
     def activations(self) -> dict[str, str]:
         """``{key: activation name}`` for the keys seen so far."""
-        return {key: activation_name(self._layers.get(key_path(key)[0])) for key in self.extractor.keys or []
+        keys = self.extractor.keys or []
+        return {key: activation_name(self._layers.get(ActivationKey.parse(key).path)) for key in keys
                 if key != self.extractor.OUTPUT_KEY}
 
     def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from convscope.errors import InputError, LayerNotFound, nearest
 from convscope.scan.predictions import ScanPredictions
+from convscope.render.display import dims, few, html_card, one_line, short
 
 FORMAT = "convscope-scan"
 FORMAT_VERSION = 1
@@ -128,6 +129,26 @@ class LayerStats:
             rf_start=tuple(rf["start"]) if rf else None,
         )
 
+    def __repr__(self) -> str:
+        return one_line("LayerStats", f"key={short(self.key)!r}", f"shape={dims(self.shape)}",
+                        f"channels={self.channels}", f"images={self.images}",
+                        f"activation={short(self.activation, 16)!r}", f"top_k={self.top_value.shape[-1]}",
+                        f"sparsity={self.sparsity:.3g}")
+
+    def _repr_html_(self) -> str:
+        """The layer's facts and its channels (mean, std, max, fraction positive; the first 256)."""
+        rows = [("key", self.key), ("shape", dims(self.shape)), ("channels", self.channels),
+                ("images", self.images), ("activation", self.activation or "-"),
+                ("sparsity", f"{self.sparsity:.3g}"), ("top images per channel", self.top_value.shape[-1])]
+        if self.rf_size is not None:
+            rows.append(("receptive field", dims(self.rf_size)))
+        shown = min(self.channels, 256)
+        lines = [(c, f"{self.mean[c]:.4g}", f"{self.std[c]:.4g}", f"{self.max[c]:.4g}",
+                  f"{self.frac_positive[c]:.3g}") for c in range(shown)]
+        note = f"first {shown} of {self.channels} channels" if shown < self.channels else ""
+        return html_card(f"LayerStats {self.key}", rows,
+                         table=(("channel", "mean", "std", "max", "> 0"), lines), note=note)
+
 
 @dataclass(frozen=True, eq=False)
 class ScanResult:
@@ -182,7 +203,22 @@ class ScanResult:
 
     def __repr__(self) -> str:
         model = self.manifest.get("model", {}).get("name", "?")
-        return f"ScanResult(model={model!r}, images={self.images}, layers={list(self.layers)}, path={self.path})"
+        return one_line("ScanResult", f"model={short(model)!r}", f"images={self.images}",
+                        f"layers={few(list(self.layers))}", f"path={short(self.path, 60)!r}" if self.path else "")
+
+    def _repr_html_(self) -> str:
+        """The scan's facts and one row per layer (shape, channels, sparsity, largest value)."""
+        model = self.manifest.get("model", {}).get("name", "?")
+        rows = [("model", model), ("images", self.images), ("layers", len(self.layers)),
+                ("folder", self.path or "in memory")]
+        lines = []
+        for key, st in self.layers.items():
+            top = np.asarray(st.max, np.float64)
+            top = top[np.isfinite(top)]
+            lines.append((key, dims(st.shape), st.channels, st.activation or "-", f"{st.sparsity:.3g}",
+                          f"{top.max():.4g}" if top.size else "-"))
+        return html_card(f"ScanResult {model}", rows,
+                         table=(("layer", "shape", "channels", "activation", "sparsity", "max"), lines))
 
 
 def layer_dir(slug: str) -> str:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from convscope.data.names import key_filename
-from convscope.errors import OptionError
+from convscope.errors import FieldsUnavailable, OptionError
+from convscope.models.fields import Grid, field_grids
 from convscope.scan import manifest as mf
-from convscope.scan.engine import OnBatch, ScanJob, key_path, run_local
+from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
 from convscope.scan.source import Source, open_source
@@ -44,36 +45,24 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
         raise OptionError(f"--address {address!r} is only used with --engine ray")
 
 
-def _receptive_fields(model: Any, keys: Sequence[str]) -> dict[str, tuple[Any, Any, Any]]:
-    from convscope.models.inspect import inspect_model
-
+def _receptive_fields(model: Any, keys: Sequence[str], input_shape: tuple[int, ...] | None) -> dict[str, Grid]:
     try:
-        info = inspect_model(model)
-    except Exception as exc:  # noqa: BLE001 - crops are optional; the statistics do not need the table
+        return field_grids(model, keys, input_shape)
+    except FieldsUnavailable as exc:  # crops are optional; the statistics do not need the table
         log.warning("no receptive fields (no crops will be drawn): %s", exc)
         return {}
-    fields = {}
-    for key in keys:
-        path, call, output = key_path(key)
-        rows = [r for r in info.layers if r.path == path and r.call == call]
-        row = rows[0] if rows else None
-        if row is None:
-            continue
-        if output in (None, 0) and row.rf_size is not None:
-            fields[key] = (row.rf_size, row.rf_jump, row.rf_start)
-    return fields
 
 
 def _layer_stats(key: str, acc: LayerAccumulator, activation: str, shape: tuple[int, ...],
-                 spatial: tuple[int, ...], rf: tuple[Any, Any, Any] | None, labels: Sequence[str] | None) -> LayerStats:
+                 spatial: tuple[int, ...], rf: Grid | None, labels: Sequence[str] | None) -> LayerStats:
     arrays = acc.finish()
     top_label = None
     if labels is not None:
         top_label = np.asarray(labels, dtype=str)[arrays["top_index"]]
     return LayerStats(key=key, shape=shape, spatial=spatial, channels=acc.channels, images=acc.images,
                       activation=activation, top_label=top_label,
-                      rf_size=None if rf is None else tuple(rf[0]), rf_jump=None if rf is None else tuple(rf[1]),
-                      rf_start=None if rf is None else tuple(rf[2]), **arrays)
+                      rf_size=None if rf is None else rf.size, rf_jump=None if rf is None else rf.step,
+                      rf_start=None if rf is None else rf.start, **arrays)
 
 
 def _run_engine(job: ScanJob, model: Any, engine: str, address: str | None, on_batch: OnBatch | None,
@@ -193,7 +182,7 @@ def scan(
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
-    fields = _receptive_fields(keras_model, keys)
+    fields = _receptive_fields(keras_model, keys, input_shape)
     layers_stats = {}
     for key in keys:
         shape = shapes[key]

@@ -271,7 +271,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     Raises:
         InputError: If ``image`` is not a uint8 (H, W, 3) array.
     """
-    from PIL import Image
+    from convscope.render.resize import resize
 
     if not isinstance(image, np.ndarray):
         raise InputError(f"preprocess expects a uint8 RGB image array (H, W, 3); got {type(image).__name__}")
@@ -279,8 +279,7 @@ def preprocess(image: np.ndarray) -> np.ndarray:
         got = f"{image.dtype} of shape {image.shape}"
         raise InputError(f"preprocess expects a uint8 RGB image of shape (H, W, 3); got {got}")
     h, w = INPUT_SHAPE[:2]
-    src = Image.fromarray(np.ascontiguousarray(image))
-    pixels = np.asarray(src.resize((w, h), Image.Resampling.BILINEAR))
+    pixels = resize(image, (h, w), "bilinear")
     return ((pixels.astype(np.float32) - 127.0) / 128.0).astype(np.float32)
 
 

@@ -100,6 +100,7 @@ def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: s
 
     The model's outputs are appended to ``outputs`` (one array per input).
     """
+    from convscope.models.keys import ActivationKey
     from convscope.probe.extractor import Extractor
 
     grids: dict[str, list[Picture]] = {}
@@ -121,7 +122,7 @@ def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: s
             del batch, jobs  # free this batch's activations before the next forward pass
     classes = {node.path: type(node.layer).__name__ for node in extractor.nodes}
     return tuple(
-        LayerEntry(key=key, anchor=anchor_id("layer", j, key), class_name=classes.get(key.split("@")[0].split("[")[0], "?"),
+        LayerEntry(key=key, anchor=anchor_id("layer", j, key), class_name=classes.get(ActivationKey.parse(key).path, "?"),
                    shape=shapes[key], grids=tuple(pics), n_channels=_n_channels(shapes[key], fmt), n_shown=shown[key],
                    factor=factors[key])
         for j, (key, pics) in enumerate(grids.items())

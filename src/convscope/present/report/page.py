@@ -7,6 +7,7 @@ from the model or the user is escaped anyway (:func:`~convscope.present.report.t
 
 from __future__ import annotations
 
+from convscope.models.keys import ActivationKey
 from convscope.present.report.content import NORM_TEXT, InputEntry, LayerEntry, ReportContent
 from convscope.present.report.tables import esc, info_summary, layer_table_html
 
@@ -60,7 +61,7 @@ def _model(content: ReportContent) -> str:
         return '<section id="model"><h2>Model</h2><p>The layer table could not be computed (see notes).</p></section>'
     links = {}
     for entry in content.layers:
-        links.setdefault(entry.key.split("@")[0].split("[")[0], entry.anchor)
+        links.setdefault(ActivationKey.parse(entry.key).path, entry.anchor)
     info = content.info
     notes = "".join(f"<p><em>{esc(n)}</em></p>" for n in info.notes)
     return (f'<section id="model"><h2>Model</h2><p>{esc(info_summary(info))}</p>{notes}'

@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -114,9 +114,9 @@ class Explorer:
     def __init__(self, model: Any, gallery: Gallery, *, class_names: Sequence[str] | None = None,
                  title: str = "", cache_mb: int = 512, picture_cache_mb: int = 128,
                  input_shape: tuple[int, ...] | None = None) -> None:
+        from convscope.models.fields import field_grids
         from convscope.models.resolve import resolve_model
         from convscope.models.tree import layer_tree
-        from convscope.present.maps import receptive_grids
         from convscope.probe.cache import get_extractor
 
         resolved = resolve_model(model, input_shape=input_shape, labels=class_names or None)
@@ -126,7 +126,6 @@ class Explorer:
         self.class_names = list(resolved.class_names) if resolved.class_names else None
         self.title = title or resolved.name
         self.info = resolved.info
-        self.grids = receptive_grids(model)
         self.data_format = resolved.data_format
         self._nodes = {n.path: n for n in layer_tree(model)}
         paths = [n.path for n in self._nodes.values() if not n.is_container]
@@ -140,19 +139,17 @@ class Explorer:
         self.cam_methods = plugins.cam_methods() if self.features["cam"] else []
         self.layers = self._layer_rows(self._run(np.zeros((1, *self.info.input_shape[1:]), np.float32)))
         self._by_key = {row["key"]: row for row in self.layers if row["key"]}
-        if not self.grids:  # receptive_grids probes without a shape: take the fields from our own table
-            self.grids = {row["key"]: (tuple(row["rf_start"]), tuple(row["rf_jump"])) for row in self.layers
-                          if row["key"] and row["rf_start"] and row["rf_jump"] and len(row["rf_start"]) == 2}
+        self.grids = {key: grid.placement for key, grid in field_grids(self.info, self._by_key, ndim=2).items()}
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-        calls: dict[str, int] = {}
-        for row in self.info.layers:
-            calls[row.path] = max(calls.get(row.path, 0), row.call + 1)
+        from convscope.models.keys import call_keys
+
+        keys = call_keys((row.path, row.call) for row in self.info.layers)
         rows = []
         for row in self.info.to_dicts():
-            key = row["path"] if calls[row["path"]] == 1 else f"{row['path']}@{row['call']}"
-            key = key if key in acts else f"{key}[0]" if f"{key}[0]" in acts else None
+            first = keys[(row["path"], row["call"])]  # a layer with several outputs shows its first
+            key = next((k for k in (str(first), str(replace(first, output=0))) if k in acts), None)
             shape = list(acts[key].shape[1:]) if key else None
             spatial = bool(key) and len(shape or ()) == 3
             filters = self.features["filters"] and "Conv" in row["class"] and not row["call"]
@@ -253,7 +250,7 @@ class Explorer:
             stats = channel_stats(hwc, channel, grid, row.get("rf_size"))
             return Rendered(picture.to_png(), {**stats, "layer": key, "image": image_id,
                                                "caption": picture.caption, "n_channels": int(hwc.shape[-1]),
-                                               "legend": legend_meta(picture.legend)})
+                                               "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
 
@@ -278,7 +275,7 @@ class Explorer:
             picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label,
                               caption=False)  # the page writes the caption and colorbar as text
             return Rendered(picture.to_png(), {**facts, "image": image_id, "class_name": name,
-                                               "caption": picture.caption, "legend": legend_meta(picture.legend)})
+                                               "caption": picture.caption, "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("cam", image_id, method, target), render)
 
@@ -291,7 +288,7 @@ class Explorer:
         def render() -> Rendered:
             picture = plugins.render_filters(self._nodes[row["path"]].layer)
             return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption,
-                                               "legend": legend_meta(picture.legend)})
+                                               "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("filters", key), render)
 

@@ -96,13 +96,19 @@ def grid_meta(grid: FeatureGrid, key: str, norm: str, data_format: str = "channe
     }
 
 
-def legend_meta(legend: Legend | None, stops: int = 17) -> dict[str, Any] | None:
-    """A grid's colorbar as JSON, for a page to draw as CSS and text.
+def legend_meta(grid: FeatureGrid, stops: int = 17) -> dict[str, Any] | None:
+    """A picture's colorbar as JSON, for a page to draw as CSS and text.
+
+    The bar is the grid's own :attr:`~convscope.render.FeatureGrid.legend`; an overlay drawn without its
+    frame (``caption=False``) gets the bar of the range its colors stand for (its ``span``).
 
     Returns:
         ``None`` without a colorbar, else ``{"cmap", "lo", "hi", "symmetric", "colors"}`` where ``colors``
         are ``stops`` evenly spaced ``#rrggbb`` samples of the colormap from ``lo`` to ``hi``.
     """
+    legend = grid.legend
+    if legend is None and grid.kind == "overlay" and grid.span is not None:
+        legend = Legend.from_span(grid.cmap, grid.span)
     if legend is None or not legend.show_bar:
         return None
     lut = get_lut(legend.cmap)
@@ -134,7 +140,7 @@ def bare_mosaic(grid: FeatureGrid, meta: dict[str, Any]) -> tuple[np.ndarray, di
     body = np.asarray(grid.image)[geo["top"] : geo["top"] + height, geo["left"] : geo["left"] + width]
     geometry = {**geo, "top": 0, "left": 0, "width": width, "height": height}
     return body, {**meta, "geometry": geometry, "width": width, "height": height, "labels": False,
-                  "legend": legend_meta(grid.legend)}
+                  "legend": legend_meta(grid)}
 
 
 def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, float], tuple[float, float]] | None,
