@@ -12,6 +12,7 @@ from PIL import Image
 
 from convscope.models.zoo import sample_digits
 from convscope.present.web import plugins
+from convscope.render.mosaic import DEAD_COLOR, SEP_COLOR
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -31,6 +32,7 @@ def test_model_summary_lists_layers_with_shapes_and_fields(client):
     assert body["class_names"] == [str(d) for d in range(10)]
     assert set(body["features"]) >= {"cam", "filters", "cam_methods"}
     assert body["norms"][0] == "channel"
+    assert body["default_layer"] == "conv_0" and body["groups"] == []  # conv_0, conv_1: no block prefix
 
 
 def test_images_are_the_bundled_digits_and_thumbnails_are_what_the_model_sees(client):
@@ -62,10 +64,42 @@ def test_grid_json_matches_png_and_top_channels_follow_the_activation(client, ex
     assert meta["inactive"] == zero and "dead" not in meta
 
 
+def test_the_grid_picture_is_bare_and_its_words_are_json(client, explorer):
+    params = {"image": "s2", "layer": "conv_1", "norm": "layer", "cmap": "magma", "aspect": "1.5"}
+    meta = client.get("/api/grid", params=params).json()
+    picture = decode(client.get("/api/grid.png", params=params).content)
+    g = meta["geometry"]
+    assert meta["labels"] is False and g["top"] == 0 and picture.shape[:2] == (meta["height"], meta["width"])
+    assert picture.shape[:2] == (g["sep"] + g["rows"] * g["cell_h"], g["sep"] + g["cols"] * g["cell_w"])
+    assert 1.2 <= g["cols"] * g["cell_w"] / (g["rows"] * g["cell_h"]) <= 1.9  # the screen's shape, no label strip
+    assert "conv_1" in meta["caption"] and meta["channels"] == list(range(64))
+    act = explorer.activations("s2")["conv_1"]
+    legend = meta["legend"]
+    assert legend["cmap"] == "magma" and len(legend["colors"]) == 17
+    assert legend["lo"] <= float(act.min()) + 1e-6 and legend["hi"] == pytest.approx(float(act.max()), rel=1e-6)
+    # No caption strip: the first row is the separator line (red over inactive channels' frames).
+    assert {tuple(c) for c in picture[0]} <= {tuple(SEP_COLOR), tuple(DEAD_COLOR)} and g["cell_h"] == g["cell_w"]
+    assert client.get("/api/grid", params={**params, "norm": "channel"}).json()["legend"] is None
+
+
 def test_non_spatial_layers_render_too(client):
     meta = client.get("/api/grid", params={"image": "s0", "layer": "dense_0"}).json()
     assert meta["kind"] == "vector" and meta["geometry"] is None and meta["shape"] == [128]
     assert client.get("/api/grid.png", params={"image": "s0", "layer": "predictions"}).status_code == 200
+
+
+def test_gallery_adds_named_pictures_prepared_like_files(explorer):
+    from convscope.present.web.gallery import Gallery
+
+    gallery = Gallery(explorer.gallery.spec)
+    photo = np.zeros((40, 30, 3), np.uint8)
+    photo[:20] = 255
+    gallery.add_pictures([("top white", photo), ("gray", np.full((28, 28), 128, np.uint8))])
+    assert [(im["id"], im["name"], im["source"]) for im in gallery.list()] == [
+        ("s0", "top white", "sample"), ("s1", "gray", "sample")]
+    x = gallery.prepared("s0").x
+    assert x.shape == (28, 28, 1) and x[0, 14, 0] == pytest.approx(1.0) and x[-1, 14, 0] == pytest.approx(0.0)
+    assert gallery.prepared("s1").x[..., 0] == pytest.approx(np.full((28, 28), 128 / 255), abs=1e-6)
 
 
 def test_channel_view_statistics_match_numpy(client, explorer):
@@ -76,8 +110,9 @@ def test_channel_view_statistics_match_numpy(client, explorer):
     y, x = np.unravel_index(int(np.argmax(ch)), ch.shape)
     assert meta["argmax"] == [y, x]
     assert meta["peak_center"] == [2.5 + 2 * y, 2.5 + 2 * x]  # pool: start 2.5, jump 2
+    assert (meta["legend"]["lo"], meta["legend"]["hi"]) == pytest.approx((ch.min(), ch.max()), rel=1e-5, abs=1e-6)
     png = client.get("/api/channel.png", params={"image": "s2", "layer": "pool", "channel": 7, "alpha": 0.3})
-    assert png.status_code == 200 and decode(png.content).shape[1] >= 224
+    assert png.status_code == 200 and decode(png.content).shape == (224, 224, 3)  # 8x the digit, no caption
 
 
 def test_prediction_top5_matches_the_model(client, explorer):
@@ -157,15 +192,25 @@ def test_the_extractor_is_the_cached_one_and_the_model_is_untouched(explorer, cl
     assert all("call" not in vars(layer) for layer in model.layers)
 
 
-def test_cam_and_filter_views_are_served(client):
+def test_cam_and_filter_views_are_served(client, explorer):
+    from convscope.render.filters import render_filters
+
     features = client.get("/api/model").json()["features"]
     assert features["cam"] and features["filters"]
     assert plugins.has_module("convscope.attribution") and plugins.has_module("convscope.render.filters")
     r = client.get("/api/filters.png", params={"layer": "conv_0"})
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = client.get("/api/filters", params={"layer": "conv_0"}).json()
+    assert meta["caption"].startswith("conv_0  Conv2D kernel (3, 3, 1, 32)") and meta["legend"] is None
+    framed = render_filters(explorer.model.get_layer("conv_0"))  # the CLI's picture: caption strip on top
+    bare = decode(r.content)
+    assert bare.shape[1] <= framed.image.shape[1] and bare.shape[0] < framed.image.shape[0]
+    np.testing.assert_array_equal(bare, np.asarray(framed.image)[-bare.shape[0]:, : bare.shape[1]])
     meta = client.get("/api/cam", params={"image": "s0", "method": "gradcam"}).json()
     assert meta["method"] == "gradcam" and meta["target"] == 0
-    assert client.get("/api/cam.png", params={"image": "s0", "target": 3}).status_code == 200
+    assert meta["legend"]["cmap"] == "magma" and meta["legend"]["lo"] < meta["legend"]["hi"]
+    png = client.get("/api/cam.png", params={"image": "s0", "target": 3})
+    assert png.status_code == 200 and decode(png.content).shape == (224, 224, 3)  # the picture alone, no words
     r = client.get("/api/cam.png", params={"image": "s0", "method": "magic"})
     assert r.status_code == 400 and "magic" in r.json()["error"]
 

@@ -228,7 +228,8 @@ def test_filters_view(page, tmp_path):
     wait_for_grid(page, "conv_1")
     tab.click()
     page.wait_for_function("() => document.querySelector('#pane-a img.grid').dataset.view === 'filters'")
-    assert "filters of conv_1" in page.inner_text("#pane-a .meta")
+    assert "filters: conv_1 · Conv2D kernel (3, 3, 32, 64)" in page.inner_text("#pane-a .meta")
+    assert page.is_visible("#pane-a .legend .bar")  # mode=norm: one shared scale, drawn by the page
     assert not page.is_visible("#norm")  # feature-map controls hide in other views
     page.click("#layers tbody tr:nth-child(3)")  # pool: no filters -> back to feature maps
     wait_for_grid(page, "pool")

@@ -177,6 +177,7 @@ def render_filters(
     scale: int | None = None,
     layer: str = "",
     labels: bool = True,
+    caption: bool = True,
 ) -> FeatureGrid:
     """Draw a convolution layer's filters (see the module docstring for the modes).
 
@@ -192,6 +193,8 @@ def render_filters(
         scale: Integer upscale of a kernel pixel (``None``: about 48 px per map, 12 in sub-grids).
         layer: Name for the caption (default: the layer's name).
         labels: Print filter numbers above the tiles.
+        caption: Frame the tiles with the caption strip (and the colorbar of ``norm`` mode); ``False``
+            returns the tiles alone, the caption as text and the colorbar in ``legend``.
 
     Returns:
         A :class:`FeatureGrid` (``kind="filters"``, ``shape`` = the kernel shape).
@@ -251,12 +254,15 @@ def render_filters(
         fields.append(f"{depth} depth slices left to right")
     fields += [kern.note] if kern.note else []
     fields += [f"{int(np.isnan(w).sum())} NaN (magenta)"] if np.isnan(w).any() else []
-    image, dst, caption = compose(body.shape[0], body.shape[1], [f for f in fields if f], legend)
-    dst[...] = body
+    if caption:
+        image, dst, text = compose(body.shape[0], body.shape[1], [f for f in fields if f], legend)
+        dst[...] = body
+    else:
+        image, text = body, "  ".join(f for f in fields if f)
     inactive = tuple(int(i) for i in np.flatnonzero(~np.any(w.reshape(n_f, -1) != 0, axis=1)))  # all-zero
     return FeatureGrid(image=image, layer=name, shape=kern.shape, norm=mode, cmap=cmap_name,
                        channels=tuple(int(i) for i in idx), n_channels=n_f, value_range=(lo, hi), inactive=inactive,
-                       n_nan=int(np.isnan(w).sum()), n_inf=int(np.isinf(w).sum()), caption=caption,
+                       n_nan=int(np.isnan(w).sum()), n_inf=int(np.isinf(w).sum()), caption=text,
                        kind="filters", legend=legend)
 
 

@@ -7,7 +7,7 @@ Routes (all ``GET`` unless noted; images and layers are query parameters, never 
     POST /api/images       upload (raw image bytes)    /api/images/{id}.png  what the model sees
     /api/grid              grid facts (JSON)           /api/grid.png      the grid picture
     /api/channel           channel statistics          /api/channel.png   channel over the input
-    /api/predict           top-5 classes               /api/cam(.png), /api/filters.png (optional views)
+    /api/predict           top-5 classes               /api/cam(.png), /api/filters(.png) (optional views)
     /api/health            cache statistics
 
 Every error is a 4xx JSON ``{"error": message, "status": code}``; an unexpected one is logged and
@@ -305,6 +305,9 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     async def cam_png(request: Request) -> Response:
         return _png((await cam_of(request)).png)
 
+    async def filters(request: Request) -> JSONResponse:
+        return JSONResponse((await run_in_threadpool(ex.filters, _param(request, "layer"))).meta)
+
     async def filters_png(request: Request) -> Response:
         return _png((await run_in_threadpool(ex.filters, _param(request, "layer"))).png)
 
@@ -317,7 +320,7 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         Route("/api/grid", grid), Route("/api/grid.png", grid_png), Route("/api/channel", channel),
         Route("/api/channel.png", channel_png), Route("/api/predict", predict), Route("/api/cam", cam),
         Route("/api/cam.png", cam_png),
-        Route("/api/filters.png", filters_png), Route("/api/health", health),
+        Route("/api/filters", filters), Route("/api/filters.png", filters_png), Route("/api/health", health),
         Mount("/static", StaticFiles(directory=static_dir(), follow_symlink=False), name="static"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {

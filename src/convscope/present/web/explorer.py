@@ -22,8 +22,17 @@ from convscope.errors import LayerNotFound, OptionError, nearest
 from convscope.present.web import plugins
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
-from convscope.present.web.views import channel_stats, grid_meta, mosaic_shape, top_predictions
+from convscope.present.web.layers import default_layer, layer_groups
+from convscope.present.web.views import (
+    bare_mosaic,
+    channel_stats,
+    grid_meta,
+    legend_meta,
+    mosaic_shape,
+    top_predictions,
+)
 from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channel_spec, render_activation, resolve_cmap
+from convscope.render.encode import encode_png
 from convscope.render.normalize import check_mode
 
 log = logging.getLogger(__name__)
@@ -149,11 +158,14 @@ class Explorer:
         return rows
 
     def summary(self) -> dict[str, Any]:
-        """The model as the page needs it: name, input, layer table, options and optional views."""
+        """The model as the page needs it: name, input, layer table (with its collapsible groups and the
+        layer to open first, see :mod:`~convscope.present.web.layers`), options and optional views."""
+        rows, groups = layer_groups(self.layers)
         return {
             "title": self.title, "name": self.info.name, "kind": self.info.kind,
             "input_shape": list(self.info.input_shape[1:]), "total_params": self.info.total_params,
-            "data_format": self.data_format, "layers": self.layers, "norms": list(NORM_MODES),
+            "data_format": self.data_format, "layers": rows, "groups": groups,
+            "default_layer": default_layer(self.layers), "norms": list(NORM_MODES),
             "cmaps": ["auto", *COLORMAPS], "class_names": self.class_names,
             "features": {**self.features, "cam_methods": self.cam_methods},
             "preprocess": self.gallery.preprocess.describe(self.gallery.spec),
@@ -202,12 +214,17 @@ class Explorer:
             act = self.activations(image_id)[key]
             layout = None
             if options.aspect is not None:
-                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format)
+                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format,
+                                      labels=False)
             rows, cols = layout or (None, None)
+            # A 2-D mosaic goes out bare: the page writes its caption, channel numbers and colorbar as text.
+            labels = act.ndim != 3
             picture = render_activation(act, layer=key, data_format=self.data_format, norm=options.norm,
-                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols)
-            meta = grid_meta(picture, key, options.norm, self.data_format, layout)
-            return Rendered(picture.to_png(), {**meta, "image": image_id})
+                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols,
+                                        labels=labels)
+            meta = grid_meta(picture, key, options.norm, self.data_format, layout, labels=labels)
+            pixels, meta = bare_mosaic(picture, meta)
+            return Rendered(encode_png(pixels), {**meta, "image": image_id})
 
         return self._pictures.get_or_compute(("grid", image_id, key, options), render)
 
@@ -228,10 +245,12 @@ class Explorer:
                                   f"valid are 0..{hwc.shape[-1] - 1}")
             grid = self.grids.get(key)
             display = self.gallery.prepared(image_id).display
-            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha)
+            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha,
+                              caption=False)  # the page writes the caption and colorbar as text
             stats = channel_stats(hwc, channel, grid, row.get("rf_size"))
             return Rendered(picture.to_png(), {**stats, "layer": key, "image": image_id,
-                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1])})
+                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1]),
+                                               "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
 
@@ -253,9 +272,10 @@ class Explorer:
             cls = facts.get("target")
             name = self.class_names[cls] if self.class_names and cls is not None and 0 <= cls < len(self.class_names) else cls
             label = f"{method} @ {facts.get('layer') or '?'}" + ("" if cls is None else f" for class {name}")
-            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label)
+            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label,
+                              caption=False)  # the page writes the caption and colorbar as text
             return Rendered(picture.to_png(), {**facts, "image": image_id, "class_name": name,
-                                               "caption": picture.caption})
+                                               "caption": picture.caption, "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("cam", image_id, method, target), render)
 
@@ -267,7 +287,8 @@ class Explorer:
 
         def render() -> Rendered:
             picture = plugins.render_filters(self._nodes[row["path"]].layer)
-            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption})
+            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption,
+                                               "legend": legend_meta(picture)})
 
         return self._pictures.get_or_compute(("filters", key), render)
 

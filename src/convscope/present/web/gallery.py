@@ -184,6 +184,14 @@ class Gallery:
             name = f"#{i}" + ("" if label is None else f" \u00b7 {prefix} {label}")
             self._add(ImageEntry(f"s{i}", name, "sample", label, prepared=PreparedImage(row, display, ())))
 
+    def add_pictures(self, pictures: list[tuple[str, np.ndarray]]) -> None:
+        """Add named uint8 pictures ``(H, W)`` or ``(H, W, C)`` (e.g. a zoo model's sample photos), prepared
+        like files: converted to the model's input and preprocessed."""
+        start = sum(1 for e in self._entries.values() if e.source == "sample")
+        for i, (name, pixels) in enumerate(pictures, start):
+            prepared = prepare_image(pixels, self.spec, self.preprocess, label=repr(name))
+            self._add(ImageEntry(f"s{i}", name, "sample", prepared=prepared))
+
     def add_folder(self, folder: str | Path, limit: int = DEFAULT_MAX_FOLDER_IMAGES) -> int:
         """Serve the image files directly inside ``folder``; returns how many were added.
 

@@ -97,9 +97,10 @@ def cam_map(model: Any, x: np.ndarray, method: str, target: int | None = None) -
 
 
 def render_filters(layer: Any) -> Any:
-    """The :class:`~convscope.render.FeatureGrid` of a layer's filters.
+    """The :class:`~convscope.render.FeatureGrid` of a layer's filters (tiles and their numbers; the caption
+    and colorbar travel as text, for the page to write).
 
     Raises:
         ViewUnavailable: :mod:`convscope.render.filters` is missing.
     """
-    return _module("filters").render_filters(layer)
+    return _module("filters").render_filters(layer, caption=False)

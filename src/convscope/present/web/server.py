@@ -105,6 +105,10 @@ def build_explorer(model: Any = None, *, images: str | Path | None = None, label
     elif zoo is not None and zoo.samples:
         x, y = sample_digits(zoo.name)
         gallery.add_arrays(x, y, prefix="digit" if zoo.name == "mnist-cnn" else "class")
+    elif zoo is not None and zoo.photos:  # the demo photos (chelsea, coffee, astronaut), as files would be
+        from convscope.models.zoo import sample_images
+
+        gallery.add_pictures(sample_images(zoo.name))
     return Explorer(resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from convscope.render import FeatureGrid, auto_grid, auto_scale, parse_channels, plan_mosaic
-from convscope.render.annotate import LEGEND_H
+from convscope.render.annotate import LEGEND_H, Legend
+from convscope.render.colormap import get_lut
 from convscope.render.grid import reduction_factor
 from convscope.render.prepare import RenderOptions
 from convscope.render.text import LABEL_H
@@ -22,12 +23,12 @@ def _finite(value: float) -> float | None:
 
 
 def mosaic_shape(shape: Sequence[int], channels: str | None, aspect: float, max_channels: int = 64,
-                 data_format: str = "channels_last") -> tuple[int, int] | None:
+                 data_format: str = "channels_last", labels: bool = True) -> tuple[int, int] | None:
     """``(rows, cols)`` giving a 2-D activation's mosaic the width/height ``aspect`` of the screen area.
 
     Counts the channels the spec shows (as :func:`~convscope.render.render_activation` does: at most
-    ``max_channels`` by default) and sizes cells like the renderer (upscale, label strip, separator).
-    Returns ``None`` for activations that are not ``(H, W, C)`` maps.
+    ``max_channels`` by default) and sizes cells like the renderer (upscale, label strip if ``labels``,
+    separator). Returns ``None`` for activations that are not ``(H, W, C)`` maps.
     """
     if len(shape) != 3:
         return None
@@ -36,17 +37,17 @@ def mosaic_shape(shape: Sequence[int], channels: str | None, aspect: float, max_
     plan = parse_channels(spec, c)
     k = {"all": c, "first": plan.count, "top": plan.count}.get(plan.kind, len(plan.indices))
     s = auto_scale(h, w)
-    return auto_grid(k, LABEL_H + h * s + 1, w * s + 1, aspect)
+    return auto_grid(k, (LABEL_H if labels else 0) + h * s + 1, w * s + 1, aspect)
 
 
 def grid_geometry(grid: FeatureGrid, norm: str, data_format: str = "channels_last",
-                  rows: int | None = None, cols: int | None = None) -> dict[str, Any] | None:
+                  rows: int | None = None, cols: int | None = None, labels: bool = True) -> dict[str, Any] | None:
     """Where each channel's tile lies in a 2-D mosaic picture, so a click can be mapped to a channel.
 
     The layout is recomputed with the same public planning functions the renderer uses
     (:func:`~convscope.render.plan_mosaic`, :func:`~convscope.render.grid.reduction_factor`) for the
-    ``rows``/``cols`` it was given and the default scale, with channel labels; the caption height is what
-    remains above the mosaic.
+    ``rows``/``cols`` it was given and the default scale, with channel labels (or without, as it was
+    drawn: ``labels``); the caption height is what remains above the mosaic.
 
     Returns:
         ``{"top", "left", "rows", "cols", "cell_h", "cell_w", "sep", "width", "height"}`` in picture pixels,
@@ -56,11 +57,11 @@ def grid_geometry(grid: FeatureGrid, norm: str, data_format: str = "channels_las
         return None
     h, w = (grid.shape[1], grid.shape[2]) if data_format == "channels_first" else grid.shape[:2]
     k = len(grid.channels)
-    opts = RenderOptions.build(norm=norm, labels=True, rows=rows, cols=cols)
+    opts = RenderOptions.build(norm=norm, labels=labels, rows=rows, cols=cols)
     factor = reduction_factor(k, h, w, opts)
     if factor > 1 and h >= factor and w >= factor:
         h, w = h // factor, w // factor
-    layout = plan_mosaic(k, h, w, rows=rows, cols=cols, labels=True)
+    layout = plan_mosaic(k, h, w, rows=rows, cols=cols, labels=labels)
     legend = opts.wants_legend or grid.n_nan > 0 or grid.n_inf > 0
     height, width = grid.image.shape[:2]
     top = height - layout.height - (LEGEND_H if legend else 0)
@@ -81,8 +82,9 @@ def channel_at(geometry: dict[str, Any], channels: Sequence[int], y: float, x: f
 
 
 def grid_meta(grid: FeatureGrid, key: str, norm: str, data_format: str = "channels_last",
-              layout: tuple[int, int] | None = None) -> dict[str, Any]:
-    """JSON facts of a rendered grid: what is shown and where (see :func:`grid_geometry`)."""
+              layout: tuple[int, int] | None = None, labels: bool = True) -> dict[str, Any]:
+    """JSON facts of a rendered grid: what is shown and where (see :func:`grid_geometry`; ``labels`` as
+    the grid was drawn)."""
     rows, cols = layout if layout else (None, None)
     lo, hi = grid.value_range
     return {
@@ -90,8 +92,55 @@ def grid_meta(grid: FeatureGrid, key: str, norm: str, data_format: str = "channe
         "channels": list(grid.channels), "n_channels": grid.n_channels,
         "value_range": [_finite(lo), _finite(hi)], "inactive": list(grid.inactive), "n_nan": grid.n_nan,
         "n_inf": grid.n_inf, "caption": grid.caption, "width": int(grid.image.shape[1]),
-        "height": int(grid.image.shape[0]), "geometry": grid_geometry(grid, norm, data_format, rows, cols),
+        "height": int(grid.image.shape[0]), "geometry": grid_geometry(grid, norm, data_format, rows, cols, labels),
     }
+
+
+def legend_meta(grid: FeatureGrid, stops: int = 17) -> dict[str, Any] | None:
+    """A picture's colorbar as JSON, for a page to draw as CSS and text.
+
+    The bar is the grid's own :attr:`~convscope.render.FeatureGrid.legend`; an overlay drawn without its
+    frame (``caption=False``) gets the bar of the range its colors stand for (its ``span``).
+
+    Returns:
+        ``None`` without a colorbar, else ``{"cmap", "lo", "hi", "symmetric", "colors"}`` where ``colors``
+        are ``stops`` evenly spaced ``#rrggbb`` samples of the colormap from ``lo`` to ``hi``.
+    """
+    legend = grid.legend
+    if legend is None and grid.kind == "overlay" and grid.span is not None:
+        legend = Legend.from_span(grid.cmap, grid.span)
+    if legend is None or not legend.show_bar:
+        return None
+    lut = get_lut(legend.cmap)
+    picks = np.round(np.linspace(0, len(lut) - 1, stops)).astype(np.intp)
+    return {"cmap": legend.cmap, "lo": _finite(legend.lo), "hi": _finite(legend.hi), "symmetric": legend.symmetric,
+            "colors": ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in lut[i])) for i in picks]}
+
+
+def bare_mosaic(grid: FeatureGrid, meta: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Cut a 2-D grid drawn without channel labels down to its mosaic, for a page that writes the words.
+
+    The caption strip and the colorbar are cut away; their content travels in the JSON: ``caption``,
+    ``channels``, ``dead`` and ``legend`` (see :func:`legend_meta`), with ``geometry.top == 0`` and
+    ``width``/``height`` those of the cut picture. Pictures that are not mosaics (``geometry`` is
+    ``None``: vectors, strips, volumes) are returned whole, with ``legend`` ``None``.
+
+    Args:
+        grid: A grid drawn with ``labels=False``.
+        meta: Its :func:`grid_meta` computed with ``labels=False``.
+
+    Returns:
+        ``(uint8 (h, w, 3) picture, meta with "labels": False)``.
+    """
+    geo = meta["geometry"]
+    if geo is None:
+        return np.asarray(grid.image), {**meta, "labels": True, "legend": None}
+    height = geo["sep"] + geo["rows"] * geo["cell_h"]
+    width = geo["sep"] + geo["cols"] * geo["cell_w"]
+    body = np.asarray(grid.image)[geo["top"] : geo["top"] + height, geo["left"] : geo["left"] + width]
+    geometry = {**geo, "top": 0, "left": 0, "width": width, "height": height}
+    return body, {**meta, "geometry": geometry, "width": width, "height": height, "labels": False,
+                  "legend": legend_meta(grid)}
 
 
 def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, float], tuple[float, float]] | None,

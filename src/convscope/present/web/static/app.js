@@ -1,13 +1,14 @@
 // The explorer page: state, events and keyboard navigation.
 import { channelAt, fmt, getJSON, loadImage, upload, url } from "./api.js";
+import { LayerList } from "./layers.js";
 import {
-  fillSelect, gridMetaText, markImage, markLayer, renderGallery, renderLayers, renderPrediction, renderStats,
+  fillSelect, gridMetaText, markImage, renderChannelLabels, renderGallery, renderLegend, renderPrediction, renderStats,
 } from "./views.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = {
   model: null, images: [], image: null, layer: null, view: "maps",
-  compare: { image: null, layer: null }, metas: {}, channel: null, busy: 0, camTarget: null,
+  compare: { image: null, layer: null }, metas: {}, channel: null, busy: 0, camTarget: null, list: null,
 };
 const panes = { a: $("#pane-a"), b: $("#pane-b") };
 const tokens = { a: 0, b: 0 };
@@ -31,6 +32,9 @@ async function busy(work) {
 
 function viewable() { return state.model.layers.filter((r) => r.viewable); }
 
+// How far the bottom of a pane's picture must stay above the window's: room for the colorbar.
+const BELOW_PX = 56;
+
 function channelSpec() {
   const order = $("#order").value;
   const n = Math.max(1, parseInt($("#count").value, 10) || 64);
@@ -47,14 +51,19 @@ function gridParams(image, layer, box) {
 // The screen area a pane's picture may fill: the frame's width, down to the bottom of the window.
 function fitBox(which) {
   const frame = panes[which].querySelector(".frame");
-  const height = Math.max(240, window.innerHeight - frame.getBoundingClientRect().top - 40);
+  const height = Math.max(240, window.innerHeight - frame.getBoundingClientRect().top - BELOW_PX);
   return { width: Math.max(200, frame.clientWidth), height };
 }
 
-// Show a picture as large as fits the box (enlarged at most 2x, so captions stay readable).
-function fit(img, box) {
-  const k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, 2);
+// Show a picture as large as fits the box, enlarged at most `most` times: a bare mosaic (its words are
+// page text) may fill the box; a picture with words drawn in it grows by whole steps (1x or 2x), so its
+// letters stay sharp. Returns the scale used.
+function fit(img, box, most, whole = false) {
+  let k = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight, most);
+  if (whole && k > 1) k = Math.floor(k);
   img.style.width = `${Math.max(1, Math.floor(img.naturalWidth * k))}px`;
+  img.classList.toggle("smooth", k < 1);  // shrinking: average pixels instead of dropping them
+  return k;
 }
 
 // -- drawing the panes ----------------------------------------------------------------------------------------
@@ -79,8 +88,9 @@ async function drawPane(which) {
       (info.score === undefined ? "" : ` (${info.score_kind || "score"} ${fmt(info.score)})`) +
       " · click a predicted class to explain it instead";
   } else if (view === "filters") {
+    info = await getJSON("/api/filters", { layer });
     src = url("/api/filters.png", { layer });
-    text = `filters of ${layer}`;
+    text = `filters: ${info.caption.split(/ {2,}/).join(" · ")}`;
   } else {
     const params = gridParams(image, layer, box);
     info = await getJSON("/api/grid", params);
@@ -90,8 +100,11 @@ async function drawPane(which) {
   if (token !== tokens[which]) return;
   await loadImage(img, src);
   if (token !== tokens[which]) return;
-  fit(img, box);
+  const bare = Boolean(view === "maps" && info.labels === false);
+  const k = fit(img, box, bare ? 8 : view === "cam" ? 3 : 2, !bare && view !== "cam");
   state.metas[which] = view === "maps" ? info : null;
+  renderChannelLabels(pane.querySelector(".chan-labels"), bare ? info : null, bare && info.geometry ? info.geometry.cell_w * k : 0);
+  renderLegend(pane.querySelector(".legend"), bare || view !== "maps" ? info.legend : null);
   img.classList.toggle("clickable", Boolean(view === "maps" && info.geometry));
   img.dataset.layer = layer;
   img.dataset.image = image;
@@ -123,7 +136,7 @@ async function showPrediction() {
 // -- selection ------------------------------------------------------------------------------------------------
 function pickLayer(key) {
   state.layer = key;
-  markLayer($("#layers tbody"), key);
+  state.list.mark(key);
   document.body.dataset.layer = key;
   updateTabs();  // the filters tab exists only for layers with kernels
   redraw();
@@ -179,6 +192,7 @@ async function drawChannel() {
   img.style.width = img.naturalWidth < 400 ? `${img.naturalWidth * 2}px` : "";
   $("#ch-title").textContent = `${c.layer} · channel ${c.channel} of ${stats.n_channels} · ${imageName(c.image)}`;
   renderStats($("#ch-stats"), stats);
+  renderLegend($("#ch-legend"), stats.legend);
   $("#channel-dialog").dataset.channel = String(c.channel);
 }
 
@@ -262,10 +276,36 @@ function wire() {
     const files = [...(e.dataTransfer ? e.dataTransfer.files : [])];
     if (files.length) uploadFiles(files);
   });
+  wireFilter();
   document.addEventListener("keydown", onKey);
   window.addEventListener("resize", () => {
     clearTimeout(wire.resizeTimer);
     wire.resizeTimer = setTimeout(redraw, 300);
+  });
+}
+
+// The filter box over the layer list: typing filters; ↑/↓ step through the matches, Enter opens the
+// first one, Esc clears.
+function wireFilter() {
+  const box = $("#layer-filter");
+  const count = $("#layer-count");
+  box.addEventListener("input", () => {
+    const n = state.list.setFilter(box.value);
+    count.hidden = n === null;
+    count.textContent = n === null ? "" : `${n} match${n === 1 ? "" : "es"}`;
+  });
+  box.addEventListener("keydown", (e) => {
+    const keys = state.list.navigable();
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      if (keys.length) pickLayer(keys.includes(state.layer) ? step(keys, state.layer, e.key === "ArrowDown" ? 1 : -1) : keys[0]);
+    } else if (e.key === "Enter") {
+      if (keys.length) pickLayer(keys.includes(state.layer) ? state.layer : keys[0]);
+    } else if (e.key === "Escape") {
+      box.value = "";
+      box.dispatchEvent(new Event("input"));
+      box.blur();
+    } else return;
+    e.preventDefault();
   });
 }
 
@@ -279,10 +319,16 @@ function onKey(e) {
     e.preventDefault();
     return;
   }
-  const keys = viewable().map((r) => r.key);
+  if (e.key === "/") {
+    $("#layer-filter").focus();
+    e.preventDefault();
+    return;
+  }
+  const keys = state.list.navigable();
   const ids = state.images.map((i) => i.id);
-  if (e.key === "ArrowDown" || e.key === "j") pickLayer(step(keys, state.layer, 1));
-  else if (e.key === "ArrowUp" || e.key === "k") pickLayer(step(keys, state.layer, -1));
+  const from = keys.includes(state.layer) ? state.layer : keys[0];
+  if ((e.key === "ArrowDown" || e.key === "j") && keys.length) pickLayer(from === state.layer ? step(keys, from, 1) : from);
+  else if ((e.key === "ArrowUp" || e.key === "k") && keys.length) pickLayer(from === state.layer ? step(keys, from, -1) : from);
   else if ((e.key === "ArrowRight" || e.key === "l") && ids.length) pickImage(step(ids, state.image, 1));
   else if ((e.key === "ArrowLeft" || e.key === "h") && ids.length) pickImage(step(ids, state.image, -1));
   else return;
@@ -299,14 +345,13 @@ async function start() {
   fillSelect($("#norm"), model.norms.map((n) => [n, n]), "channel");
   fillSelect($("#cmap"), model.cmaps.map((c) => [c, c]), "auto");
   fillSelect($("#cam-method"), model.features.cam_methods.map((m) => [m, m]));
-  renderLayers($("#layers tbody"), model.layers, pickLayer);
+  state.list = new LayerList($("#layers tbody"), model, pickLayer);
   const keys = viewable();
   fillSelect(document.querySelector("#pane-b .pick-layer"), keys.map((r) => [r.key, r.key]));
   wire();
   await refreshImages();
-  const first = keys.find((r) => r.spatial) || keys[0];
-  state.layer = first ? first.key : null;
-  markLayer($("#layers tbody"), state.layer);
+  state.layer = model.default_layer || (keys[0] ? keys[0].key : null);
+  state.list.mark(state.layer);
   updateTabs();
   document.body.dataset.ready = "true";
   if (state.images.length) pickImage(state.images[0].id);

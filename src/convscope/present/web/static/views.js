@@ -27,42 +27,20 @@ export function layerTitle(row) {
   return parts.join("\n");
 }
 
-export function renderLayers(tbody, layers, onPick) {
-  tbody.replaceChildren();
-  for (const row of layers) {
-    const name = row.path.split("/").pop() + (row.call ? ` #${row.call}` : "");
-    const tr = el("tr", {
-      class: row.viewable ? "layer" : "layer container", title: layerTitle(row),
-      dataset: { key: row.key || "" }, "aria-disabled": row.viewable ? null : "true",
-    },
-    el("td", { class: "name" }, el("span", { class: "indent", style: null }, "\u00a0".repeat(2 * row.depth)), name,
-      el("span", { class: "cls" }, ` ${row.class}`)),
-    el("td", { class: "shape" }, shape(row.output_shape ? row.output_shape.slice(1) : null)),
-    el("td", { class: "rf" }, rfText(row)));
-    if (row.viewable) tr.addEventListener("click", () => onPick(row.key));
-    tbody.append(tr);
-  }
-}
-
-export function markLayer(tbody, key) {
-  for (const tr of tbody.querySelectorAll("tr.layer")) {
-    const on = tr.dataset.key === key;
-    tr.classList.toggle("selected", on);
-    tr.setAttribute("aria-selected", on ? "true" : "false");
-    if (on) tr.scrollIntoView({ block: "nearest" });
-  }
-}
-
 export function renderGallery(box, images, onPick) {
   box.replaceChildren();
   if (!images.length) {
-    box.append(el("p", { class: "dim empty" }, "No images yet: drop some below."));
+    box.append(el("p", { class: "dim empty" },
+      "No images yet: drop image files anywhere on the page, or use the box on the right to choose files →"));
     return;
   }
   for (const im of images) {
     const item = el("button", { type: "button", class: "thumb", role: "option", title: im.name, dataset: { id: im.id } },
       el("img", { src: `/api/images/${encodeURIComponent(im.id)}.png`, alt: im.name, loading: "lazy" }),
       el("span", {}, im.name));
+    // Small pictures (digits) stay sharp when enlarged; photos are shrunk smoothly.
+    const pic = item.querySelector("img");
+    pic.addEventListener("load", () => pic.classList.toggle("pixels", pic.naturalWidth < 64));
     item.addEventListener("click", () => onPick(im.id));
     box.append(item);
   }
@@ -93,7 +71,7 @@ export function renderPrediction(list, note, pred, onExplain) {
     const share = pred.kind === "probability" ? t.score : Math.abs(t.score) / peak;
     const hit = pred.true_label !== null && pred.true_label !== undefined && t.index === pred.true_label;
     list.append(el("li", { class: hit ? "hit" : null, title: onExplain ? `show what drives class ${t.label}` : null },
-      el("span", { class: "label" }, t.label),
+      el("span", { class: "label", title: t.label }, t.label),
       el("span", { class: "bar" }, el("span", { class: "fill", style: null })),
       el("span", { class: "score" }, t.text)));
     list.lastChild.querySelector(".fill").style.width = `${Math.max(0.5, 100 * share)}%`;
@@ -127,4 +105,36 @@ export function renderStats(table, s) {
   if (s.rf_size) rows.push(["receptive field", `${s.rf_size.join("×")} px`]);
   if (s.n_nan || s.n_inf) rows.push(["NaN / Inf", `${s.n_nan} / ${s.n_inf}`]);
   table.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+}
+
+// Channel numbers over a bare mosaic, as page text placed by the grid geometry (percent of the picture,
+// so they follow any display size). `cellPx`: a cell's width on screen; numbers hide below 20 px.
+export function renderChannelLabels(box, meta, cellPx) {
+  box.replaceChildren();
+  const g = meta && meta.geometry;
+  box.hidden = !g || meta.labels !== false;
+  if (box.hidden) return;
+  box.classList.toggle("tiny", cellPx < 20);
+  const inactive = new Set(meta.inactive || []);
+  meta.channels.forEach((ch, i) => {
+    const r = Math.floor(i / g.cols);
+    const c = i % g.cols;
+    const label = el("span", { class: inactive.has(ch) ? "inactive" : null, title: inactive.has(ch) ? "inactive: zero on this image" : null }, String(ch));
+    if (dead.has(ch)) label.title = `channel ${ch} is zero everywhere on this image`;
+    label.style.left = `${(100 * (g.left + g.sep + c * g.cell_w)) / g.width}%`;
+    label.style.top = `${(100 * (g.top + g.sep + r * g.cell_h)) / g.height}%`;
+    box.append(label);
+  });
+}
+
+// The colorbar of a grid as CSS and text: low end, gradient, high end (0 marked when symmetric).
+export function renderLegend(box, legend) {
+  box.replaceChildren();
+  box.hidden = !legend;
+  if (!legend) return;
+  const bar = el("span", { class: "bar" });
+  bar.style.background = `linear-gradient(to right, ${legend.colors.join(", ")})`;
+  if (legend.symmetric) bar.append(el("span", { class: "zero" }, "0"));
+  box.append(el("span", { class: "lo" }, fmt(legend.lo)), bar, el("span", { class: "hi" }, fmt(legend.hi)),
+    el("span", { class: "dim" }, ` ${legend.cmap}`));
 }
