@@ -82,7 +82,7 @@ def test_report_writes_one_file_and_prints_its_path(capsys, tmp_path, digit_file
         (["--norm", "bogus"], ["bogus", "channel"]),
         (["--layer", "conv_9"], ["conv_9"]),
         (["--max-map-size", "-1"], ["--max-map-size", "-1"]),
-        (["--max-channels", "0"], ["max_channels", "0"]),
+        (["--max-channels", "0"], ["--max-channels", "0"]),
         (["--channels", "top0x"], ["top0x"]),
     ],
 )
@@ -98,8 +98,10 @@ def test_bad_paths_give_one_line(capsys, tmp_path, digit_files, monkeypatch):
     one_line_error(code, err, "missing.png")
     code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path)
     one_line_error(code, err, "is a folder")
-    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "no" / "r.html")
-    one_line_error(code, err, "does not exist")
+    (tmp_path / "afile").write_text("not a folder")
+    code, _, err = run(capsys, "report", "mnist-cnn", *digit_files, "-o", tmp_path / "afile" / "r.html")
+    one_line_error(code, err, "cannot be created")
+    assert (tmp_path / "afile").read_text() == "not a folder"
     from convscope.present.report import extras
 
     monkeypatch.setattr(extras, "has_module", lambda name: False)

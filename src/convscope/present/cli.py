@@ -187,14 +187,30 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
-def _usage_error(exc: Any) -> str:
-    """One line for a click usage error, with the nearest valid option or command."""
+def _given(param: Any, argv: list[str]) -> str | None:
+    """The text given on the command line for option ``param`` (its last occurrence), if any."""
+    found = None
+    for i, token in enumerate(argv):
+        for name in getattr(param, "opts", ()):
+            if token == name and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif token.startswith(name + "="):
+                found = token[len(name) + 1:]
+    return found
+
+
+def _usage_error(exc: Any, argv: list[str]) -> str:
+    """One line for a click usage error, with the bad value and the nearest valid option or command."""
     from convscope.errors import nearest
 
     ctx = getattr(exc, "ctx", None)
     command = ctx.command if ctx is not None else None
     where = f"{ctx.command_path}: " if ctx is not None and ctx.parent is not None else ""
     message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    given = _given(param, argv) if param is not None and message.startswith("Invalid value") else None
+    if given is not None and repr(given) not in message:
+        message = f"{message.rstrip('.')} (got {given!r})"
     option = getattr(exc, "option_name", None)
     if option and command is not None and "Did you mean" not in message:  # an unknown option
         names = [o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
@@ -223,8 +239,9 @@ def _click_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: usage errors and convscope errors become one line and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="convscope", standalone_mode=False)
+        app(args=args, prog_name="convscope", standalone_mode=False)
     except ConvscopeError as exc:
         typer.echo(f"convscope: error: {' '.join(str(exc).split())}", err=True)
         return 2
@@ -238,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(exc.format_message())
             return 0
         if hasattr(exc, "ctx") or type(exc).__name__.endswith(("UsageError", "Parameter", "Option")):
-            typer.echo(_usage_error(exc), err=True)
+            typer.echo(_usage_error(exc, args), err=True)
             return 2
         typer.echo(f"convscope: error: {' '.join(exc.format_message().split())}", err=True)
         return int(getattr(exc, "exit_code", 1)) or 1

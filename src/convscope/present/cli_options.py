@@ -34,7 +34,7 @@ def default_out(command: str) -> Path:
 
 
 # -- checks run while parsing (light: they import numpy/Pillow-level modules at most) ---------------------
-def _checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A click callback that runs ``check`` on a given value (each item of a list) and passes it through."""
 
     def callback(value: Any) -> Any:
@@ -45,6 +45,16 @@ def _checked(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return value
 
     return callback
+
+
+def at_least(low: int, option: str) -> Callable[[Any], Any]:
+    """A click callback refusing numbers below ``low`` with ``"OPTION must be >= LOW, got VALUE"``."""
+
+    def check(value: Any) -> None:
+        if value < low:
+            raise OptionError(f"{option} must be an integer >= {low}, got {value}")
+
+    return checked(check)
 
 
 def _norm(value: str) -> None:
@@ -164,25 +174,25 @@ DataArg = Annotated[str, typer.Argument(
 UnsafeOpt = Annotated[bool, typer.Option(
     "--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
 ShapeOpt = Annotated[str | None, typer.Option(
-    "--input-shape", metavar="SHAPE", callback=_checked(parse_shape),
+    "--input-shape", metavar="SHAPE", callback=checked(parse_shape),
     help="One sample's shape, e.g. 28,28,1 (unbuilt or subclassed models).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
 # -- preprocessing ----------------------------------------------------------------------------------------
 RangeOpt = Annotated[str | None, typer.Option(
-    "--range", metavar="LO,HI", callback=_checked(_range),
+    "--range", metavar="LO,HI", callback=checked(_range),
     help="Model input range for image files, e.g. 0,1 or -1,1 (default: a zoo model's own preprocessing, "
     "else 0,1).")]
 MeanOpt = Annotated[str | None, typer.Option(
-    "--mean", metavar="MEAN", callback=_checked(lambda v: parse_floats(v, "--mean")),
+    "--mean", metavar="MEAN", callback=checked(lambda v: parse_floats(v, "--mean")),
     help="Per-channel mean after scaling to 0..1, e.g. 0.485,0.456,0.406 (with --std).")]
 StdOpt = Annotated[str | None, typer.Option(
-    "--std", metavar="STD", callback=_checked(lambda v: parse_floats(v, "--std")),
+    "--std", metavar="STD", callback=checked(lambda v: parse_floats(v, "--std")),
     help="Per-channel std, e.g. 0.229,0.224,0.225 (with --mean).")]
 InvertOpt = Annotated[bool, typer.Option(
     "--invert/--no-invert", help="Invert image files (dark-on-light digits for an MNIST model).")]
 BatchSizeOpt = Annotated[int, typer.Option(
-    "--batch-size", metavar="N", min=1, help="Inputs per forward pass (bounds memory).")]
+    "--batch-size", metavar="N", callback=at_least(1, "--batch-size"), help="Inputs per forward pass (bounds memory).")]
 
 # -- layers and pictures ----------------------------------------------------------------------------------
 LayersOpt = Annotated[list[str] | None, typer.Option(
@@ -194,24 +204,24 @@ CamLayerOpt = Annotated[str | None, typer.Option(
 MaximizeLayerOpt = Annotated[str, typer.Option(
     "--layer", "-l", metavar="LAYER", help="The layer whose channels to visualize (path, name or index).")]
 NormOpt = Annotated[str, typer.Option(
-    "--norm", metavar="MODE", callback=_checked(_norm),
+    "--norm", metavar="MODE", callback=checked(_norm),
     help="Normalization: channel | layer | symmetric | percentile | raw.")]
 CmapOpt = Annotated[str | None, typer.Option(
-    "--cmap", metavar="NAME", callback=_checked(_cmap),
+    "--cmap", metavar="NAME", callback=checked(_cmap),
     help="gray | viridis | magma | diverging (default: gray; diverging for --norm symmetric).")]
 ChannelsOpt = Annotated[str | None, typer.Option(
-    "--channels", metavar="SPEC", callback=_checked(_channels),
+    "--channels", metavar="SPEC", callback=checked(_channels),
     help="all | N (the first N) | topN[:mean|:max] | a list such as 0,3,8-15.")]
 MaximizeChannelsOpt = Annotated[str, typer.Option(
-    "--channels", metavar="SPEC", callback=_checked(_channels_no_top),
+    "--channels", metavar="SPEC", callback=checked(_channels_no_top),
     help="N (the first N), all, or a list such as 0-7,12.")]
 MaxChannelsOpt = Annotated[int, typer.Option(
-    "--max-channels", metavar="N", min=1, help="At most this many channels per layer picture.")]
+    "--max-channels", metavar="N", callback=at_least(1, "--max-channels"), help="At most this many channels per layer picture.")]
 OverlayOpt = Annotated[str | None, typer.Option(
-    "--overlay", metavar="mean|N", callback=_checked(_overlay),
+    "--overlay", metavar="mean|N", callback=checked(_overlay),
     help="Also write the channel mean ('mean') or channel N overlaid on the input.")]
-ColsOpt = Annotated[int | None, typer.Option("--cols", metavar="N", min=1, help="Grid columns.")]
-ScaleOpt = Annotated[int | None, typer.Option("--scale", metavar="N", min=1, help="Integer upscaling of each map.")]
+ColsOpt = Annotated[int | None, typer.Option("--cols", metavar="N", callback=at_least(1, "--cols"), help="Grid columns.")]
+ScaleOpt = Annotated[int | None, typer.Option("--scale", metavar="N", callback=at_least(1, "--scale"), help="Integer upscaling of each map.")]
 NoLabelsOpt = Annotated[bool, typer.Option("--no-labels", help="No channel numbers.")]
 
 # -- output -----------------------------------------------------------------------------------------------
@@ -225,25 +235,25 @@ ForceOpt = Annotated[bool, typer.Option(
 
 # -- attribution and feature visualization -------------------------------------------------------------
 MethodsOpt = Annotated[list[str] | None, typer.Option(
-    "--method", "-m", metavar="METHOD", callback=_checked(_method),
+    "--method", "-m", metavar="METHOD", callback=checked(_method),
     help="gradcam | gradcampp | layercam | scorecam | saliency | smoothgrad | integrated_gradients "
     "(aliases such as gradcam++ accepted); repeatable. Default: gradcam.")]
 ClassOpt = Annotated[str | None, typer.Option(
-    "--class", metavar="IDX|top1", callback=_checked(_target), help="Class index to explain, or top1 (default).")]
+    "--class", metavar="IDX|top1", callback=checked(_target), help="Class index to explain, or top1 (default).")]
 FilterModeOpt = Annotated[str, typer.Option(
-    "--mode", metavar="MODE", callback=_checked(_filter_mode), help="auto | rgb | channels | norm")]
-MaxFiltersOpt = Annotated[int, typer.Option("--max-filters", metavar="N", min=1, help="At most this many filters per grid.")]
-StepsOpt = Annotated[int, typer.Option("--steps", metavar="N", min=1, help="Optimization steps.")]
+    "--mode", metavar="MODE", callback=checked(_filter_mode), help="auto | rgb | channels | norm")]
+MaxFiltersOpt = Annotated[int, typer.Option("--max-filters", metavar="N", callback=at_least(1, "--max-filters"), help="At most this many filters per grid.")]
+StepsOpt = Annotated[int, typer.Option("--steps", metavar="N", callback=at_least(1, "--steps"), help="Optimization steps.")]
 ParamOpt = Annotated[str, typer.Option(
-    "--param", metavar="NAME", callback=_checked(_param), help="fft (decorrelated Fourier) | pixel")]
+    "--param", metavar="NAME", callback=checked(_param), help="fft (decorrelated Fourier) | pixel")]
 SeedOpt = Annotated[int, typer.Option("--seed", metavar="N", help="Random seed (equal seeds, equal pictures).")]
 SizeOpt = Annotated[int | None, typer.Option(
-    "--size", metavar="PX", min=1, help="Image size (default: the model's input size).")]
+    "--size", metavar="PX", callback=at_least(1, "--size"), help="Image size (default: the model's input size).")]
 
 # -- scan -------------------------------------------------------------------------------------------------
-TopOpt = Annotated[int, typer.Option("--top", "-k", metavar="K", min=1, help="Images kept per channel (top-k by spatial max).")]
+TopOpt = Annotated[int, typer.Option("--top", "-k", metavar="K", callback=at_least(1, "--top"), help="Images kept per channel (top-k by spatial max).")]
 EngineOpt = Annotated[str, typer.Option(
-    "--engine", metavar="NAME", callback=_checked(_engine), help="local (this process) or ray (a Ray cluster).")]
+    "--engine", metavar="NAME", callback=checked(_engine), help="local (this process) or ray (a Ray cluster).")]
 AddressOpt = Annotated[str | None, typer.Option(
     "--address", metavar="ADDR", help="Ray cluster: 'auto' or ray://host:10001 (default: a new local Ray).")]
 NoCropsOpt = Annotated[bool, typer.Option("--no-crops", help="Skip the receptive-field crop pictures.")]

@@ -31,6 +31,7 @@ from convscope.present.cli_options import (
     StdOpt,
     UnsafeOpt,
     VerboseOpt,
+    at_least,
     default_out,
 )
 
@@ -49,7 +50,7 @@ def report(
     channels: ChannelsOpt = None,
     max_channels: MaxChannelsOpt = 32,
     max_map_size: Annotated[int, typer.Option(
-        "--max-map-size", metavar="PX", min=0,
+        "--max-map-size", metavar="PX", callback=at_least(0, "--max-map-size"),
         help="Maps with a longer side are drawn at 1/k size (block means); 0 = full size.")] = 112,
     no_cam: Annotated[bool, typer.Option("--no-cam", help="No Grad-CAM overlays.")] = False,
     title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Page title.")] = None,

@@ -21,9 +21,22 @@ from convscope.present.cli_options import (
     ShapeOpt,
     StdOpt,
     UnsafeOpt,
+    at_least,
+    checked,
 )
 
 log = logging.getLogger(__name__)
+
+
+def _port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise OptionError(f"--port {value} is not a TCP port; use 1..65535 (or 0 for any free port)")
+
+
+def _upload_mb(value: float) -> None:
+    if not value > 0:
+        raise OptionError(f"--max-upload-mb must be positive, got {value}")
+
 
 ModelArg = Annotated[str | None, typer.Argument(
     metavar="MODEL", help="A .keras or .h5 file, or a zoo name (mnist-cnn, efficientnet-lite0). "
@@ -31,7 +44,7 @@ ModelArg = Annotated[str | None, typer.Argument(
 ImagesOpt = Annotated[Path | None, typer.Option(
     "--images", metavar="DIR", help="A folder of images to show in the gallery (only files directly inside it are served).")]
 HostOpt = Annotated[str, typer.Option("--host", metavar="HOST", help="Address to listen on. The default serves this machine only.")]
-PortOpt = Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="TCP port (0 = any free port).")]
+PortOpt = Annotated[int, typer.Option("--port", metavar="PORT", callback=checked(_port), help="TCP port (0 = any free port).")]
 
 
 def _labels(path: Path | None) -> list[str] | None:
@@ -58,11 +71,11 @@ def serve(
     std: StdOpt = None,
     invert: InvertOpt = False,
     max_upload_mb: Annotated[float, typer.Option(
-        "--max-upload-mb", metavar="MB", help="Largest accepted upload, in MB.")] = 8.0,
+        "--max-upload-mb", metavar="MB", callback=checked(_upload_mb), help="Largest accepted upload, in MB.")] = 8.0,
     max_pixels: Annotated[int, typer.Option(
-        "--max-pixels", metavar="N", min=1, help="Largest accepted image, in pixels (checked before decoding).")] = 25_000_000,
+        "--max-pixels", metavar="N", callback=at_least(1, "--max-pixels"), help="Largest accepted image, in pixels (checked before decoding).")] = 25_000_000,
     cache_mb: Annotated[int, typer.Option(
-        "--cache-mb", metavar="MB", min=1, help="Memory for cached activations, in MB.")] = 512,
+        "--cache-mb", metavar="MB", callback=at_least(1, "--cache-mb"), help="Memory for cached activations, in MB.")] = 512,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done, and every request.")] = False,

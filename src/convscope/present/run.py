@@ -49,14 +49,15 @@ def make_preprocess(value_range: str | None, mean: str | None, std: str | None, 
 
 def validate_grid_options(options: Any) -> None:
     """Raise :class:`OptionError` now for a bad norm, colormap or channel spec (before any work)."""
-    from convscope.render import parse_channels, resolve_cmap
+    from convscope.render import resolve_cmap
+    from convscope.render.channels import check_spec
     from convscope.render.normalize import check_mode
 
     check_mode(options.norm)
     if options.cmap is not None:
         resolve_cmap(options.cmap)
     if options.channels is not None:
-        parse_channels(options.channels, 1 << 30)  # grammar only; indices are checked per layer
+        check_spec(options.channels)  # grammar only, nothing expanded; indices are checked per layer
     for name in ("cols", "scale", "max_channels"):
         value = getattr(options, name)
         if value is not None and value < 1:
