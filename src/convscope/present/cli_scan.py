@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
 
-        Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/<layer>/ (stats.npz,
+        Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/LAYER/ (stats.npz,
         top.png, top/chNNNN.png), then prints the summary. Read it back with convscope.scan.load_scan(OUT).
         """
         from convscope.present.cli import _setup, _shape

@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         unsafe: UnsafeOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Class-activation maps / saliency overlaid on each input: OUT/<input>/<method>.png."""
+        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
         base._setup(verbose)
         from convscope.present.run import make_preprocess
         from convscope.present.why import run_cam
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         unsafe: UnsafeOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Kernel weights of conv layers as grids (first-layer RGB kernels in color): OUT/<layer>.filters.png."""
+        """Kernel weights of conv layers as grids (first-layer RGB kernels in color): DIR/LAYER.filters.png."""
         base._setup(verbose)
         from convscope.present.why import run_filters
 
