@@ -8,8 +8,12 @@ Every line of every ```bash block is one command. How each is checked:
   that URL is fetched (HTTP 200), then it is stopped with Ctrl+C;
 * a line marked ``# (needs a Ray cluster)``: parsed by the real command (every option exists, every value
   passes the checks that need no model), not run;
+* a plain ``convscope ...`` line (no shell syntax) goes, split as the shell splits it, through the CLI's
+  ``main()`` in this process (one TensorFlow import for all: a new interpreter per line costs minutes on
+  a busy 2-core machine), and must return 0 without a traceback;
 * every other line runs with bash (``convscope`` and ``python`` are this interpreter with this source
-  tree) and must exit 0 without a traceback; a ``convscope`` line also without TensorFlow's start-up notices.
+  tree), ``convscope inspect`` among them so the console path is exercised once, and must exit 0 without a
+  traceback; a ``convscope`` line also without TensorFlow's start-up notices.
 
 Nothing is skipped silently: a marker this test does not know fails it.
 """
@@ -120,7 +124,24 @@ def run_briefly(line: str, cwd: Path, env: dict[str, str]) -> None:
         proc.stderr.close()
 
 
-def test_every_readme_command_runs_as_written(tmp_path, shell):
+def in_process(line: str) -> bool:
+    """A plain ``convscope`` line (no shell syntax), other than ``inspect`` (kept on the console path)."""
+    plain = not re.search(r"[|<>;&$`]", line.split("#")[0])
+    return plain and line.startswith("convscope ") and not line.startswith("convscope inspect")
+
+
+def run_in_process(line: str, capsys) -> None:
+    from convscope.present.cli import main
+
+    args = shlex.split(line, comments=True)
+    code = main(args[1:])
+    out, err = capsys.readouterr()
+    assert code == 0, (line, out[-2000:], err[-2000:])
+    assert "Traceback" not in err, (line, err)
+
+
+def test_every_readme_command_runs_as_written(tmp_path, shell, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     done = []
     for line in readme_commands():
         start = time.monotonic()
@@ -130,7 +151,8 @@ def test_every_readme_command_runs_as_written(tmp_path, shell):
             check_parses(line)
         elif LONG_RUNNING in line:
             run_briefly(line, tmp_path, shell)
-        else:
+        elif in_process(line):
+            run_in_process(line, capsys)  # the same argv through the same main(), without a new interpreter
             proc = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=shell, capture_output=True, text=True,
                                   timeout=900)
             assert proc.returncode == 0, (line, proc.stdout[-2000:], proc.stderr[-2000:])
