@@ -153,6 +153,7 @@ def test_every_readme_command_runs_as_written(tmp_path, shell, capsys, monkeypat
             run_briefly(line, tmp_path, shell)
         elif in_process(line):
             run_in_process(line, capsys)  # the same argv through the same main(), without a new interpreter
+        else:
             proc = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=shell, capture_output=True, text=True,
                                   timeout=900)
             assert proc.returncode == 0, (line, proc.stdout[-2000:], proc.stderr[-2000:])

@@ -11,8 +11,7 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
