@@ -23,7 +23,7 @@ from convscope.errors import ConvscopeError, InputError, OptionError
 
 
 def test_registry_and_aliases():
-    assert list(METHODS) == ["gradcam", "gradcam++", "layercam", "scorecam", "saliency", "smoothgrad",
+    assert list(METHODS) == ["gradcam", "gradcampp", "layercam", "scorecam", "saliency", "smoothgrad",
                              "integrated_gradients"]
     assert get_method("Grad-CAM") is METHODS["gradcam"] and get_method("ig") is METHODS["integrated_gradients"]
     with pytest.raises(OptionError, match=r"unknown attribution method 'gradcan'; choose one of gradcam, .*"

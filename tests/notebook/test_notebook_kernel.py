@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def result_of(cell: dict, mime: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory) -> tuple[dict, Path]:
+def executed(tmp_path_factory) -> Iterator[tuple[dict, Path, Path]]:
     workdir = tmp_path_factory.mktemp("tutorial")
     shutil.copy(TUTORIAL, workdir / TUTORIAL.name)
     nb = nbformat.read(workdir / TUTORIAL.name, as_version=4)
@@ -64,7 +65,10 @@ def executed(tmp_path_factory) -> tuple[dict, Path]:
     client = nbclient.NotebookClient(nb, timeout=240, kernel_name="python3", store_widget_state=True,
                                      resources={"metadata": {"path": str(workdir)}})
     client.execute()
-    return nb, workdir
+    printed = "".join(o.get("text", "") for o in nb.cells[1].outputs if o.output_type == "stream")
+    out = Path(printed.split("outputs in ", 1)[1].split("\n", 1)[0].strip())
+    yield nb, workdir, out
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def cell_with(nb: dict, text: str) -> dict:
@@ -72,14 +76,14 @@ def cell_with(nb: dict, text: str) -> dict:
 
 
 def test_no_cell_failed(executed):
-    nb, _ = executed
+    nb, _, _ = executed
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not [o for o in cell.outputs if o.output_type == "error"], cell.source
 
 
 def test_layer_table_and_probe_summary_display_as_html(executed):
-    nb, _ = executed
+    nb, _, _ = executed
     table = result_of(cell_with(nb, 'convscope.inspect("mnist-cnn")'), "text/html")["data"]["text/html"]
     assert "<table" in table and ">conv_1<" in table and "1,199,882 parameters" in table
     summary = result_of(cell_with(nb, "notebook.summarize(acts)"), "text/html")["data"]["text/html"]
@@ -90,7 +94,7 @@ def test_grids_are_the_pictures_the_library_renders(executed):
     import convscope
     from convscope.models.zoo import sample_digits
 
-    nb, _ = executed
+    nb, _, _ = executed
     x, _ = sample_digits()
     acts = convscope.activations("mnist-cnn", x[:8], layers=["conv_1"])
     grid = png(result_of(cell_with(nb, 'channels="top16"'), "image/png"))
@@ -102,7 +106,7 @@ def test_grids_are_the_pictures_the_library_renders(executed):
 
 
 def test_explorer_is_a_widget_with_its_state_in_the_notebook(executed):
-    nb, _ = executed
+    nb, _, _ = executed
     view = result_of(cell_with(nb, "notebook.explore("), WIDGET_VIEW)["data"][WIDGET_VIEW]
     state = nb.metadata["widgets"][WIDGET_STATE]["state"]
     assert view["model_id"] in state and state[view["model_id"]]["model_name"] == "VBoxModel"
@@ -119,13 +123,15 @@ def test_explorer_is_a_widget_with_its_state_in_the_notebook(executed):
 
 
 def test_report_and_training_gif(executed):
-    nb, workdir = executed
+    nb, workdir, out = executed
+    assert sorted(p.name for p in workdir.iterdir()) == [TUTORIAL.name]  # nothing written next to the notebook
+    assert out.is_dir() and not out.is_relative_to(TUTORIAL.parent)
     printed = "".join(o.get("text", "") for o in cell_with(nb, "build_report(").outputs if o.output_type == "stream")
     assert "Report(title='convscope report: mnist-cnn', inputs=3" in printed
-    assert "<!DOCTYPE html>" in (workdir / "mnist_report.html").read_text(encoding="utf-8")
+    assert "<!DOCTYPE html>" in (out / "mnist_report.html").read_text(encoding="utf-8")
     steps = result_of(cell_with(nb, "FeatureMapCallback("), "text/plain")["data"]["text/plain"]
     assert steps.startswith("([1, 2, 3],")
     gif = result_of(cell_with(nb, "Image(filename="), "image/gif")["data"]["image/gif"]
     with Image.open(io.BytesIO(base64.b64decode(gif))) as img:
         assert img.format == "GIF" and img.n_frames == 3
-    assert any((workdir / "training_maps" / "tensorboard").iterdir())
+    assert any((out / "training_maps" / "tensorboard").iterdir())

@@ -90,7 +90,7 @@ def test_missing_folders_of_the_report_are_created(capsys, tmp_path, digit_files
         (["--norm", "bogus"], ["bogus", "channel"]),
         (["--layer", "conv_9"], ["conv_9"]),
         (["--max-map-size", "-1"], ["--max-map-size", "-1"]),
-        (["--max-channels", "0"], ["max_channels", "0"]),
+        (["--max-channels", "0"], ["--max-channels", "0"]),
         (["--channels", "top0x"], ["top0x"]),
     ],
 )

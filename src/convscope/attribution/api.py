@@ -17,31 +17,44 @@ from convscope.probe.select import Selector
 
 log = logging.getLogger(__name__)
 
-#: Registry: method name -> class.
+#: Registry: canonical method id -> class. The ids are safe in file names, npz keys, URLs and shells.
 METHODS: dict[str, type[Attribution]] = {
     cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients)
 }
 
-#: Other accepted spellings.
+#: Other accepted spellings (compared case-insensitively) -> canonical id.
 ALIASES: dict[str, str] = {
-    "grad-cam": "gradcam", "gradcampp": "gradcam++", "gradcam_pp": "gradcam++", "grad-cam++": "gradcam++",
-    "layer-cam": "layercam", "score-cam": "scorecam", "vanilla": "saliency", "gradient": "saliency",
-    "smooth-grad": "smoothgrad", "ig": "integrated_gradients", "integrated-gradients": "integrated_gradients",
+    "grad-cam": "gradcam", "grad_cam": "gradcam",
+    "gradcam++": "gradcampp", "grad-cam++": "gradcampp", "grad_cam++": "gradcampp", "gradcam_pp": "gradcampp",
+    "gradcam-pp": "gradcampp", "gradcamplusplus": "gradcampp", "grad-campp": "gradcampp",
+    "layer-cam": "layercam", "layer_cam": "layercam", "score-cam": "scorecam", "score_cam": "scorecam",
+    "vanilla": "saliency", "gradient": "saliency", "smooth-grad": "smoothgrad", "smooth_grad": "smoothgrad",
+    "ig": "integrated_gradients", "integrated-gradients": "integrated_gradients",
 }
+
+
+def canonical_method(name: str) -> str:
+    """The canonical id of method ``name`` (case-insensitive; aliases such as ``gradcam++`` accepted).
+
+    Raises:
+        OptionError: Unknown name; the message lists the canonical ids and the nearest ones.
+    """
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in METHODS:
+        close = dict.fromkeys(ALIASES.get(c, c) for c in nearest(key, [*METHODS, *ALIASES], 3))
+        raise OptionError(f"unknown attribution method {name!r}; choose one of {', '.join(METHODS)} "
+                          f"(did you mean {' or '.join(close)}?)")
+    return key
 
 
 def get_method(name: str) -> type[Attribution]:
     """The method class registered as ``name`` (case-insensitive; aliases accepted).
 
     Raises:
-        OptionError: Unknown name; the message lists the methods.
+        OptionError: Unknown name; the message lists the canonical ids and the nearest ones.
     """
-    key = str(name).strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in METHODS:
-        raise OptionError(f"unknown attribution method {name!r}; choose one of {', '.join(METHODS)} "
-                          f"(did you mean {', '.join(nearest(str(name), [*METHODS, *ALIASES], 3))}?)")
-    return METHODS[key]
+    return METHODS[canonical_method(name)]
 
 
 def _options(cls: type[Attribution]) -> list[str]:
@@ -61,8 +74,8 @@ def cam(model: Any, x: Any, method: str = "gradcam", layer: Selector | None = No
         model: A built ``keras.Model`` (or a ``.keras`` path / zoo name, loaded — pass the model object to
             reuse its compiled passes across calls).
         x: ``(N, H, W, C)`` preprocessed images (or one ``(H, W, C)`` image).
-        method: A :data:`METHODS` name: ``gradcam``, ``gradcam++``, ``layercam``, ``scorecam``,
-            ``saliency``, ``smoothgrad``, ``integrated_gradients``.
+        method: A :data:`METHODS` id: ``gradcam``, ``gradcampp`` (Grad-CAM++; alias ``gradcam++``),
+            ``layercam``, ``scorecam``, ``saliency``, ``smoothgrad``, ``integrated_gradients``.
         layer: Target layer for CAM methods (path, name, index, ...); ``None`` picks the last spatial layer
             feeding the classifier head. Not accepted by input-gradient methods.
         target: ``"top1"``, a class index, one index per image, or ``f(output) -> (N,)`` scores.

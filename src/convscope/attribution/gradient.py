@@ -73,7 +73,7 @@ class GradCAMPlusPlus(GradientCAM):
     to all ``w_k`` of an image is dropped (it cancels in the normalized map; ``raw`` omits it).
     """
 
-    name = "gradcam++"
+    name = "gradcampp"  # one id for files, npz keys and URLs; "gradcam++" is an accepted alias
 
     @staticmethod
     def combine(act: np.ndarray, grad: np.ndarray) -> np.ndarray:

@@ -297,8 +297,17 @@ def _fmt_shape(shape: Shape | None) -> str:
     return "-" if shape is None else "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def _fmt_axes(values: Sequence[Number] | None, sep: str = "x") -> str:
-    return "-" if values is None else sep.join(str(v) for v in values)
+def format_axes(values: Sequence[Number] | None) -> str:
+    """Per-axis values as the layer table shows them everywhere (``inspect``, the report, the explorer).
+
+    ``(3, 3)`` -> ``"3x3"``, ``(1.5, 1.0)`` -> ``"1.5x1"`` (floats in their shortest form), ``None`` -> ``"-"``.
+    """
+    if values is None:
+        return "-"
+    return "x".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+_fmt_axes = format_axes
 
 
 def format_table(info: ModelInfo) -> str:
@@ -331,7 +340,7 @@ def format_table(info: ModelInfo) -> str:
                 row.padding or "-",
                 _fmt_axes(row.rf_size) + mark,
                 _fmt_axes(row.rf_jump),
-                _fmt_axes(row.rf_start, ","),
+                _fmt_axes(row.rf_start),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -11,26 +11,48 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from convscope.errors import ConvscopeError, OptionError
+from convscope.errors import ConvscopeError
+from convscope.present.cli_options import (
+    BatchSizeOpt,
+    ChannelsOpt,
+    CmapOpt,
+    ColsOpt,
+    Command,
+    CustomObjectsOpt,
+    Group,
+    InputsArg,
+    InvertOpt,
+    LayersOpt,
+    MaxChannelsOpt,
+    MeanOpt,
+    ModelArg,
+    NoLabelsOpt,
+    NormOpt,
+    OutDirOpt,
+    OverlayOpt,
+    RangeOpt,
+    SaveArraysOpt,
+    ScaleOpt,
+    ShapeOpt,
+    StdOpt,
+    UnsafeOpt,
+    VerboseOpt,
+    default_out,
+)
+from convscope.present.cli_options import parse_shape as _shape
 
 app = typer.Typer(
     name="convscope",
     help="See inside any Keras 3 CNN: layer tables and feature maps of every layer.",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-ModelArg = Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")]
-UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
-CustomObjectsOpt = Annotated[Optional[str], typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
-ShapeOpt = Annotated[Optional[str], typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
 
 
 _NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on", "cpu_feature_guard",
@@ -72,18 +94,6 @@ def _setup(verbose: bool) -> None:
         _quiet_backend_import()
 
 
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(t) for t in text.replace("x", ",").split(",") if t.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(d < 1 for d in shape):
-        raise OptionError(f"--input-shape {text!r} is not a shape; expected positive integers such as 28,28,1")
-    return shape
-
-
 def _progress(total: int, label: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -94,7 +104,7 @@ def _progress(total: int, label: str) -> Any:
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def inspect(
     model: ModelArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of layers.")] = False,
@@ -119,26 +129,26 @@ def inspect(
         typer.echo(format_table(info))
 
 
-@app.command()
+@app.command(cls=Command)
 def maps(
     model: ModelArg,
-    inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or .npy/.npz arrays (already preprocessed).")],
-    layer: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer path, index, glob or class:NAME; repeatable. Default: every conv layer.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-maps"),
-    save_arrays: Annotated[bool, typer.Option("--save-arrays", help="Also write OUT/activations.npz (raw activations, keys = layer paths).")] = False,
-    norm: Annotated[str, typer.Option(help="channel | layer | symmetric | percentile | raw")] = "channel",
-    cmap: Annotated[Optional[str], typer.Option(help="gray | viridis | magma | diverging (default: gray; diverging for symmetric)")] = None,
-    channels: Annotated[Optional[str], typer.Option(help="all | N (first N) | topN[:mean|:max] | list such as 0,3,8-15")] = None,
-    value_range: Annotated[Optional[str], typer.Option("--range", help="Input pixel range LO,HI for images, e.g. 0,1 or -1,1.")] = None,
-    mean: Annotated[Optional[str], typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (with --std; after scaling to 0..1).")] = None,
-    std: Annotated[Optional[str], typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225.")] = None,
-    invert: Annotated[bool, typer.Option(help="Invert images (dark-on-light digits for an MNIST model).")] = False,
-    overlay: Annotated[Optional[str], typer.Option(help="Also write the channel mean ('mean') or channel N overlaid on the input.")] = None,
-    cols: Annotated[Optional[int], typer.Option(help="Grid columns.")] = None,
-    scale: Annotated[Optional[int], typer.Option(help="Integer upscaling of each map.")] = None,
-    max_channels: Annotated[int, typer.Option(help="At most this many channels per grid.")] = 64,
-    no_labels: Annotated[bool, typer.Option("--no-labels", help="No channel numbers.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Inputs per forward pass (bounds memory).")] = 32,
+    inputs: InputsArg,
+    layer: LayersOpt = None,
+    out: OutDirOpt = default_out("maps"),
+    save_arrays: SaveArraysOpt = False,
+    norm: NormOpt = "channel",
+    cmap: CmapOpt = None,
+    channels: ChannelsOpt = None,
+    value_range: RangeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    invert: InvertOpt = False,
+    overlay: OverlayOpt = None,
+    cols: ColsOpt = None,
+    scale: ScaleOpt = None,
+    max_channels: MaxChannelsOpt = 64,
+    no_labels: NoLabelsOpt = False,
+    batch_size: BatchSizeOpt = 32,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -161,10 +171,10 @@ def maps(
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-demo"),
-    model: Annotated[str, typer.Option("--model", "-m", help="mnist-cnn (bundled) or efficientnet-lite0 "
+    out: OutDirOpt = default_out("demo"),
+    model: Annotated[str, typer.Option("--model", "-m", metavar="MODEL", help="mnist-cnn (bundled) or efficientnet-lite0 "
                                        "(ImageNet photos, Grad-CAM; needs the imagenet extra).")] = "mnist-cnn",
     verbose: VerboseOpt = False,
 ) -> None:
@@ -177,38 +187,87 @@ def demo(
 
 def _register_extensions() -> None:
     """Add the commands that live in their own modules (each is light to import: typer only)."""
-    import importlib
-    import importlib.util
+    from convscope.present import cli_report, cli_samples, cli_scan, cli_serve, cli_why
 
-    for name in ("cli_why", "cli_scan", "cli_serve", "cli_report"):
-        if importlib.util.find_spec(f"convscope.present.{name}") is not None:
-            importlib.import_module(f"convscope.present.{name}").register(app)
+    for module in (cli_why, cli_scan, cli_serve, cli_report, cli_samples):
+        module.register(app)
 
 
 _register_extensions()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the app, turning convscope errors into one line + exit 2."""
+def _given(param: Any, argv: list[str]) -> str | None:
+    """The text given on the command line for option ``param`` (its last occurrence), if any."""
+    found = None
+    for i, token in enumerate(argv):
+        for name in getattr(param, "opts", ()):
+            if token == name and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif token.startswith(name + "="):
+                found = token[len(name) + 1:]
+    return found
+
+
+def _usage_error(exc: Any, argv: list[str]) -> str:
+    """One line for a click usage error, with the bad value and the nearest valid option or command."""
+    from convscope.errors import nearest
+
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command if ctx is not None else None
+    where = f"{ctx.command_path}: " if ctx is not None and ctx.parent is not None else ""
+    message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    given = _given(param, argv) if param is not None and message.startswith("Invalid value") else None
+    if given is not None and repr(given) not in message:
+        message = f"{message.rstrip('.')} (got {given!r})"
+    option = getattr(exc, "option_name", None)
+    if option and command is not None and "Did you mean" not in message:  # an unknown option
+        names = [o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+        message = f"no such option {option}; did you mean {' or '.join(nearest(option, names, 2))}?"
+    elif message.startswith("No such command") and "Did you mean" not in message and command is not None:
+        typo = message.split("'")[1] if "'" in message else ""
+        names = list(getattr(command, "commands", {}))
+        message = f"{message.rstrip('.')}; did you mean {' or '.join(map(repr, nearest(typo, names, 2)))}?"
+    help_path = ctx.command_path if ctx is not None else "convscope"
+    return f"convscope: error: {where}{message} (see: {help_path} --help)"
+
+
+def _click_errors() -> tuple[type[BaseException], ...]:
+    """The click exception bases in use: typer's vendored click (typer >= 0.22) and/or the click package."""
+    bases: list[type[BaseException]] = []
+    if hasattr(typer, "TyperException"):
+        bases.append(typer.TyperException)
     try:
-        app(args=argv, standalone_mode=False)
+        import click
+
+        bases.append(click.exceptions.ClickException)
+    except ImportError:  # pragma: no cover - typer without click
+        pass
+    return tuple(bases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: usage errors and convscope errors become one line and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="convscope", standalone_mode=False)
     except ConvscopeError as exc:
-        typer.echo(f"convscope: error: {exc}", err=True)
+        typer.echo(f"convscope: error: {' '.join(str(exc).split())}", err=True)
         return 2
     except KeyboardInterrupt:
         typer.echo("convscope: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+    except (typer.Exit, typer.Abort) as exc:
+        return int(getattr(exc, "exit_code", 1))
+    except _click_errors() as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `convscope`: the help, not an error
+            typer.echo(exc.format_message())
+            return 0
+        if hasattr(exc, "ctx") or type(exc).__name__.endswith(("UsageError", "Parameter", "Option")):
+            typer.echo(_usage_error(exc, args), err=True)
+            return 2
+        typer.echo(f"convscope: error: {' '.join(exc.format_message().split())}", err=True)
+        return int(getattr(exc, "exit_code", 1)) or 1
     return 0
 
 

@@ -13,31 +13,57 @@ from typing import Annotated, Optional
 
 import typer
 
+from convscope.present.cli_options import (
+    BatchSizeOpt,
+    ChannelsOpt,
+    CmapOpt,
+    Command,
+    CustomObjectsOpt,
+    InputsArg,
+    InvertOpt,
+    LayersOpt,
+    MaxChannelsOpt,
+    MeanOpt,
+    ModelArg,
+    NormOpt,
+    OutFileOpt,
+    RangeOpt,
+    ShapeOpt,
+    StdOpt,
+    UnsafeOpt,
+    VerboseOpt,
+    at_least,
+    default_out,
+)
+
 COMMAND = "report"
 
 
 def report(
-    model: Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")],
-    inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or .npy/.npz arrays (already preprocessed).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (missing folders are created; only an earlier convscope report is replaced).")] = Path("report.html"),
-    scan: Annotated[Optional[Path], typer.Option("--scan", help="A folder written by `convscope scan`: adds layer health and top-k crops.")] = None,
-    layer: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Layer path, index, glob or class:NAME; repeatable. Default: every conv layer.")] = None,
-    norm: Annotated[str, typer.Option(help="channel | layer | symmetric | percentile | raw")] = "channel",
-    cmap: Annotated[Optional[str], typer.Option(help="gray | viridis | magma | diverging (default: gray; diverging for symmetric)")] = None,
-    channels: Annotated[Optional[str], typer.Option(help="all | N (first N) | topN[:mean|:max] | list such as 0,3,8-15")] = None,
-    max_channels: Annotated[int, typer.Option(help="At most this many channels per layer (keeps the file small).")] = 32,
-    max_map_size: Annotated[int, typer.Option(help="Maps with a longer side are drawn at 1/k size (block means); 0 = full size.")] = 112,
+    model: ModelArg,
+    inputs: InputsArg,
+    out: OutFileOpt = default_out(COMMAND) / "report.html",
+    scan: Annotated[Optional[Path], typer.Option(
+        "--scan", metavar="DIR", help="A folder written by `convscope scan`: adds layer health and top-k crops.")] = None,
+    layer: LayersOpt = None,
+    norm: NormOpt = "channel",
+    cmap: CmapOpt = None,
+    channels: ChannelsOpt = None,
+    max_channels: MaxChannelsOpt = 32,
+    max_map_size: Annotated[int, typer.Option(
+        "--max-map-size", metavar="PX", callback=at_least(0, "--max-map-size"),
+        help="Maps with a longer side are drawn at 1/k size (block means); 0 = full size.")] = 112,
     no_cam: Annotated[bool, typer.Option("--no-cam", help="No Grad-CAM overlays.")] = False,
-    title: Annotated[Optional[str], typer.Option(help="Page title.")] = None,
-    value_range: Annotated[Optional[str], typer.Option("--range", help="Input pixel range LO,HI for images, e.g. 0,1 or -1,1.")] = None,
-    mean: Annotated[Optional[str], typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (with --std; after scaling to 0..1).")] = None,
-    std: Annotated[Optional[str], typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225.")] = None,
-    invert: Annotated[bool, typer.Option(help="Invert images (dark-on-light digits for an MNIST model).")] = False,
-    batch_size: Annotated[int, typer.Option(help="Inputs per forward pass (bounds memory).")] = 32,
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
-    unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
-    custom_objects: Annotated[Optional[str], typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")] = False,
+    title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Page title.")] = None,
+    value_range: RangeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    invert: InvertOpt = False,
+    batch_size: BatchSizeOpt = 32,
+    input_shape: ShapeOpt = None,
+    unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Write one self-contained HTML report (layer table, predictions, feature grids, Grad-CAM, scan) and print its path."""
     from convscope.present.cli import _setup, _shape
@@ -71,4 +97,4 @@ def register(app: typer.Typer) -> None:
     for info in app.registered_commands:
         if info.name == COMMAND or (info.name is None and getattr(info.callback, "__name__", "") == COMMAND):
             return
-    app.command(name=COMMAND)(report)
+    app.command(name=COMMAND, cls=Command)(report)

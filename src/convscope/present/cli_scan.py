@@ -5,30 +5,31 @@ Importing this module is light (typer only); Keras, TensorFlow and Ray load insi
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
-# Own copies of the shared option types: this module must not import cli.py at import time (cli.py
-# imports it to register the command), and typer resolves annotations from this module's globals.
-ModelArg = Annotated[str, typer.Argument(help="A .keras or .h5 model file, or a zoo name (mnist-cnn).")]
-DataArg = Annotated[str, typer.Argument(help="A folder of images (recursive; sub-folders are labels), a .npy/.npz array file, or 'mnist' (the 5,000 bundled digits).")]
-LayerOpt = Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer path, index, glob or class:NAME; repeatable. Default: every conv layer.")]
-TopOpt = Annotated[int, typer.Option("--top", "-k", help="Images kept per channel (top-k by spatial max).")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Results folder (written atomically; manifest.json last).")]
-EngineOpt = Annotated[str, typer.Option(help="local (this process) or ray (a Ray cluster).")]
-AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster: 'auto' or ray://host:10001 (default: a new local Ray).")]
-BatchOpt = Annotated[int, typer.Option(help="Images per forward pass (bounds memory).")]
-RangeOpt = Annotated[str | None, typer.Option("--range", help="Input pixel range LO,HI for image files, e.g. 0,1 or -1,1.")]
-InvertOpt = Annotated[bool, typer.Option(help="Invert image files (dark-on-light digits for an MNIST model).")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a different scan (or another convscope result) at --out; never anything convscope did not write.")]
-NoCropsOpt = Annotated[bool, typer.Option("--no-crops", help="Skip the receptive-field crop pictures.")]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on any unreadable file in DATA (default: skip it and list it in the summary).")]
-ShapeOpt = Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")]
-UnsafeOpt = Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
-CustomObjectsOpt = Annotated[str | None, typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
+from convscope.present.cli_options import (
+    AddressOpt,
+    BatchSizeOpt,
+    Command,
+    CustomObjectsOpt,
+    DataArg,
+    EngineOpt,
+    ForceOpt,
+    InvertOpt,
+    LayersOpt,
+    ModelArg,
+    NoCropsOpt,
+    OutDirOpt,
+    RangeOpt,
+    ShapeOpt,
+    StrictOpt,
+    TopOpt,
+    UnsafeOpt,
+    VerboseOpt,
+    default_out,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,16 +37,16 @@ def register(app: typer.Typer) -> None:
     if any(getattr(c, "name", None) == "scan" for c in app.registered_commands):
         return
 
-    @app.command(name="scan")
+    @app.command(name="scan", cls=Command)
     def scan_command(
         model: ModelArg,
         data: DataArg,
-        layer: LayerOpt = None,
+        layer: LayersOpt = None,
         top: TopOpt = 16,
-        out: OutOpt = Path("convscope-scan"),
+        out: OutDirOpt = default_out("scan"),
         engine: EngineOpt = "local",
         address: AddressOpt = None,
-        batch_size: BatchOpt = 64,
+        batch_size: BatchSizeOpt = 64,
         value_range: RangeOpt = None,
         invert: InvertOpt = False,
         force: ForceOpt = False,
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
 
-        Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/<layer>/ (stats.npz,
+        Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/LAYER/ (stats.npz,
         top.png, top/chNNNN.png), then prints the summary. Read it back with convscope.scan.load_scan(OUT).
         """
         from convscope.present.cli import _setup, _shape

@@ -13,15 +13,39 @@ from typing import Annotated
 import typer
 
 from convscope.errors import OptionError
+from convscope.present.cli_options import (
+    Command,
+    CustomObjectsOpt,
+    InvertOpt,
+    MeanOpt,
+    RangeOpt,
+    ShapeOpt,
+    StdOpt,
+    UnsafeOpt,
+    at_least,
+    checked,
+)
 
 log = logging.getLogger(__name__)
 
+
+def _port(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise OptionError(f"--port {value} is not a TCP port; use 1..65535 (or 0 for any free port)")
+
+
+def _upload_mb(value: float) -> None:
+    if not value > 0:
+        raise OptionError(f"--max-upload-mb must be positive, got {value}")
+
+
 ModelArg = Annotated[str | None, typer.Argument(
-    help="A .keras or .h5 model file, or a zoo name. Default: the bundled mnist-cnn with sample digits.")]
+    metavar="MODEL", help="A .keras or .h5 file, or a zoo name (mnist-cnn, efficientnet-lite0). "
+    "Default: mnist-cnn with its sample digits.", show_default=False)]
 ImagesOpt = Annotated[Path | None, typer.Option(
-    "--images", help="A folder of images to show in the gallery (only files directly inside it are served).")]
-HostOpt = Annotated[str, typer.Option(help="Address to listen on. The default serves this machine only.")]
-PortOpt = Annotated[int, typer.Option(help="TCP port (0 = any free port).")]
+    "--images", metavar="DIR", help="A folder of images to show in the gallery (only files directly inside it are served).")]
+HostOpt = Annotated[str, typer.Option("--host", metavar="HOST", help="Address to listen on. The default serves this machine only.")]
+PortOpt = Annotated[int, typer.Option("--port", metavar="PORT", callback=checked(_port), help="TCP port (0 = any free port).")]
 
 
 def serve(
@@ -29,17 +53,21 @@ def serve(
     images: ImagesOpt = None,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8050,
-    labels: Annotated[Path | None, typer.Option(help="Text file of class names, one per line, in class order.")] = None,
-    value_range: Annotated[str | None, typer.Option("--range", help="Input pixel range LO,HI for images, e.g. 0,1 or -1,1.")] = None,
-    mean: Annotated[str | None, typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406 (with --std).")] = None,
-    std: Annotated[str | None, typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225.")] = None,
-    invert: Annotated[bool, typer.Option(help="Invert images (dark-on-light digits for an MNIST model).")] = False,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, in MB.")] = 8.0,
-    max_pixels: Annotated[int, typer.Option(help="Largest accepted image, in pixels (checked before decoding).")] = 25_000_000,
-    cache_mb: Annotated[int, typer.Option(help="Memory for cached activations, in MB.")] = 512,
-    input_shape: Annotated[str | None, typer.Option("--input-shape", help="One sample's shape, e.g. 28,28,1 (unbuilt/subclassed models).")] = None,
-    unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")] = False,
-    custom_objects: Annotated[str | None, typer.Option("--custom-objects", help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", metavar="FILE", help="Text file of class names, one per line, in class order.")] = None,
+    value_range: RangeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    invert: InvertOpt = False,
+    max_upload_mb: Annotated[float, typer.Option(
+        "--max-upload-mb", metavar="MB", callback=checked(_upload_mb), help="Largest accepted upload, in MB.")] = 8.0,
+    max_pixels: Annotated[int, typer.Option(
+        "--max-pixels", metavar="N", callback=at_least(1, "--max-pixels"), help="Largest accepted image, in pixels (checked before decoding).")] = 25_000_000,
+    cache_mb: Annotated[int, typer.Option(
+        "--cache-mb", metavar="MB", callback=at_least(1, "--cache-mb"), help="Memory for cached activations, in MB.")] = 512,
+    input_shape: ShapeOpt = None,
+    unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done, and every request.")] = False,
 ) -> None:
     """Explore a model in the browser: layers, feature maps, channels over the input, predictions."""
@@ -78,4 +106,4 @@ def register(app: typer.Typer) -> None:
     for info in app.registered_commands:
         if info.name == "serve" or (info.name is None and info.callback is serve):
             return
-    app.command(name="serve")(serve)
+    app.command(name="serve", cls=Command)(serve)

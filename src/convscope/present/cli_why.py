@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
-
 import typer
 
 from convscope.present import cli as base
+from convscope.present.cli_options import (
+    CamLayerOpt,
+    ClassOpt,
+    Command,
+    CustomObjectsOpt,
+    FilterModeOpt,
+    InputsArg,
+    InvertOpt,
+    LayersOpt,
+    MaxFiltersOpt,
+    MaximizeChannelsOpt,
+    MaximizeLayerOpt,
+    MeanOpt,
+    MethodsOpt,
+    ModelArg,
+    OutDirOpt,
+    ParamOpt,
+    RangeOpt,
+    SaveArraysOpt,
+    SeedOpt,
+    ShapeOpt,
+    SizeOpt,
+    StdOpt,
+    StepsOpt,
+    UnsafeOpt,
+    VerboseOpt,
+    default_out,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,25 +40,25 @@ def register(app: typer.Typer) -> None:
     if any(getattr(c, "name", None) == "cam" for c in app.registered_commands):
         return
 
-    @app.command()
+    @app.command(cls=Command)
     def cam(
-        model: base.ModelArg,
-        inputs: Annotated[list[str], typer.Argument(help="Images, folders of images, or .npy/.npz arrays.")],
-        method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="gradcam | gradcam++ | layercam | scorecam | saliency | smoothgrad | integrated_gradients; repeatable.")] = None,
-        layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Target layer for CAM methods (default: the last spatial layer feeding the head).")] = None,
-        target: Annotated[Optional[str], typer.Option("--class", help="Class index to explain, or top1 (default).")] = None,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-cam"),
-        save_arrays: Annotated[bool, typer.Option("--save-arrays", help="Also write OUT/cam.npz: maps at input resolution, one key per method (+ <method>_raw).")] = False,
-        value_range: Annotated[Optional[str], typer.Option("--range", help="Input pixel range LO,HI (default: the zoo model's, else 0,1).")] = None,
-        mean: Annotated[Optional[str], typer.Option(help="Per-channel mean (with --std).")] = None,
-        std: Annotated[Optional[str], typer.Option(help="Per-channel std (with --mean).")] = None,
-        invert: Annotated[bool, typer.Option(help="Invert images.")] = False,
-        input_shape: base.ShapeOpt = None,
-        unsafe: base.UnsafeOpt = False,
-        custom_objects: base.CustomObjectsOpt = None,
-        verbose: base.VerboseOpt = False,
+        model: ModelArg,
+        inputs: InputsArg,
+        method: MethodsOpt = None,
+        layer: CamLayerOpt = None,
+        target: ClassOpt = None,
+        out: OutDirOpt = default_out("cam"),
+        save_arrays: SaveArraysOpt = False,
+        value_range: RangeOpt = None,
+        mean: MeanOpt = None,
+        std: StdOpt = None,
+        invert: InvertOpt = False,
+        input_shape: ShapeOpt = None,
+        unsafe: UnsafeOpt = False,
+        custom_objects: CustomObjectsOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
-        """Class-activation maps / saliency overlaid on each input: OUT/<input>/<method>.png."""
+        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
         base._setup(verbose)
         from convscope.attribution.api import get_method
         from convscope.present.run import preprocess_options, resolve_cli
@@ -53,18 +78,18 @@ def register(app: typer.Typer) -> None:
         for path in written:
             typer.echo(str(path))
 
-    @app.command()
+    @app.command(cls=Command)
     def filters(
-        model: base.ModelArg,
-        layer: Annotated[Optional[list[str]], typer.Option("--layer", "-l", help="Conv layer(s); default: every conv layer.")] = None,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-filters"),
-        mode: Annotated[str, typer.Option(help="auto | rgb | channels | norm")] = "auto",
-        max_filters: Annotated[int, typer.Option(help="At most this many filters per grid.")] = 64,
-        unsafe: base.UnsafeOpt = False,
-        custom_objects: base.CustomObjectsOpt = None,
-        verbose: base.VerboseOpt = False,
+        model: ModelArg,
+        layer: LayersOpt = None,
+        out: OutDirOpt = default_out("filters"),
+        mode: FilterModeOpt = "auto",
+        max_filters: MaxFiltersOpt = 64,
+        unsafe: UnsafeOpt = False,
+        custom_objects: CustomObjectsOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
-        """Kernel weights of conv layers as grids (first-layer RGB kernels in color): OUT/<layer>.filters.png."""
+        """Kernel weights of conv layers as grids (first-layer RGB kernels in color): DIR/LAYER.filters.png."""
         base._setup(verbose)
         from convscope.present.run import resolve_cli
         from convscope.present.why import run_filters
@@ -73,23 +98,23 @@ def register(app: typer.Typer) -> None:
         for path in run_filters(resolved, layer or [], out=out, mode=mode, max_filters=max_filters):
             typer.echo(str(path))
 
-    @app.command()
+    @app.command(cls=Command)
     def maximize(
-        model: base.ModelArg,
-        layer: Annotated[str, typer.Option("--layer", "-l", help="Layer whose channels to visualize.")],
-        channels: Annotated[str, typer.Option(help="N (first N) or a list such as 0-7,12.")] = "16",
-        steps: Annotated[int, typer.Option(help="Optimization steps.")] = 256,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("convscope-maximize"),
-        param: Annotated[str, typer.Option(help="fft (decorrelated Fourier) | pixel")] = "fft",
-        seed: Annotated[int, typer.Option(help="Random seed (equal seeds, equal pictures).")] = 0,
-        size: Annotated[Optional[int], typer.Option(help="Image size (default: the model's input size).")] = None,
-        value_range: Annotated[Optional[str], typer.Option("--range", help="Model input range LO,HI (default: the zoo model's, else 0,1).")] = None,
-        mean: Annotated[Optional[str], typer.Option(help="Per-channel mean (with --std).")] = None,
-        std: Annotated[Optional[str], typer.Option(help="Per-channel std (with --mean).")] = None,
-        input_shape: base.ShapeOpt = None,
-        unsafe: base.UnsafeOpt = False,
-        custom_objects: base.CustomObjectsOpt = None,
-        verbose: base.VerboseOpt = False,
+        model: ModelArg,
+        layer: MaximizeLayerOpt,
+        channels: MaximizeChannelsOpt = "16",
+        steps: StepsOpt = 256,
+        out: OutDirOpt = default_out("maximize"),
+        param: ParamOpt = "fft",
+        seed: SeedOpt = 0,
+        size: SizeOpt = None,
+        value_range: RangeOpt = None,
+        mean: MeanOpt = None,
+        std: StdOpt = None,
+        input_shape: ShapeOpt = None,
+        unsafe: UnsafeOpt = False,
+        custom_objects: CustomObjectsOpt = None,
+        verbose: VerboseOpt = False,
     ) -> None:
         """What each channel looks for: activation maximization of many channels as one batch."""
         base._setup(verbose)

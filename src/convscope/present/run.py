@@ -57,34 +57,17 @@ def resolve_cli(model: Any, *, value_range: str | None = None, mean: str | None 
                          safe_mode=safe_mode, custom_objects=custom_objects)
 
 
-def make_preprocess(value_range: str | None, mean: str | None, std: str | None, invert: bool,
-                    model: Any = None) -> Any:
-    """The :class:`~convscope.data.Preprocess` the options describe for ``model`` (a zoo model keeps its own).
-
-    Prefer :func:`resolve_cli`, which resolves the model and its preprocessing in one step.
-    """
-    import dataclasses
-
-    from convscope.data import Preprocess
-    from convscope.models import zoo
-
-    prep = preprocess_options(value_range, mean, std)
-    if prep is None:
-        is_zoo = isinstance(model, str) and zoo.is_zoo_name(model)
-        prep = zoo.zoo_preprocess(model) if is_zoo else Preprocess()
-    return dataclasses.replace(prep, invert=invert) if invert else prep
-
-
 def validate_grid_options(options: Any) -> None:
     """Raise :class:`OptionError` now for a bad norm, colormap or channel spec (before any work)."""
-    from convscope.render import parse_channel_spec, resolve_cmap
+    from convscope.render import resolve_cmap
+    from convscope.render.channels import check_spec
     from convscope.render.normalize import check_mode
 
     check_mode(options.norm)
     if options.cmap is not None:
         resolve_cmap(options.cmap)
     if options.channels is not None:
-        parse_channel_spec(options.channels)  # grammar only, nothing expanded; indices are checked per layer
+        check_spec(options.channels)  # grammar only, nothing expanded; indices are checked per layer
     for name in ("cols", "scale", "max_channels"):
         value = getattr(options, name)
         if value is not None and value < 1:

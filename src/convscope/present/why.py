@@ -75,7 +75,7 @@ def run_cam(
             for method, result in results.items():
                 blend = overlay(picture, result.maps[i][..., None], 0, cmap="magma", alpha=alpha,
                                 layer=f"{method} @ {result.layer}  class {resolved.label(int(result.targets[i]))}")
-                target_path = stage / name / f"{method.replace('+', 'p')}.png"
+                target_path = stage / name / f"{method}.png"
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_bytes(blend.to_png())
                 written.append(out / name / target_path.name)

@@ -334,3 +334,43 @@ def inactive_channels(maps: np.ndarray) -> np.ndarray:
     """
     axes = tuple(range(1, maps.ndim))
     return (np.min(maps, axis=axes) == 0) & (np.max(maps, axis=axes) == 0)
+
+
+def check_spec(spec: str, *, allow_top: bool = True) -> str:
+    """Check the grammar of a text channel spec before any layer is known (nothing is expanded).
+
+    Indices are checked later, against the layer, by :func:`parse_channels`; this only refuses what no
+    layer could accept, in time and memory independent of the numbers written.
+
+    Args:
+        spec: A spec as typed on a command line, e.g. ``"top16:max"`` or ``"0-7,12"``.
+        allow_top: ``False`` where no activation data exists to rank by (feature visualization).
+
+    Returns:
+        ``spec`` unchanged.
+
+    Raises:
+        OptionError: malformed spec, a zero count, an unknown top-k statistic, or ``top`` when not allowed.
+    """
+    text = str(spec).strip().lower()
+    if text in ("all", "*", ""):
+        return spec
+    if text.isdigit():
+        if int(text) < 1:
+            raise OptionError(f"channel count must be at least 1, got {spec!r}; expected {_GRAMMAR}")
+        return spec
+    top = _TOP.match(text)
+    if top:
+        if not allow_top:
+            raise OptionError(f"channel spec {spec!r} ranks channels by activation data, which is not "
+                              "available here; give a count like '16' or a list like '0-7,12'")
+        if (top.group(2) or "mean") not in TOP_STATS:
+            raise OptionError(f"unknown statistic {top.group(2)!r} in channel spec {spec!r}; "
+                              f"valid: {', '.join(TOP_STATS)}")
+        if int(top.group(1)) < 1:
+            raise OptionError(f"top-k needs k >= 1, got {spec!r}")
+        return spec
+    for part in text.split(","):
+        if not _ITEM.match(part.strip()):
+            raise OptionError(f"invalid channel spec {spec!r} (at {part.strip()!r}); expected {_GRAMMAR}")
+    return spec

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
+from convscope.models.inspect import format_axes
+
 LAYER_COLUMNS: tuple[str, ...] = (
     "layer", "class", "output shape", "params", "kernel/stride/dil", "pad", "rf", "jump", "start",
 )
@@ -41,8 +43,8 @@ def fmt_value(value: Any) -> str:
 
 
 def fmt_axes(values: Sequence[Any] | None) -> str:
-    """``[3, 3]`` -> ``3x3``; ``None`` -> ``-``."""
-    return "-" if values is None else "x".join(str(v) for v in values)
+    """``[3, 3]`` -> ``3x3``; ``None`` -> ``-`` (the one formatter ``convscope inspect`` uses too)."""
+    return format_axes(values)
 
 
 def _geometry(row: Mapping[str, Any]) -> str:
