@@ -8,7 +8,7 @@ import pytest
 
 from convscope.attribution.upsample import receptive_grid
 from convscope.errors import ConvscopeError, FieldsUnavailable, InputError
-from convscope.models.fields import Grid, field_grid, field_grids, field_table
+from convscope.models.grids import Grid, field_grid, field_grids, field_table
 from convscope.models.inspect import inspect_model
 from convscope.models.keys import ActivationKey
 

@@ -22,7 +22,7 @@ from convscope import backend
 from convscope.errors import AttributionError
 from convscope.models.spec import data_format
 from convscope.models.tree import LayerNode, layer_tree
-from convscope.probe.capture import recording
+from convscope.models.capture import recording
 from convscope.probe.select import Selector, select_layers
 
 log = logging.getLogger(__name__)

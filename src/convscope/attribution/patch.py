@@ -1,6 +1,6 @@
 """Temporary, traced-pass-only changes to layer instances, always undone in ``finally``.
 
-Like :mod:`convscope.probe.capture`, a replacement is placed in the layer instance's ``__dict__`` (shadowing
+Like :mod:`convscope.models.capture`, a replacement is placed in the layer instance's ``__dict__`` (shadowing
 the class attribute, or replacing the instance attribute) for the duration of one forward pass, which may
 be a ``tf.function`` / ``jax.jit`` trace; the previous state is put back afterwards. The layer's weights,
 name and class are never touched.

@@ -8,7 +8,7 @@ batches (Score-CAM masks).
 
 * ``"stretch"``: the map spans the whole image (``jump = H / h``, ``start = jump / 2 - 1/2``) — what
   ``tf.image.resize`` / Pillow bilinear do.
-* ``"grid"``: the layer's receptive-field grid (:func:`convscope.models.fields.field_grid`), so a map
+* ``"grid"``: the layer's receptive-field grid (:func:`convscope.models.grids.field_grid`), so a map
   from a ``valid`` conv lands where its positions really look (MNIST ``conv_1``: 24 positions centred on
   pixels 2..25 of 28, not stretched over 0..27). Falls back to ``"stretch"`` when no grid is known.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from convscope.errors import FieldsUnavailable, OptionError
-from convscope.models.fields import Placement, field_grid
+from convscope.models.grids import Placement, field_grid
 from convscope.models.keys import ActivationKey
 
 log = logging.getLogger(__name__)

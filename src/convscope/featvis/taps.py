@@ -3,7 +3,7 @@
 An objective declares :class:`Need` s (a layer's output, its input, "channel means" of a layer, the
 logits). :class:`TapPlan` resolves them against a model once; :func:`run_taps` then runs the model while
 temporarily wrapping the tapped layers' ``call`` (in the instance ``__dict__``, restored in ``finally``,
-exactly like :mod:`convscope.probe.capture`), and hands the objectives a :class:`Taps` to read from.
+exactly like :mod:`convscope.models.capture`), and hands the objectives a :class:`Taps` to read from.
 
 Two savings make a batch of many channels cheap:
 

@@ -2,7 +2,7 @@
 
 This is the measuring half of :mod:`convscope.models.inspect`. :func:`resolve_input_shapes` works out
 the model's input shapes (declared, remembered from a build, or given by the caller); :func:`record_calls`
-runs the model on a batch of one zero input while :func:`convscope.probe.capture.recording` watches every
+runs the model on a batch of one zero input while :func:`convscope.models.capture.recording` watches every
 layer (nested ones included), so it works the same for every model kind and lists a layer called several
 times once per call. The wrappers live in the layer instances' ``__dict__`` only during that call; the
 model is only built (by one unrecorded call) when it was unbuilt and the caller gave ``input_shape``.
@@ -21,7 +21,7 @@ from typing import Any
 from convscope.errors import InputError
 from convscope.models.arith import Shape
 from convscope.models.tree import LayerNode, layer_tree
-from convscope.probe.capture import LayerCall, recording
+from convscope.models.capture import LayerCall, recording
 
 logger = logging.getLogger(__name__)
 

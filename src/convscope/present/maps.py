@@ -20,7 +20,7 @@ import numpy as np
 
 from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable
-from convscope.models.fields import Placement, field_grids
+from convscope.models.grids import Placement, field_grids
 from convscope.probe.extractor import Extractor
 from convscope.store.npzstream import NpzStream
 from convscope.store.output import OutputFolder
@@ -53,7 +53,7 @@ slug = key_filename  # the one file-name form of a key (convscope.data.names)
 
 
 def overlay_grids(model: Any, keys: Iterable[str]) -> dict[str, Placement]:
-    """``{key: ((start_y, start_x), (jump_y, jump_x))}`` of the 2D keys (:func:`convscope.models.fields.field_grids`).
+    """``{key: ((start_y, start_x), (jump_y, jump_x))}`` of the 2D keys (:func:`convscope.models.grids.field_grids`).
 
     Overlays use it to put each map position over the input pixel its receptive field is centred on.
     Returns ``{}`` when the layer table cannot be computed (overlays then stretch the map over the picture).

@@ -27,7 +27,7 @@ from convscope.errors import InputError
 from convscope.models.keys import ActivationKey
 from convscope.models.spec import ensure_built, input_shapes
 from convscope.models.tree import LayerNode, layer_tree
-from convscope.probe.capture import recording
+from convscope.models.capture import recording
 from convscope.probe.select import Selector, select_layers
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import numpy as np
 
 from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable, OptionError
-from convscope.models.fields import Grid, field_grids
+from convscope.models.grids import Grid, field_grids
 from convscope.scan import manifest as mf
 from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator

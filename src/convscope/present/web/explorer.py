@@ -114,7 +114,7 @@ class Explorer:
     def __init__(self, model: Any, gallery: Gallery, *, class_names: Sequence[str] | None = None,
                  title: str = "", cache_mb: int = 512, picture_cache_mb: int = 128,
                  input_shape: tuple[int, ...] | None = None) -> None:
-        from convscope.models.fields import field_grids
+        from convscope.models.grids import field_grids
         from convscope.models.resolve import resolve_model
         from convscope.models.tree import layer_tree
         from convscope.probe.cache import get_extractor
