@@ -243,6 +243,17 @@ def test_channels_first():
         L.Conv2D(2, 2, data_format="channels_first", name="b"),
     ])
     x = rand(2, 3, 10, 10)
+    if keras.backend.backend() == "tensorflow":
+        # TensorFlow's CPU kernels refuse NCHW convolutions (Keras' own eager call fails the same way); the
+        # numbers are checked on JAX and torch (tests/test_backends.py runs this file there). Here: the
+        # probe reports TensorFlow's own error, unchanged, instead of wrong numbers.
+        import tensorflow as tf
+
+        with pytest.raises(tf.errors.UnimplementedError, match="NHWC"):
+            model(x)
+        with pytest.raises(tf.errors.UnimplementedError, match="NHWC"):
+            Extractor(model)(x)
+        return
     acts = Extractor(model)(x)
     assert acts["a"].shape == (2, 4, 8, 8)
     close(acts["b"], np_(chain(model.layers, x)))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from convscope.models.zoo import sample_digits
 from convscope.present.web import plugins
-from convscope.render.mosaic import DEAD_COLOR, SEP_COLOR
+from convscope.render.mosaic import INACTIVE_COLOR, SEP_COLOR
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_the_grid_picture_is_bare_and_its_words_are_json(client, explorer):
     assert legend["cmap"] == "magma" and len(legend["colors"]) == 17
     assert legend["lo"] <= float(act.min()) + 1e-6 and legend["hi"] == pytest.approx(float(act.max()), rel=1e-6)
     # No caption strip: the first row is the separator line (red over inactive channels' frames).
-    assert {tuple(c) for c in picture[0]} <= {tuple(SEP_COLOR), tuple(DEAD_COLOR)} and g["cell_h"] == g["cell_w"]
+    assert {tuple(c) for c in picture[0]} <= {tuple(SEP_COLOR), tuple(INACTIVE_COLOR)} and g["cell_h"] == g["cell_w"]
     assert client.get("/api/grid", params={**params, "norm": "channel"}).json()["legend"] is None
 
 

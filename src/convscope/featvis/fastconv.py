@@ -81,6 +81,11 @@ def channel_maps(x: Tensor, params: tuple[Tensor, Tensor | None], ks: np.ndarray
     index = ops.convert_to_tensor(ks.astype(np.int32))
     conv_args = {"strides": layer.strides, "padding": layer.padding, "dilation_rate": layer.dilation_rate,
                      "data_format": "channels_last"}
+    if route == "slice" and len(set(layer.strides)) > 1:
+        import keras
+
+        if keras.backend.backend() == "tensorflow":  # TF's CPU depthwise conv needs equal strides: tap sums
+            route = "taps"
     if route == "slice":
         b, h, w, _ = (int(d) for d in x.shape)
         k = ops.take(kernel, index, axis=3)  # (kh, kw, Cin, B)

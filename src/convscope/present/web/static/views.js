@@ -119,8 +119,8 @@ export function renderChannelLabels(box, meta, cellPx) {
   meta.channels.forEach((ch, i) => {
     const r = Math.floor(i / g.cols);
     const c = i % g.cols;
-    const label = el("span", { class: inactive.has(ch) ? "inactive" : null, title: inactive.has(ch) ? "inactive: zero on this image" : null }, String(ch));
-    if (dead.has(ch)) label.title = `channel ${ch} is zero everywhere on this image`;
+    const label = el("span", { class: inactive.has(ch) ? "inactive" : null }, String(ch));
+    if (inactive.has(ch)) label.title = `channel ${ch} is inactive: zero everywhere on this image`;
     label.style.left = `${(100 * (g.left + g.sep + c * g.cell_w)) / g.width}%`;
     label.style.top = `${(100 * (g.top + g.sep + r * g.cell_h)) / g.height}%`;
     box.append(label);
