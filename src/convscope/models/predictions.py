@@ -98,15 +98,21 @@ class Prediction:
         return f"<table><tr><th>class</th><th>name</th><th>{self.kind}</th></tr>{rows}</table>"
 
 
+def is_distribution(rows: np.ndarray) -> np.ndarray:
+    """Per row of ``(N, K)`` outputs, whether it is a probability distribution (the module's rule), bool ``(N,)``."""
+    arr = np.asarray(rows, dtype=np.float64)
+    if arr.shape[-1] < 2:
+        return np.zeros(arr.shape[:-1], bool)
+    ok = np.isfinite(arr).all(axis=-1) & (arr >= 0).all(axis=-1)
+    return ok & (np.abs(arr.sum(axis=-1) - 1.0) <= SUM_TOLERANCE)
+
+
 def output_kind(row: np.ndarray) -> Kind:
     """How one input's output is shown: ``probability``, ``score`` or ``none`` (see the module doc)."""
     arr = np.asarray(row, dtype=np.float64)
     if arr.ndim != 1 or arr.size < 1:
         return "none"
-    finite = np.isfinite(arr).all()
-    if arr.size >= 2 and finite and (arr >= 0).all() and abs(arr.sum() - 1.0) <= SUM_TOLERANCE:
-        return "probability"
-    return "score"
+    return "probability" if bool(is_distribution(arr)) else "score"
 
 
 def top_classes(row: np.ndarray, class_names: Sequence[str] | None = None, k: int = 5) -> Prediction:
@@ -132,4 +138,4 @@ def top_classes(row: np.ndarray, class_names: Sequence[str] | None = None, k: in
     return Prediction(kind, top, tuple(int(d) for d in arr.shape), span)
 
 
-__all__ = ["SUM_TOLERANCE", "ClassScore", "Prediction", "output_kind", "top_classes"]
+__all__ = ["SUM_TOLERANCE", "ClassScore", "Prediction", "is_distribution", "output_kind", "top_classes"]

@@ -29,7 +29,7 @@ import numpy as np
 
 from convscope.data import InputSpec, Inputs, Preprocess, load_inputs
 from convscope.errors import InputError
-from convscope.models.predictions import Prediction, top_classes
+from convscope.models.predictions import ClassScore, Prediction, top_classes
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class ResolvedModel:
     def label(self, index: int) -> str:
         """``"967 espresso"`` (or ``"967"`` without a name)."""
         name = self.class_names[index] if self.class_names and 0 <= index < len(self.class_names) else None
-        return f"{index} {name}" if name and name != str(index) else str(index)
+        return ClassScore(index, name, 0.0).label()
 
     def predictions(self, outputs: np.ndarray, k: int = 5) -> list[Prediction]:
         """The top ``k`` classes of each row of the model's output ``(N, ...)``, named by this model."""

@@ -85,7 +85,6 @@ def run_maps(
     batch_size: int = 32,
     input_shape: tuple[int, ...] | None = None,
     progress: Callable[[int, str], Any] | None = None,
-    custom_objects: Any = None,
 ) -> list[Path]:
     """Validate, probe and write the grids of ``convscope maps``; returns the written paths.
 

@@ -47,7 +47,6 @@ def run_cam(
     save_arrays: bool,
     input_shape: tuple[int, ...] | None = None,
     alpha: float = 0.5,
-    custom_objects: Any = None,
 ) -> tuple[list[Path], list[str]]:
     """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines)."""
     from convscope.attribution import cam

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.models.predictions import ClassScore, output_kind
+from convscope.models.predictions import ClassScore, is_distribution
 
 FILE = "predictions.npz"
 
@@ -39,7 +39,7 @@ class OutputAccumulator:
         self._rows.append(np.arange(first, first + len(out), dtype=np.int64))
         self._top.append(top.astype(np.int32))
         self._value.append(flat[np.arange(len(out)), top].astype(np.float32))
-        self._prob.append(np.array([output_kind(row) == "probability" for row in flat], dtype=bool))
+        self._prob.append(is_distribution(flat))
 
     def merge(self, other: OutputAccumulator) -> None:
         """Take ``other``'s rows (rows are disjoint across shards)."""
