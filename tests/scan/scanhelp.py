@@ -8,7 +8,7 @@ from convscope.scan.reduce import Bounds
 
 RTOL_MEAN = 1e-6  # relative to max(1, |mean|)
 RTOL_STD = 2e-5
-ATOL_CORR = 2e-6  # float32 Gram products (reduce.GRAM_FLOAT64 = False): ~1e-6 of r, see reduce.py
+ATOL_CORR = 5e-6  # float32 Gram products (reduce.GRAM_FLOAT64 = False): a few 1e-6 of r, see reduce.py
 
 
 def pixel_corr(x: np.ndarray) -> np.ndarray:

@@ -216,11 +216,11 @@ def test_copies_of_a_channel_injected_into_the_mnist_cnn_are_near_duplicates(mni
         stats = result["conv_0"]
         ref = pixel_corr(get_extractor(net, ["conv_0"], batch_size=64)(x)["conv_0"])
         both = np.isfinite(ref)
-        np.testing.assert_allclose(np.asarray(stats.corr)[both], ref[both], rtol=0, atol=2e-6)  # float32 products
+        np.testing.assert_allclose(np.asarray(stats.corr)[both], ref[both], rtol=0, atol=5e-6)  # float32 products
         pairs = {(a, b): r for a, b, r in result.health()["conv_0"].duplicates}
         assert all(ref[a, b] >= 0.9 and r >= 0.9 for (a, b), r in pairs.items())
         if injected:
-            assert pairs[(4, 5)] == pytest.approx(1.0, abs=2e-6) and pairs[(7, 9)] == pytest.approx(1.0, abs=2e-6)
+            assert pairs[(4, 5)] == pytest.approx(1.0, abs=5e-6) and pairs[(7, 9)] == pytest.approx(1.0, abs=5e-6)
         else:
             assert (4, 5) not in pairs and (7, 9) not in pairs and (4, 30) not in pairs and ref[4, 30] < 0.9
     for a, b in zip(before, mnist.get_weights(), strict=True):

@@ -10,8 +10,8 @@ the numpy passes at memory speed although ``C`` (the contiguous axis) is small:
 * positive values are counted by summing the boolean mask as bytes, at most 255 rows per partial sum so
   no byte overflows.
 
-Second moments are taken about zero (float32 per chunk combined in float64, or float64 throughout in the
-fused pass); when that would lose precision (a channel whose mean is large against its spread, condition
+Second moments are taken about zero (float32 per chunk or per block of positions, combined in float64);
+when that would lose precision (a channel whose mean is large against its spread, condition
 ``(mean^2 + var) / var > KAPPA_MAX``) the batch is reduced again about its own mean, so the variance stays
 accurate for any offset.
 """
@@ -35,9 +35,16 @@ _GATHER_PAIRS = 256  # above this many (image, channel) pairs, argmax positions 
 USE_FUSED = True
 #: Rows of a layer's ``(positions, C)`` matrix per Gram product (bounds the temporary copy).
 GRAM_CHUNK_BYTES = 1 << 21
+#: The Gram matrix is taken about zero (no centring copy) when every channel's condition
+#: ``(mean^2 + var) / var`` is at most this; above it the values are shifted by the mean first.
+UNCENTRED_KAPPA = 4.0
+#: Layers with at most this fraction of nonzero values (ReLU layers: 11% on MNIST conv_1) and at most
+#: :data:`SPARSE_MAX_CHANNELS` channels get the sparse Gram kernel (needs numba) instead of a dense BLAS product.
+SPARSE_DENSITY = 0.2
+SPARSE_MAX_CHANNELS = 256
 #: Products of the Gram matrix in float64 (True: r exact to ~1e-12, about 2.5x the cost) or float32
-#: (False, the default: each BLAS call sums in float32, so r is within ~2e-6 of the float64 value --
-#: 1.1e-6 measured on MNIST conv_0, whose constant background makes the rounding systematic -- far below
+#: (False, the default: each BLAS call sums in float32, so r is within ~5e-6 of the float64 value --
+#: 3.3e-6 measured on MNIST conv_0, whose constant background makes the rounding systematic -- far below
 #: what the near-duplicate threshold needs, and the scan keeps its throughput). Both accumulate the
 #: per-chunk products in float64 and merge exactly.
 GRAM_FLOAT64 = False
@@ -77,6 +84,8 @@ class BatchSummary:
         positive: int64 ``(C,)``: values ``> 0``.
         saturated: int64 ``(C,)`` values near a bound, or ``None`` for an unbounded activation.
         positions: Positions per image (product of the spatial sizes; 1 for a vector).
+        nonzero: int64 ``(C,)`` values ``!= 0`` (counted by the fused pass only; ``None`` from the numpy
+            passes).
     """
 
     sums: np.ndarray
@@ -85,6 +94,7 @@ class BatchSummary:
     positive: np.ndarray
     saturated: np.ndarray | None
     positions: int
+    nonzero: np.ndarray | None = None
 
 
 def fold_factor(positions: int, limit: int = 64) -> int:
@@ -134,14 +144,16 @@ def summarize(act: np.ndarray, bounds: Bounds | None = None, *, fused: bool | No
     wide = act.reshape(n, positions // r, r * channels)
     per_chunk = max(1, CHUNK_BYTES // max(act[0].nbytes, 1))
     saturated = None if bounds is None else np.zeros(channels, np.int64)
+    nonzero = None
     if kernel is not None and n and act.dtype == np.float32 and act.flags.c_contiguous:
         sums = np.empty((n, channels), np.float64)
         maxes = np.empty((n, channels), np.float32)
         sq = np.zeros(channels, np.float64)
         positive = np.zeros(channels, np.int64)
+        nonzero = np.zeros(channels, np.int64)
         lo, hi = bounds.thresholds if bounds is not None else (0.0, 0.0)
         kernel(act.reshape(n, positions, channels), float(lo), float(hi), bounds is not None, sums, maxes, sq,
-               positive, saturated if saturated is not None else np.zeros(channels, np.int64))
+               positive, nonzero, saturated if saturated is not None else np.zeros(channels, np.int64))
     else:
         sums, maxes, sq, positive = _numpy_passes(wide, r, channels, per_chunk, bounds, saturated)
     total = n * positions
@@ -150,13 +162,19 @@ def summarize(act: np.ndarray, bounds: Bounds | None = None, *, fused: bool | No
     # condition (mean^2 + var) / var = sq / m2; recompute when it is large or m2 came out <= 0
     if np.any((sq > 0) & np.isfinite(sq) & ~(m2 * KAPPA_MAX >= sq)):
         m2, sums = _centred(wide, batch_sum / total, r, channels, per_chunk)
-    return BatchSummary(sums, maxes, np.maximum(m2, 0.0), positive, saturated, positions)
+    return BatchSummary(sums, maxes, np.maximum(m2, 0.0), positive, saturated, positions, nonzero)
 
 
 def _fused_kernel() -> Any:
     from convscope.scan.fused import kernel
 
     return kernel()
+
+
+def _sparse_kernel() -> Any:
+    from convscope.scan.fused import sparse_gram_kernel
+
+    return sparse_gram_kernel()
 
 
 def _numpy_passes(wide: np.ndarray, r: int, channels: int, per_chunk: int, bounds: Bounds | None,
@@ -211,20 +229,30 @@ def _centred(wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chun
     return m2 - n * rows * r * (s64 - mean) ** 2, sums + rows * r * s64
 
 
-def comoment(act: np.ndarray, mean: np.ndarray, *, float64: bool | None = None) -> np.ndarray:
+def comoment(act: np.ndarray, mean: np.ndarray, m2: np.ndarray | None = None, nonzero: np.ndarray | None = None,
+             *, float64: bool | None = None) -> np.ndarray:
     """The co-moment (centred Gram) matrix of a batch's channels over all its images and positions.
 
-    One ``(P, C)^T (P, C)`` BLAS product (a symmetric rank-k update) per chunk of rows, on the values
-    minus a shift ``s`` (``mean``, rounded to float32 for float32 products), accumulated in float64 and
-    corrected to the exact ``mean``: ``sum (x - m)(x - m)^T = sum (x - s)(x - s)^T - P (m - s)(m - s)^T``.
-    Centring keeps the products small whatever the channels' offsets (a channel at 3000 +- 1 loses
-    nothing).
+    ``sum (x - m)(x - m)^T = sum (x - s)(x - s)^T - P (m - s)(m - s)^T`` for any shift ``s``, with ``P`` the
+    number of rows (images x positions). Three ways to the left side, the cheapest that stays accurate:
+
+    * ``s = 0`` and a sparse kernel that skips zero entries (:mod:`~convscope.scan.fused`), when at most
+      :data:`SPARSE_DENSITY` of the values are nonzero (ReLU layers) and the condition below holds;
+    * ``s = 0`` and BLAS on the activations as they are (no copy), when every channel's condition
+      ``(m^2 + var) / var`` is at most :data:`UNCENTRED_KAPPA` (so the correction loses under 2 bits);
+    * else ``s = m`` rounded to float32, subtracted chunk by chunk before each BLAS product (a channel at
+      3000 +- 1 loses nothing).
+
+    Each chunk's product is summed in float64; a chunk's own sums are float32 unless ``float64``.
 
     Args:
-        act: ``(n, *spatial, C)`` channels-last float32 activations.
+        act: ``(n, *spatial, C)`` channels-last float32 activations, C-contiguous.
         mean: float64 ``(C,)``, the batch's mean per channel over all ``n * positions`` values.
-        float64: Multiply in float64 (default :data:`GRAM_FLOAT64`); float32 products are 2-2.5x as fast
-            but round each chunk's sums to about 1e-6 relative.
+        m2: float64 ``(C,)``, the batch's sum of squared deviations per channel (from :func:`summarize`);
+            ``None`` = always shift.
+        nonzero: int64 ``(C,)``, the batch's nonzero count per channel; ``None`` = no sparse kernel.
+        float64: Multiply in float64 (default :data:`GRAM_FLOAT64`, always shifted); float32 products are
+            2-2.5x as fast but round each chunk's sums to about 1e-6 relative.
 
     Returns:
         float64 ``(C, C)``: ``sum over images and positions of (x - mean)(x - mean)^T`` (its diagonal is
@@ -233,20 +261,42 @@ def comoment(act: np.ndarray, mean: np.ndarray, *, float64: bool | None = None) 
     c = act.shape[-1]
     flat = act.reshape(-1, c)
     wide = GRAM_FLOAT64 if float64 is None else float64
-    dtype = np.float64 if wide else np.float32
-    shift = mean.astype(dtype)
-    rows = max(1, GRAM_CHUNK_BYTES // (c * np.dtype(dtype).itemsize))
-    buf = np.empty((min(rows, len(flat)), c), dtype)
+    route = gram_route(flat, mean, m2, nonzero, wide)
     out = np.zeros((c, c))
-    for first in range(0, len(flat), rows):
-        chunk = flat[first : first + rows]
-        d = buf[: len(chunk)]
-        np.subtract(chunk, shift, out=d)
-        out += d.T @ d  # numpy runs X^T X as a BLAS syrk (half a general product)
-    delta = mean - shift.astype(np.float64)
-    if delta.any():
-        out -= len(flat) * np.outer(delta, delta)
+    if route == "sparse":
+        _sparse_kernel()(flat, out)
+    elif route == "about zero":
+        rows = max(1, GRAM_CHUNK_BYTES // (c * 4))
+        for first in range(0, len(flat), rows):
+            chunk = flat[first : first + rows]
+            out += chunk.T @ chunk  # numpy runs X^T X as a BLAS syrk (half a general product)
+    else:
+        dtype = np.float64 if wide else np.float32
+        shift = mean.astype(dtype)
+        rows = max(1, GRAM_CHUNK_BYTES // (c * np.dtype(dtype).itemsize))
+        buf = np.empty((min(rows, len(flat)), c), dtype)
+        for first in range(0, len(flat), rows):
+            chunk = flat[first : first + rows]
+            d = buf[: len(chunk)]
+            np.subtract(chunk, shift, out=d)
+            out += d.T @ d
+        delta = mean - shift.astype(np.float64)
+        if delta.any():
+            out -= len(flat) * np.outer(delta, delta)
+        return out
+    out -= len(flat) * np.outer(mean, mean)
     return out
+
+
+def gram_route(flat: np.ndarray, mean: np.ndarray, m2: np.ndarray | None, nonzero: np.ndarray | None,
+               float64: bool) -> str:
+    """Which way :func:`comoment` takes for a ``(P, C)`` matrix: ``"sparse"``, ``"about zero"`` or ``"shifted"``."""
+    if float64 or m2 is None or not np.all(len(flat) * mean * mean <= (UNCENTRED_KAPPA - 1) * m2):
+        return "shifted"
+    if (nonzero is not None and flat.shape[1] <= SPARSE_MAX_CHANNELS and nonzero.sum() <= SPARSE_DENSITY * flat.size
+            and flat.flags.c_contiguous and flat.dtype == np.float32 and _sparse_kernel() is not None):
+        return "sparse"
+    return "about zero"
 
 
 @contextlib.contextmanager

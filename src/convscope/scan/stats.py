@@ -124,7 +124,7 @@ class LayerAccumulator:
         if self.images and s.positions != self.positions:
             raise ValueError(f"batch has {s.positions} positions per image, earlier batches {self.positions}")
         batch_mean = s.sums.sum(axis=0) / (n * s.positions)
-        gram = comoment(act, batch_mean) if self.comoment is not None else None
+        gram = comoment(act, batch_mean, s.m2, s.nonzero) if self.comoment is not None else None
         m2 = s.m2 if gram is None else np.diag(gram).copy()  # the exact float64 sums of squared deviations
         candidates = np.ascontiguousarray(s.maxes.T)
         index = np.broadcast_to(np.arange(start, start + n, dtype=np.int64), candidates.shape)
@@ -132,8 +132,12 @@ class LayerAccumulator:
         batch_max = np.max(s.maxes, axis=0) if not np.isnan(s.maxes).any() else np.nanmax(s.maxes, axis=0)
         self._merge_moments(_Part(n, s.positions, batch_mean, m2, batch_max, s.positive, s.saturated,
                                   s.maxes.sum(axis=0, dtype=np.float64), gram))
-        self._merge_top(candidates, index, pending)
-        self._locate(act, start)
+        if self.top_value.shape[1] == self.top_k:  # full: only images beating some channel's k-th can enter
+            keep = np.any(_rank_key(candidates) >= _rank_key(self.top_value[:, -1:]), axis=0)
+            candidates, index, pending = candidates[:, keep], index[:, keep], pending[:, keep]
+        if candidates.shape[1]:
+            self._merge_top(candidates, index, pending)
+            self._locate(act, start)
 
     def _locate(self, act: np.ndarray, start: int) -> None:
         channel, slot = np.nonzero(self.top_pos < 0)
