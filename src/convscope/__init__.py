@@ -34,9 +34,21 @@ _LAZY = {
     "overlay": "convscope.render",
     "FeatureGrid": "convscope.render",
 }
-_SUBPACKAGES = ("errors", "render", "data", "models", "probe", "backend", "store", "present", "scan", "attribution", "featvis")
+_SUBPACKAGES = (
+    "errors",
+    "render",
+    "data",
+    "models",
+    "probe",
+    "backend",
+    "store",
+    "present",
+    "scan",
+    "attribution",
+    "featvis",
+)
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

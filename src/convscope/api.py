@@ -41,16 +41,33 @@ def resolve(
     custom_objects: Any = None,
 ) -> ResolvedModel:
     """Resolve a model once (see :func:`~convscope.models.resolve.resolve_model`)."""
-    return resolve_model(model, preprocess=preprocess, labels=labels, input_shape=input_shape,
-                         safe_mode=safe_mode, custom_objects=custom_objects)
+    return resolve_model(
+        model,
+        preprocess=preprocess,
+        labels=labels,
+        input_shape=input_shape,
+        safe_mode=safe_mode,
+        custom_objects=custom_objects,
+    )
 
 
-def _resolve_for(model: Any, inputs: Any, input_shape: tuple[int, ...] | None, preprocess: Any,
-                 safe_mode: bool, custom_objects: Any) -> tuple[ResolvedModel, tuple[int, ...] | None]:
+def _resolve_for(
+    model: Any,
+    inputs: Any,
+    input_shape: tuple[int, ...] | None,
+    preprocess: Any,
+    safe_mode: bool,
+    custom_objects: Any,
+) -> tuple[ResolvedModel, tuple[int, ...] | None]:
     from convscope.models.spec import input_shapes
 
     resolved = resolve_model(model, preprocess=preprocess, safe_mode=safe_mode, custom_objects=custom_objects)
-    if input_shape is None and isinstance(inputs, np.ndarray) and inputs.ndim >= 2 and not input_shapes(resolved.model):
+    if (
+        input_shape is None
+        and isinstance(inputs, np.ndarray)
+        and inputs.ndim >= 2
+        and not input_shapes(resolved.model)
+    ):
         input_shape = tuple(inputs.shape[1:])  # subclassed/unbuilt model: an array is a batch (N, ...)
     if input_shape is not None:
         resolved = resolve_model(resolved, input_shape=input_shape)
@@ -122,8 +139,9 @@ def inspect(model: Any, *, input_shape: tuple[int, ...] | None = None, safe_mode
     return inspect_model(resolved.model, input_shape=input_shape, unknown_sizes=True)
 
 
-def load_inputs_for(model: Any, inputs: Any, *, preprocess: Any = None,
-                    input_shape: tuple[int, ...] | None = None) -> Any:
+def load_inputs_for(
+    model: Any, inputs: Any, *, preprocess: Any = None, input_shape: tuple[int, ...] | None = None
+) -> Any:
     """Read/convert ``inputs`` into a batch for ``model``, with the model's own preprocessing by default."""
     return resolve_model(model, preprocess=preprocess).load_inputs(inputs, input_shape=input_shape)
 
@@ -133,5 +151,13 @@ def model_spec(model: Any, input_shape: tuple[int, ...] | None = None) -> Any:
     return resolve_model(model).spec(input_shape)
 
 
-__all__ = ["MultiInputs", "activations", "get_extractor", "inspect", "load_inputs_for", "model_spec",
-           "predict", "resolve"]
+__all__ = [
+    "MultiInputs",
+    "activations",
+    "get_extractor",
+    "inspect",
+    "load_inputs_for",
+    "model_spec",
+    "predict",
+    "resolve",
+]

@@ -21,7 +21,19 @@ from convscope.attribution.result import CamResult
 from convscope.attribution.saliency import InputAttribution, IntegratedGradients, Saliency, SmoothGrad
 
 __all__ = [
-    "ALIASES", "METHODS", "Attribution", "CamResult", "GradCAM", "GradCAMPlusPlus", "GradientCAM",
-    "InputAttribution", "IntegratedGradients", "LayerCAM", "Saliency", "ScoreCAM", "SmoothGrad", "cam",
+    "ALIASES",
+    "METHODS",
+    "Attribution",
+    "CamResult",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GradientCAM",
+    "InputAttribution",
+    "IntegratedGradients",
+    "LayerCAM",
+    "Saliency",
+    "ScoreCAM",
+    "SmoothGrad",
+    "cam",
     "get_method",
 ]

@@ -24,8 +24,10 @@ def broadcast_baseline(baseline: Any, x: np.ndarray, what: str = "baseline") -> 
     base = np.asarray(0.0 if baseline is None else baseline, dtype=np.float32)
     if base.ndim == 0 or base.shape == x.shape[1:] or base.shape == x.shape:
         return np.ascontiguousarray(np.broadcast_to(base, x.shape))
-    raise InputError(f"{what} must be a number, one sample shaped {x.shape[1:]} or a batch shaped {x.shape}; "
-                     f"got shape {base.shape}")
+    raise InputError(
+        f"{what} must be a number, one sample shaped {x.shape[1:]} or a batch shaped {x.shape}; "
+        f"got shape {base.shape}"
+    )
 
 
 class ScoreCAM(Attribution):
@@ -48,11 +50,21 @@ class ScoreCAM(Attribution):
 
     name = "scorecam"
 
-    def __init__(self, model: Any, layer: Selector | None = None, *, max_channels: int = 256,
-                 baseline: Any = 0.0, use_logits: bool = False, batch_size: int = 64, upsample: str = "grid",
-                 compile: bool = True) -> None:
-        super().__init__(model, layer, use_logits=use_logits, batch_size=batch_size, upsample=upsample,
-                         compile=compile)
+    def __init__(
+        self,
+        model: Any,
+        layer: Selector | None = None,
+        *,
+        max_channels: int = 256,
+        baseline: Any = 0.0,
+        use_logits: bool = False,
+        batch_size: int = 64,
+        upsample: str = "grid",
+        compile: bool = True,
+    ) -> None:
+        super().__init__(
+            model, layer, use_logits=use_logits, batch_size=batch_size, upsample=upsample, compile=compile
+        )
         if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 1:
             raise OptionError(f"max_channels must be an integer >= 1, got {max_channels!r}")
         self.max_channels = max_channels
@@ -67,8 +79,9 @@ class ScoreCAM(Attribution):
             return "probability", False
         return super().score_kind(facts, plan)
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert node is not None
         soft = self._apply_softmax(facts, plan)
         act, scores, classes = self.forward(x, plan.selection(), plan, facts, node, apply_softmax=soft)
@@ -82,14 +95,22 @@ class ScoreCAM(Attribution):
         top = np.argsort(-act.mean(axis=(1, 2)), axis=1, kind="stable")[:, :k]  # (N, k) channel ids
         chosen = np.take_along_axis(act, top[:, None, None, :], axis=3)  # (N, h, w, k)
         first = facts.data_format == "channels_first"
-        resample = make_resampler(self.model, node.path, tuple(x.shape[1:]), (h, w),
-                                  tuple(x.shape[2:4] if first else x.shape[1:3]), self.upsample)
+        resample = make_resampler(
+            self.model,
+            node.path,
+            tuple(x.shape[1:]),
+            (h, w),
+            tuple(x.shape[2:4] if first else x.shape[1:3]),
+            self.upsample,
+        )
         masked_scores = np.empty(n * k, np.float32)
         for rows in self.batches(n * k):
             image, channel = np.divmod(np.arange(rows.start, rows.stop), k)
             masks = normalize01(resample(chosen[image, :, :, channel]))  # (m, H, W)
             masks = masks[:, None] if first else masks[..., None]
             inputs = base[image] + masks * (x[image] - base[image])
-            _, masked_scores[rows], _ = self.forward(inputs, sel[image], plan, facts, None, apply_softmax=soft)
+            _, masked_scores[rows], _ = self.forward(
+                inputs, sel[image], plan, facts, None, apply_softmax=soft
+            )
         weights = masked_scores.reshape(n, k) - base_scores[:, None]
         return channel_sum(chosen, weights), classes, scores

@@ -19,17 +19,31 @@ log = logging.getLogger(__name__)
 
 #: Registry: canonical method id -> class. The ids are safe in file names, npz keys, URLs and shells.
 METHODS: dict[str, type[Attribution]] = {
-    cls.name: cls for cls in (GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients)
+    cls.name: cls
+    for cls in (GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM, Saliency, SmoothGrad, IntegratedGradients)
 }
 
 #: Other accepted spellings (compared case-insensitively) -> canonical id.
 ALIASES: dict[str, str] = {
-    "grad-cam": "gradcam", "grad_cam": "gradcam",
-    "gradcam++": "gradcampp", "grad-cam++": "gradcampp", "grad_cam++": "gradcampp", "gradcam_pp": "gradcampp",
-    "gradcam-pp": "gradcampp", "gradcamplusplus": "gradcampp", "grad-campp": "gradcampp",
-    "layer-cam": "layercam", "layer_cam": "layercam", "score-cam": "scorecam", "score_cam": "scorecam",
-    "vanilla": "saliency", "gradient": "saliency", "smooth-grad": "smoothgrad", "smooth_grad": "smoothgrad",
-    "ig": "integrated_gradients", "integrated-gradients": "integrated_gradients",
+    "grad-cam": "gradcam",
+    "grad_cam": "gradcam",
+    "gradcam++": "gradcampp",
+    "grad-cam++": "gradcampp",
+    "grad_cam++": "gradcampp",
+    "gradcam_pp": "gradcampp",
+    "gradcam-pp": "gradcampp",
+    "gradcamplusplus": "gradcampp",
+    "grad-campp": "gradcampp",
+    "layer-cam": "layercam",
+    "layer_cam": "layercam",
+    "score-cam": "scorecam",
+    "score_cam": "scorecam",
+    "vanilla": "saliency",
+    "gradient": "saliency",
+    "smooth-grad": "smoothgrad",
+    "smooth_grad": "smoothgrad",
+    "ig": "integrated_gradients",
+    "integrated-gradients": "integrated_gradients",
 }
 
 
@@ -43,8 +57,10 @@ def canonical_method(name: str) -> str:
     key = ALIASES.get(key, key)
     if key not in METHODS:
         close = dict.fromkeys(ALIASES.get(c, c) for c in nearest(key, [*METHODS, *ALIASES], 3))
-        raise OptionError(f"unknown attribution method {name!r}; choose one of {', '.join(METHODS)} "
-                          f"(did you mean {' or '.join(close)}?)")
+        raise OptionError(
+            f"unknown attribution method {name!r}; choose one of {', '.join(METHODS)} "
+            f"(did you mean {' or '.join(close)}?)"
+        )
     return key
 
 
@@ -66,8 +82,14 @@ def _options(cls: type[Attribution]) -> list[str]:
     return names
 
 
-def cam(model: Any, x: Any, method: str = "gradcam", layer: Selector | None = None, target: Target = "top1",
-        **options: Any) -> CamResult:
+def cam(
+    model: Any,
+    x: Any,
+    method: str = "gradcam",
+    layer: Selector | None = None,
+    target: Target = "top1",
+    **options: Any,
+) -> CamResult:
     """Attribution maps of ``x`` with one call; compiled passes are cached per (model, layer, settings).
 
     Args:
@@ -93,13 +115,17 @@ def cam(model: Any, x: Any, method: str = "gradcam", layer: Selector | None = No
     """
     cls = get_method(method)
     if cls.at_input and layer is not None:
-        raise OptionError(f"method {cls.name!r} attributes to the input pixels; layer={layer!r} does not apply "
-                          f"(CAM methods take a layer: {', '.join(n for n, c in METHODS.items() if not c.at_input)})")
+        raise OptionError(
+            f"method {cls.name!r} attributes to the input pixels; layer={layer!r} does not apply "
+            f"(CAM methods take a layer: {', '.join(n for n, c in METHODS.items() if not c.at_input)})"
+        )
     accepted = _options(cls)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise OptionError(f"method {cls.name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
-                          f"accepted: {', '.join(accepted)}")
+        raise OptionError(
+            f"method {cls.name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(accepted)}"
+        )
     if not hasattr(model, "layers"):
         from convscope.models.load import load_model
 

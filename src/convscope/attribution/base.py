@@ -51,7 +51,8 @@ def check_gradients(grads: np.ndarray, where: str) -> None:
             f"the gradient of the target score with respect to {where} is zero everywhere for all "
             f"{len(grads)} images: the path from it to the model output is not differentiable (an argmax, "
             "cast, rounding or stop_gradient inside the model?); choose a later layer, or "
-            "method='scorecam', which needs no gradients")
+            "method='scorecam', which needs no gradients"
+        )
     dead = np.flatnonzero(~grads.reshape(len(grads), -1).any(axis=1)).tolist()
     if dead:
         log.warning("zero gradient with respect to %s for images %s: their maps are blank", where, dead)
@@ -77,8 +78,16 @@ class Attribution:
     #: ``raw`` is signed (IG): it is not ReLU'd and the displayed map is ``|raw|``.
     signed: ClassVar[bool] = False
 
-    def __init__(self, model: Any, layer: Selector | None = None, *, use_logits: bool = True,
-                 batch_size: int = 64, upsample: str = "grid", compile: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: Selector | None = None,
+        *,
+        use_logits: bool = True,
+        batch_size: int = 64,
+        upsample: str = "grid",
+        compile: bool = True,
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if upsample not in UPSAMPLE_MODES:
@@ -108,22 +117,43 @@ class Attribution:
         facts = analyze(self.model, x)
         plan = plan_targets(target, len(x), facts.output_shape)
         node = None if self.at_input else facts.target_layer(self.layer)
-        log.debug("%s on %d images of %s: layer %s, output softmax %s (bypassed: %s)", self.name, len(x),
-                  facts.name, node.path if node else "input", facts.softmax and facts.softmax.path,
-                  self.softmax(facts) is not None)
+        log.debug(
+            "%s on %d images of %s: layer %s, output softmax %s (bypassed: %s)",
+            self.name,
+            len(x),
+            facts.name,
+            node.path if node else "input",
+            facts.softmax and facts.softmax.path,
+            self.softmax(facts) is not None,
+        )
         raw, classes, scores = self.attribute(x, plan, facts, node)
         raw = np.asarray(raw, np.float32) if self.signed else relu(raw)
         in_size = x.shape[2:4] if facts.data_format == "channels_first" else x.shape[1:3]
-        resample = make_resampler(self.model, node.path if node else "", tuple(x.shape[1:]),
-                                  tuple(raw.shape[1:3]), tuple(in_size), self.upsample)
+        resample = make_resampler(
+            self.model,
+            node.path if node else "",
+            tuple(x.shape[1:]),
+            tuple(raw.shape[1:3]),
+            tuple(in_size),
+            self.upsample,
+        )
         maps = normalize01(resample(np.abs(raw) if self.signed else raw))
         kind, used = self.score_kind(facts, plan)
-        return CamResult(maps=maps, raw=raw, method=self.name, layer=node.path if node else "input",
-                         targets=tuple(int(c) for c in classes), scores=np.asarray(scores, np.float32),
-                         used_logits=used, score=kind, upsample=resample.mode)
+        return CamResult(
+            maps=maps,
+            raw=raw,
+            method=self.name,
+            layer=node.path if node else "input",
+            targets=tuple(int(c) for c in classes),
+            scores=np.asarray(scores, np.float32),
+            used_logits=used,
+            score=kind,
+            upsample=resample.mode,
+        )
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The method's map before rectification: ``(raw (N, h, w), classes (N,), scores (N,))``."""
         raise NotImplementedError
 
@@ -134,13 +164,17 @@ class Attribution:
             raise InputError(f"attribution needs a numeric image array (N, H, W, C), got dtype {arr.dtype}")
         shapes = input_shapes(self.model)
         if shapes and len(shapes) > 1:
-            raise InputError(f"model {self.model.name!r} has {len(shapes)} inputs; attribution supports "
-                             "single-input image models")
+            raise InputError(
+                f"model {self.model.name!r} has {len(shapes)} inputs; attribution supports "
+                "single-input image models"
+            )
         if shapes and arr.ndim == len(shapes[0]):
             arr = arr[None]
         if arr.ndim != 4 or arr.shape[0] == 0:
-            raise InputError(f"attribution needs images shaped (N, H, W, C) (or one (H, W, C) image), "
-                             f"got shape {arr.shape}")
+            raise InputError(
+                f"attribution needs images shaped (N, H, W, C) (or one (H, W, C) image), "
+                f"got shape {arr.shape}"
+            )
         return np.ascontiguousarray(arr, dtype=np.float32)
 
     def softmax(self, facts: ModelFacts) -> OutputSoftmax | None:
@@ -160,13 +194,16 @@ class Attribution:
         for start in range(0, n, step):
             yield slice(start, min(start + step, n))
 
-    def _engine(self, kind: str, path: str, facts: ModelFacts, plan: TargetPlan, factory: Any, *extra: Any) -> Any:
+    def _engine(
+        self, kind: str, path: str, facts: ModelFacts, plan: TargetPlan, factory: Any, *extra: Any
+    ) -> Any:
         softmax = self.softmax(facts)
         key = (kind, path, softmax.path if softmax else None, plan.kind, self.compile, *extra)
         return cached(self.model, key, factory)
 
-    def layer_gradients(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode, *,
-                        pooled: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def layer_gradients(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode, *, pooled: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``A`` and ``dS/dA`` at ``node``, channels last ``(N, h, w, C)``, then ``scores``, ``classes``.
 
         With ``pooled`` the gradient comes summed over the positions, ``(N, 1, 1, C)``, reduced inside the
@@ -175,8 +212,16 @@ class Attribution:
         Raises:
             AttributionError: The gradient is zero everywhere (non-differentiable path).
         """
-        engine = self._engine("layer-grad", node.path, facts, plan, lambda: LayerGradients(
-            self.model, node.layer, self.softmax(facts), plan.fn, compile=self.compile), pooled)
+        engine = self._engine(
+            "layer-grad",
+            node.path,
+            facts,
+            plan,
+            lambda: LayerGradients(
+                self.model, node.layer, self.softmax(facts), plan.fn, compile=self.compile
+            ),
+            pooled,
+        )
         sel, shape = plan.selection(), facts.shapes[node.path]
         if pooled:  # size 1 on the spatial axes: the offset's gradient is dS/dA summed over positions
             shape = (shape[0], 1, 1) if facts.data_format == "channels_first" else (1, 1, shape[-1])
@@ -187,21 +232,47 @@ class Attribution:
         check_gradients(grad, f"layer {node.path!r}")
         return act, grad, scores, classes
 
-    def input_gradients(self, x: np.ndarray, sel: np.ndarray, plan: TargetPlan,
-                        facts: ModelFacts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def input_gradients(
+        self, x: np.ndarray, sel: np.ndarray, plan: TargetPlan, facts: ModelFacts
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``dS/dx`` (shaped like ``x``), ``scores`` and ``classes`` for rows ``x`` with one-hot ``sel``."""
-        engine = self._engine("input-grad", "", facts, plan, lambda: InputGradients(
-            self.model, self.softmax(facts), plan.fn, compile=self.compile))
+        engine = self._engine(
+            "input-grad",
+            "",
+            facts,
+            plan,
+            lambda: InputGradients(self.model, self.softmax(facts), plan.fn, compile=self.compile),
+        )
         parts = [engine(x[rows], sel[rows]) for rows in self.batches(len(x))]
         return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
 
-    def forward(self, x: np.ndarray, sel: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                node: LayerNode | None, *, apply_softmax: bool = False) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    def forward(
+        self,
+        x: np.ndarray,
+        sel: np.ndarray,
+        plan: TargetPlan,
+        facts: ModelFacts,
+        node: LayerNode | None,
+        *,
+        apply_softmax: bool = False,
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """Forward only: ``A`` at ``node`` (channels last; ``None`` without a node), ``scores``, ``classes``."""
         layer = node.layer if node is not None else None
-        engine = self._engine("forward", node.path if node else "", facts, plan, lambda: Forward(
-            self.model, layer, self.softmax(facts), plan.fn, apply_softmax=apply_softmax,
-            compile=self.compile), apply_softmax)
+        engine = self._engine(
+            "forward",
+            node.path if node else "",
+            facts,
+            plan,
+            lambda: Forward(
+                self.model,
+                layer,
+                self.softmax(facts),
+                plan.fn,
+                apply_softmax=apply_softmax,
+                compile=self.compile,
+            ),
+            apply_softmax,
+        )
         parts = [engine(x[rows], sel[rows]) for rows in self.batches(len(x))]
         acts, scores, classes = zip(*parts)
         act = np.concatenate(acts) if node is not None else None

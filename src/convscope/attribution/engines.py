@@ -75,8 +75,15 @@ class LayerGradients:
         compile: Compile the pass where the backend allows.
     """
 
-    def __init__(self, model: Any, layer: Any, softmax: OutputSoftmax | None,
-                 fn: Callable[[Any], Any] | None, *, compile: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: Any,
+        softmax: OutputSoftmax | None,
+        fn: Callable[[Any], Any] | None,
+        *,
+        compile: bool = True,
+    ) -> None:
         from keras import ops
 
         def objective(call: Any, wrt: list[Any], x: Any, sel: Any) -> tuple[Any, Any]:
@@ -91,7 +98,9 @@ class LayerGradients:
         self._backend = backend.get()
         self._run = self._backend.value_and_grad(model, objective, compile=compile)
 
-    def __call__(self, x: np.ndarray, sel: np.ndarray, delta_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    def __call__(
+        self, x: np.ndarray, sel: np.ndarray, delta_shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, ...]:
         """Run one batch.
 
         The offset ``delta`` added to the activation is shaped ``(n, *delta_shape)``: the activation's
@@ -111,15 +120,25 @@ class LayerGradients:
         b = self._backend
         delta = np.zeros((len(x), *delta_shape), np.float32)
         _, (act, scores, classes), grads = self._run([_tensor(delta)], _tensor(x), _tensor(sel))
-        return (np.asarray(b.to_numpy(act), np.float32), _grads(b, grads[0], delta),
-                np.asarray(b.to_numpy(scores), np.float32), np.asarray(b.to_numpy(classes), np.int64))
+        return (
+            np.asarray(b.to_numpy(act), np.float32),
+            _grads(b, grads[0], delta),
+            np.asarray(b.to_numpy(scores), np.float32),
+            np.asarray(b.to_numpy(classes), np.int64),
+        )
 
 
 class InputGradients:
     """Compiled ``(x, sel) -> (dS/dx, scores, classes)``; arguments as :class:`LayerGradients`."""
 
-    def __init__(self, model: Any, softmax: OutputSoftmax | None, fn: Callable[[Any], Any] | None, *,
-                 compile: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        softmax: OutputSoftmax | None,
+        fn: Callable[[Any], Any] | None,
+        *,
+        compile: bool = True,
+    ) -> None:
         from keras import ops
 
         def objective(call: Any, wrt: list[Any], sel: Any) -> tuple[Any, Any]:
@@ -136,8 +155,11 @@ class InputGradients:
         b = self._backend
         x = np.ascontiguousarray(x, dtype=np.float32)
         _, (scores, classes), grads = self._run([_tensor(x)], _tensor(sel))
-        return (_grads(b, grads[0], x), np.asarray(b.to_numpy(scores), np.float32),
-                np.asarray(b.to_numpy(classes), np.int64))
+        return (
+            _grads(b, grads[0], x),
+            np.asarray(b.to_numpy(scores), np.float32),
+            np.asarray(b.to_numpy(classes), np.int64),
+        )
 
 
 class Forward:
@@ -152,8 +174,16 @@ class Forward:
         compile: Compile where the backend allows.
     """
 
-    def __init__(self, model: Any, layer: Any | None, softmax: OutputSoftmax | None,
-                 fn: Callable[[Any], Any] | None, *, apply_softmax: bool = False, compile: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: Any | None,
+        softmax: OutputSoftmax | None,
+        fn: Callable[[Any], Any] | None,
+        *,
+        apply_softmax: bool = False,
+        compile: bool = True,
+    ) -> None:
         from keras import ops
 
         def body(call: Any, inputs: Any) -> Any:

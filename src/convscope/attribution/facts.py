@@ -20,17 +20,25 @@ import numpy as np
 
 from convscope import backend
 from convscope.errors import AttributionError
+from convscope.models.capture import recording
 from convscope.models.spec import data_format
 from convscope.models.tree import LayerNode, layer_tree
-from convscope.models.capture import recording
 from convscope.probe.select import Selector, select_layers
 
 log = logging.getLogger(__name__)
 
 #: Layers skipped when choosing the target layer automatically: they only resample, regularize or pad the
 #: features of the layer before them (Grad-CAM explains the last *feature* layer, e.g. the last conv).
-_PASSTHROUGH = ("MaxPooling", "AveragePooling", "Dropout", "GaussianNoise", "ActivityRegularization",
-                "ZeroPadding", "Cropping", "Identity")
+_PASSTHROUGH = (
+    "MaxPooling",
+    "AveragePooling",
+    "Dropout",
+    "GaussianNoise",
+    "ActivityRegularization",
+    "ZeroPadding",
+    "Cropping",
+    "Identity",
+)
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], ModelFacts]] = weakref.WeakKeyDictionary()
 
@@ -56,7 +64,9 @@ def _is_softmax(fn: Any) -> bool:
 
 
 def _softmax_of(node: LayerNode) -> OutputSoftmax | None:
-    if node.class_name == "Softmax" or (node.class_name == "Activation" and _is_softmax(node.layer.activation)):
+    if node.class_name == "Softmax" or (
+        node.class_name == "Activation" and _is_softmax(node.layer.activation)
+    ):
         return OutputSoftmax(node.path, node.layer, "layer")
     if _is_softmax(getattr(node.layer, "activation", None)):
         return OutputSoftmax(node.path, node.layer, "activation")
@@ -118,7 +128,7 @@ class ModelFacts:
         if self.n_classes is None or self.channels(path) != self.n_classes:
             return False
         by_path = {n.path: n for n in self.tree}
-        return not any(by_path[p].layer.weights for p in self.order[position + 1:])
+        return not any(by_path[p].layer.weights for p in self.order[position + 1 :])
 
     def auto_layer(self) -> LayerNode:
         """The last leaf layer with a spatial output that feeds the classifier head.
@@ -132,12 +142,16 @@ class ModelFacts:
             AttributionError: The model has no layer with a spatial 2D output.
         """
         by_path = {n.path: n for n in self.tree}
-        candidates = [(i, p) for i, p in enumerate(self.order)
-                      if (size := self.spatial_size(p)) is not None and size[0] * size[1] > 1]
+        candidates = [
+            (i, p)
+            for i, p in enumerate(self.order)
+            if (size := self.spatial_size(p)) is not None and size[0] * size[1] > 1
+        ]
         if not candidates:
             raise AttributionError(
                 f"model {self.name!r} has no layer with a 2D spatial output (N, H, W, C) larger than 1x1; "
-                "CAM methods need one — use method='saliency', 'smoothgrad' or 'integrated_gradients'")
+                "CAM methods need one — use method='saliency', 'smoothgrad' or 'integrated_gradients'"
+            )
         for position, path in reversed(candidates):
             node = by_path[path]
             if any(word in node.class_name for word in _PASSTHROUGH) or self._is_class_map(path, position):
@@ -159,20 +173,28 @@ class ModelFacts:
         if node is None:
             nodes = select_layers(list(self.tree), selector, model_name=self.name)
             if len(nodes) != 1:
-                raise AttributionError(f"layer selector {selector!r} matches {len(nodes)} layers "
-                                       f"({', '.join(n.path for n in nodes[:8])}); name exactly one")
+                raise AttributionError(
+                    f"layer selector {selector!r} matches {len(nodes)} layers "
+                    f"({', '.join(n.path for n in nodes[:8])}); name exactly one"
+                )
             node = nodes[0]
         if node.path not in self.shapes:
-            raise AttributionError(f"layer {node.path!r} is never called when model {self.name!r} runs; "
-                                   f"layers with spatial outputs: {self._describe_spatial()}")
+            raise AttributionError(
+                f"layer {node.path!r} is never called when model {self.name!r} runs; "
+                f"layers with spatial outputs: {self._describe_spatial()}"
+            )
         if self.spatial_size(node.path) is None:
             raise AttributionError(
                 f"layer {node.path!r} ({node.class_name}) has output shape (N, "
                 f"{', '.join(map(str, self.shapes[node.path]))}), not a 2D spatial map (N, H, W, C); "
-                f"layers with spatial outputs: {self._describe_spatial() or 'none'}")
+                f"layers with spatial outputs: {self._describe_spatial() or 'none'}"
+            )
         if self.calls.get(node.path, 1) > 1:
-            log.warning("layer %s is called %d times per forward pass; explaining its first call",
-                        node.path, self.calls[node.path])
+            log.warning(
+                "layer %s is called %d times per forward pass; explaining its first call",
+                node.path,
+                self.calls[node.path],
+            )
         return node
 
 
@@ -195,8 +217,10 @@ def _probe(model: Any, x1: np.ndarray) -> ModelFacts:
     run = b.compile_run(model, body, compile=backend.current() == "jax")
     firsts, flat_out = run(keras.ops.convert_to_tensor(x1))
     if len(flat_out) != 1:
-        raise AttributionError(f"model {model.name!r} has {len(flat_out)} outputs; attribution needs a "
-                               "single-output model (or a sub-model with one output)")
+        raise AttributionError(
+            f"model {model.name!r} has {len(flat_out)} outputs; attribution needs a "
+            "single-output model (or a sub-model with one output)"
+        )
     output = np.asarray(b.to_numpy(flat_out[0]))
     shapes: dict[str, tuple[int, ...]] = {}
     calls: Counter[str] = Counter()
@@ -211,12 +235,22 @@ def _probe(model: Any, x1: np.ndarray) -> ModelFacts:
         if node.is_container:
             continue
         order.append(node.path)
-        if (softmax is None and shapes[node.path] == output.shape[1:]
-                and np.array_equal(np.asarray(b.to_numpy(first)), output, equal_nan=True)):
+        if (
+            softmax is None
+            and shapes[node.path] == output.shape[1:]
+            and np.array_equal(np.asarray(b.to_numpy(first)), output, equal_nan=True)
+        ):
             softmax = _softmax_of(node)
-    return ModelFacts(name=model.name, tree=tuple(tree), shapes=shapes, calls=dict(calls), order=tuple(order),
-                      output_shape=tuple(int(d) for d in output.shape[1:]), softmax=softmax,
-                      data_format=data_format(model))
+    return ModelFacts(
+        name=model.name,
+        tree=tuple(tree),
+        shapes=shapes,
+        calls=dict(calls),
+        order=tuple(order),
+        output_shape=tuple(int(d) for d in output.shape[1:]),
+        softmax=softmax,
+        data_format=data_format(model),
+    )
 
 
 def analyze(model: Any, x: np.ndarray) -> ModelFacts:
@@ -229,8 +263,14 @@ def analyze(model: Any, x: np.ndarray) -> ModelFacts:
     if key not in per_model:
         per_model[key] = _probe(model, np.ascontiguousarray(x[:1]))
         facts = per_model[key]
-        log.debug("probed %s for input %s: %d layers, output %s, softmax %s", facts.name, key,
-                  len(facts.shapes), facts.output_shape, facts.softmax and facts.softmax.path)
+        log.debug(
+            "probed %s for input %s: %d layers, output %s, softmax %s",
+            facts.name,
+            key,
+            len(facts.shapes),
+            facts.output_shape,
+            facts.softmax and facts.softmax.path,
+        )
     return per_model[key]
 
 

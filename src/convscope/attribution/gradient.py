@@ -25,8 +25,9 @@ class GradientCAM(Attribution):
     #: inside the compiled pass, instead of the full gradient.
     pooled: ClassVar[bool] = False
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert node is not None
         act, grad, scores, classes = self.layer_gradients(x, plan, facts, node, pooled=self.pooled)
         return self.combine(act, grad), classes, scores

@@ -56,8 +56,11 @@ def _first_call(layer: Any, record: list[Any], delta: Any | None) -> Callable[..
         import keras
 
         # under mixed precision the layer computes in float16 while delta is float32: add in the output's dtype
-        return out + (delta if keras.backend.standardize_dtype(delta.dtype) == keras.backend.standardize_dtype(out.dtype)
-                      else keras.ops.cast(delta, out.dtype))
+        return out + (
+            delta
+            if keras.backend.standardize_dtype(delta.dtype) == keras.backend.standardize_dtype(out.dtype)
+            else keras.ops.cast(delta, out.dtype)
+        )
 
     return wrapper
 

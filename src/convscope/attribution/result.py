@@ -71,31 +71,61 @@ class CamResult:
         if target.exists():
             raise ConvscopeError(f"{target} already exists; refusing to overwrite it (choose another path)")
         with target.open("xb") as fh:
-            np.savez(fh, maps=self.maps, raw=self.raw, scores=self.scores, targets=np.asarray(self.targets),
-                     method=self.method, layer=self.layer, used_logits=self.used_logits, score=self.score,
-                     upsample=self.upsample)
+            np.savez(
+                fh,
+                maps=self.maps,
+                raw=self.raw,
+                scores=self.scores,
+                targets=np.asarray(self.targets),
+                method=self.method,
+                layer=self.layer,
+                used_logits=self.used_logits,
+                score=self.score,
+                upsample=self.upsample,
+            )
         return target
 
     def __repr__(self) -> str:
-        return one_line("CamResult", f"method={self.method!r}", f"layer={short(self.layer)!r}",
-                        f"maps={dims(self.maps.shape)}", f"raw={dims(self.raw.shape)}",
-                        f"targets={few(self.targets)}", f"score={self.score}", f"upsample={self.upsample}")
+        return one_line(
+            "CamResult",
+            f"method={self.method!r}",
+            f"layer={short(self.layer)!r}",
+            f"maps={dims(self.maps.shape)}",
+            f"raw={dims(self.raw.shape)}",
+            f"targets={few(self.targets)}",
+            f"score={self.score}",
+            f"upsample={self.upsample}",
+        )
 
     def _repr_html_(self) -> str:
         """A table of the metadata, the first maps inline (magma, as PNG) and each image's target and score."""
         n = len(self)
         finite = self.raw[np.isfinite(self.raw)]
         raw_range = f" [{finite.min():.4g}, {finite.max():.4g}]" if finite.size else ""
-        rows = [("method", self.method), ("layer", self.layer), ("images", n), ("maps", dims(self.maps.shape)),
-                ("raw", dims(self.raw.shape) + raw_range),
-                ("score", self.score + (" (pre-softmax)" if self.used_logits else "")), ("upsample", self.upsample)]
+        rows = [
+            ("method", self.method),
+            ("layer", self.layer),
+            ("images", n),
+            ("maps", dims(self.maps.shape)),
+            ("raw", dims(self.raw.shape) + raw_range),
+            ("score", self.score + (" (pre-softmax)" if self.used_logits else "")),
+            ("upsample", self.upsample),
+        ]
         pictures = []
         for i in range(min(n, _THUMBS)):
             step = max(1, -(-max(self.maps.shape[1:]) // _THUMB_PX))
             png = encode_png(apply_colormap(self.maps[i, ::step, ::step], "magma"))
-            pictures.append((png, f"image {i}: target {self.targets[i]}, {self.score} {float(self.scores[i]):.4g}"))
+            pictures.append(
+                (png, f"image {i}: target {self.targets[i]}, {self.score} {float(self.scores[i]):.4g}")
+            )
         lines = [(i, self.targets[i], f"{float(self.scores[i]):.4g}") for i in range(min(n, 100))]
         note = f"first {_THUMBS} maps of {n} shown" if n > _THUMBS else ""
         note += f"{'; ' if note else ''}first 100 rows of {n}" if n > 100 else ""
-        return html_card(f"CamResult {self.method} at {self.layer}", rows, images=pictures, image_width=128,
-                         table=(("image", "target", self.score), lines), note=note)
+        return html_card(
+            f"CamResult {self.method} at {self.layer}",
+            rows,
+            images=pictures,
+            image_width=128,
+            table=(("image", "target", self.score), lines),
+            note=note,
+        )

@@ -28,14 +28,17 @@ class InputAttribution(Attribution):
 
     at_input = True
 
-    def at_x(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def at_x(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``dS/dx``, scores, classes at ``x``, and the one-hot rows with top-1 classes resolved."""
         grad, scores, classes = self.input_gradients(x, plan.selection(), plan, facts)
         sel = plan.selection(classes) if plan.fn is None else plan.selection()
         return grad, scores, classes, sel
 
-    def weighted_gradients(self, blocks: Iterator[Block], x: np.ndarray, sel: np.ndarray, plan: TargetPlan,
-                           facts: ModelFacts) -> np.ndarray:
+    def weighted_gradients(
+        self, blocks: Iterator[Block], x: np.ndarray, sel: np.ndarray, plan: TargetPlan, facts: ModelFacts
+    ) -> np.ndarray:
         """``out[i] = sum_r w_r * dS_i/dx(point_r)`` over the points of image ``i``, shaped like ``x``."""
         out = np.zeros(x.shape, np.float64)
         points: list[np.ndarray] = []
@@ -48,7 +51,9 @@ class InputAttribution(Attribution):
                 m = min(self.batch_size, len(batch))
                 grad, _, _ = self.input_gradients(batch[:m], sel[who[:m]], plan, facts)
                 np.add.at(out, who[:m], grad.astype(np.float64) * wts[:m].reshape(-1, *([1] * (x.ndim - 1))))
-                points[:], owners[:], weights[:] = ([batch[m:]], [who[m:]], [wts[m:]]) if m < len(batch) else ([], [], [])
+                points[:], owners[:], weights[:] = (
+                    ([batch[m:]], [who[m:]], [wts[m:]]) if m < len(batch) else ([], [], [])
+                )
 
         for image, pts, wts in blocks:
             points.append(pts.astype(np.float32, copy=False))
@@ -68,8 +73,9 @@ class Saliency(InputAttribution):
 
     name = "saliency"
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         grad, scores, classes, _ = self.at_x(x, plan, facts)
         check_gradients(grad, "the input")
         return np.abs(grad).max(axis=self.channel_axis(facts)), classes, scores
@@ -92,8 +98,16 @@ class SmoothGrad(InputAttribution):
 
     name = "smoothgrad"
 
-    def __init__(self, model: Any, layer: Selector | None = None, *, n: int = 25, sigma: float = 0.15,
-                 seed: int = 0, **options: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: Selector | None = None,
+        *,
+        n: int = 25,
+        sigma: float = 0.15,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
         super().__init__(model, layer, **options)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise OptionError(f"n (noisy copies per image) must be an integer >= 1, got {n!r}")
@@ -101,8 +115,9 @@ class SmoothGrad(InputAttribution):
             raise OptionError(f"sigma must be a number >= 0 (a fraction of the input range), got {sigma!r}")
         self.n, self.sigma, self.seed = n, float(sigma), seed
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, scores, classes, sel = self.at_x(x, plan, facts)
         rng = np.random.default_rng(self.seed)
         flat = x.reshape(len(x), -1)
@@ -138,8 +153,16 @@ class IntegratedGradients(InputAttribution):
     signed = True
     RULES = ("trapezoid", "midpoint")
 
-    def __init__(self, model: Any, layer: Selector | None = None, *, steps: int = 64, baseline: Any = None,
-                 rule: str = "trapezoid", **options: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        layer: Selector | None = None,
+        *,
+        steps: int = 64,
+        baseline: Any = None,
+        rule: str = "trapezoid",
+        **options: Any,
+    ) -> None:
         super().__init__(model, layer, **options)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise OptionError(f"steps must be an integer >= 1, got {steps!r}")
@@ -155,8 +178,9 @@ class IntegratedGradients(InputAttribution):
         weights[[0, -1]] /= 2
         return np.linspace(0.0, 1.0, self.steps + 1), weights
 
-    def attribute(self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts,
-                  node: LayerNode | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def attribute(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, scores, classes, sel = self.at_x(x, plan, facts)
         base = broadcast_baseline(self.baseline, x)
         alphas, weights = self.alphas()

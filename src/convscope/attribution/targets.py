@@ -25,7 +25,9 @@ from convscope.errors import AttributionError
 
 Target = str | int | Sequence[int] | np.ndarray | Callable[[Any], Any]
 
-ACCEPTED = "'top1', a class index, a list of class indices (one per image), or a callable f(output) -> (N,) scores"
+ACCEPTED = (
+    "'top1', a class index, a list of class indices (one per image), or a callable f(output) -> (N,) scores"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +62,10 @@ def _check_index(value: Any, n_classes: int, where: str = "") -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise AttributionError(f"target class{where} must be an integer, got {value!r}; accepted: {ACCEPTED}")
     if not 0 <= int(value) < n_classes:
-        raise AttributionError(f"class index {int(value)}{where} is out of range: the model has {n_classes} "
-                               f"classes (valid indices 0..{n_classes - 1})")
+        raise AttributionError(
+            f"class index {int(value)}{where} is out of range: the model has {n_classes} "
+            f"classes (valid indices 0..{n_classes - 1})"
+        )
     return int(value)
 
 
@@ -76,8 +80,10 @@ def plan_targets(target: Target, n: int, output_shape: tuple[int, ...]) -> Targe
         k = output_shape[0] if len(output_shape) == 1 else 1
         return TargetPlan(np.full(n, -1, np.int64), target, k)
     if len(output_shape) != 1:
-        raise AttributionError(f"class targets need a (N, K) model output, but its per-sample output shape is "
-                               f"{output_shape}; pass target=callable returning one score per image")
+        raise AttributionError(
+            f"class targets need a (N, K) model output, but its per-sample output shape is "
+            f"{output_shape}; pass target=callable returning one score per image"
+        )
     k = output_shape[0]
     if isinstance(target, str):
         if target.strip().lower() != "top1":
@@ -88,10 +94,12 @@ def plan_targets(target: Target, n: int, output_shape: tuple[int, ...]) -> Targe
     if isinstance(target, (list, tuple, np.ndarray)):
         values = list(np.asarray(target).reshape(-1)) if isinstance(target, np.ndarray) else list(target)
         if len(values) != n:
-            raise AttributionError(f"got {len(values)} target classes for {n} images; give one per image "
-                                   "or a single int")
-        return TargetPlan(np.array([_check_index(v, k, f" (image {i})") for i, v in enumerate(values)],
-                                   np.int64), None, k)
+            raise AttributionError(
+                f"got {len(values)} target classes for {n} images; give one per image or a single int"
+            )
+        return TargetPlan(
+            np.array([_check_index(v, k, f" (image {i})") for i, v in enumerate(values)], np.int64), None, k
+        )
     raise AttributionError(f"target {target!r} is not understood; accepted: {ACCEPTED}")
 
 
@@ -111,8 +119,10 @@ def score(output: Any, sel: Any, fn: Callable[[Any], Any] | None) -> tuple[Any, 
     if fn is not None:
         scores = ops.reshape(fn(output), (-1,))
         if scores.shape[0] is not None and output.shape[0] is not None and scores.shape[0] != output.shape[0]:
-            raise AttributionError(f"the target callable returned {scores.shape[0]} scores for "
-                                   f"{output.shape[0]} images; it must return one score per image, shape (N,)")
+            raise AttributionError(
+                f"the target callable returned {scores.shape[0]} scores for "
+                f"{output.shape[0]} images; it must return one score per image, shape (N,)"
+            )
         return scores, ops.full(ops.shape(scores), -1, dtype="int32")
     top = ops.one_hot(ops.argmax(output, axis=-1), output.shape[-1], dtype=output.dtype)
     given = ops.sum(sel, axis=-1, keepdims=True) > 0

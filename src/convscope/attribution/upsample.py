@@ -73,13 +73,17 @@ class Resampler:
         grid: ``((start_y, start_x), (jump_y, jump_x))``; ``None`` stretches the map over the image.
     """
 
-    def __init__(self, map_size: tuple[int, int], out_size: tuple[int, int], grid: Placement | None = None) -> None:
+    def __init__(
+        self, map_size: tuple[int, int], out_size: tuple[int, int], grid: Placement | None = None
+    ) -> None:
         (h, w), (height, width) = map_size, out_size
         if grid is None:
             (sy, jy), (sx, jx) = stretch_grid(height, h), stretch_grid(width, w)
         else:
             (sy, sx), (jy, jx) = grid
-        self.mode = "none" if (h, w) == (height, width) and grid is None else ("stretch" if grid is None else "grid")
+        self.mode = (
+            "none" if (h, w) == (height, width) and grid is None else ("stretch" if grid is None else "grid")
+        )
         self.rows = resample_matrix(height, h, sy, jy)
         self.cols = resample_matrix(width, w, sx, jx)
 
@@ -90,8 +94,14 @@ class Resampler:
         return np.matmul(np.matmul(self.rows, np.asarray(maps, np.float32)), self.cols.T)  # BLAS, float32
 
 
-def make_resampler(model: Any, path: str, sample_shape: tuple[int, ...], map_size: tuple[int, int],
-                   out_size: tuple[int, int], mode: str) -> Resampler:
+def make_resampler(
+    model: Any,
+    path: str,
+    sample_shape: tuple[int, ...],
+    map_size: tuple[int, int],
+    out_size: tuple[int, int],
+    mode: str,
+) -> Resampler:
     """A :class:`Resampler` for ``path`` in ``mode`` (``"grid"`` falls back to stretching if unknown).
 
     Raises:

@@ -26,7 +26,9 @@ def inference_kwargs(model: Any) -> dict[str, Any]:
     return {"training": False} if accepts else {}
 
 
-def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True) -> Callable[[Any], Any]:
+def compile_run(
+    model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True
+) -> Callable[[Any], Any]:
     """Return ``run(inputs)`` evaluating ``body`` with ``model`` in inference mode (see package doc)."""
     import jax
 

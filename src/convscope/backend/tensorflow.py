@@ -57,7 +57,7 @@ def lenient_scopes() -> Iterator[None]:
 
             def name_scope(graph: Any, name: Any) -> Any:
                 if getattr(_state, "depth", 0):
-                    name = scope_name(name, root=not graph._name_stack)  # noqa: SLF001
+                    name = scope_name(name, root=not graph._name_stack)
                 return original(graph, name)
 
             ops.Graph.name_scope = functools.wraps(original)(name_scope)
@@ -87,7 +87,9 @@ def _traced(fn: Callable[..., Any]) -> Callable[..., Any]:
     return tf.function(traced, reduce_retracing=True, autograph=False)
 
 
-def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True) -> Callable[[Any], Any]:
+def compile_run(
+    model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True
+) -> Callable[[Any], Any]:
     """Return ``run(inputs)`` evaluating ``body`` with ``model`` in inference mode.
 
     Args:
@@ -96,7 +98,6 @@ def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *,
         compile: Wrap in ``tf.function`` (traced once per input signature; batch sizes share a trace
             thanks to ``reduce_retracing``).
     """
-    import tensorflow as tf
 
     def call(inputs: Any) -> Any:
         return model(inputs, training=False)

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def compile_run(model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True) -> Callable[[Any], Any]:
+def compile_run(
+    model: Any, body: Callable[[Callable[[Any], Any], Any], Any], *, compile: bool = True
+) -> Callable[[Any], Any]:
     """Return ``run(inputs)`` evaluating ``body`` with ``model`` in inference mode (see package doc)."""
     import torch
 

@@ -70,10 +70,22 @@ class FeatureMapCallback(keras.callbacks.Callback):
         seconds: Time spent recording (forward pass, rendering, writing), for overhead checks.
     """
 
-    def __init__(self, images: Any, layers: Sequence[Any] | Any | None = None, *, every: int = 1,
-                 out: str | Path | None = None, unit: str = "epoch", norm: str = "channel", cmap: str | None = None,
-                 max_channels: int = 16, tensorboard: bool = True, record_start: bool = False,
-                 gif_duration_ms: int = 500, preprocess: Any = None) -> None:
+    def __init__(
+        self,
+        images: Any,
+        layers: Sequence[Any] | Any | None = None,
+        *,
+        every: int = 1,
+        out: str | Path | None = None,
+        unit: str = "epoch",
+        norm: str = "channel",
+        cmap: str | None = None,
+        max_channels: int = 16,
+        tensorboard: bool = True,
+        record_start: bool = False,
+        gif_duration_ms: int = 500,
+        preprocess: Any = None,
+    ) -> None:
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise OptionError(f"every must be an integer >= 1, got {every!r}")
@@ -111,14 +123,19 @@ class FeatureMapCallback(keras.callbacks.Callback):
             resolved = resolve_model(model, preprocess=self.preprocess)
             data = resolved.load_inputs(self.images)
             if len(data.names) > 16:
-                log.warning("FeatureMapCallback: %d probe images; each recording renders every one of them "
-                            "(1-8 keep training fast)", len(data.names))
+                log.warning(
+                    "FeatureMapCallback: %d probe images; each recording renders every one of them "
+                    "(1-8 keep training fast)",
+                    len(data.names),
+                )
             self._x = data.x
             # the cached extractor of (model, layers): built and traced once, reused by every recording
             # (and by later fits); it reads the weights as they are at each call
             self._extractor = get_extractor(model, self.layer_selectors, batch_size=max(16, len(data.names)))
             if self.recorder is None:
-                self.recorder = FrameRecorder(data.names, data_format=resolved.data_format, **self.render_options)
+                self.recorder = FrameRecorder(
+                    data.names, data_format=resolved.data_format, **self.render_options
+                )
         if self._writer is None:
             self._writer = make_writer(self.out, self.tensorboard)
 

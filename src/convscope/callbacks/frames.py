@@ -69,8 +69,15 @@ class FrameRecorder:
         pngs: ``{layer: [PNG bytes per recording]}``.
     """
 
-    def __init__(self, names: Sequence[str], *, norm: str = "channel", cmap: str | None = None,
-                 max_channels: int = 16, data_format: str = "channels_last") -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        norm: str = "channel",
+        cmap: str | None = None,
+        max_channels: int = 16,
+        data_format: str = "channels_last",
+    ) -> None:
         from convscope.render.prepare import RenderOptions
 
         RenderOptions.build(norm=norm, cmap=cmap, max_channels=max_channels)  # fail now on a bad option
@@ -85,8 +92,14 @@ class FrameRecorder:
         from convscope.render import render_activation
 
         grids = [
-            render_activation(act[i], layer=f"{key} | {label} | {name}", data_format=self.data_format,
-                              norm=self.norm, cmap=self.cmap, max_channels=self.max_channels).image
+            render_activation(
+                act[i],
+                layer=f"{key} | {label} | {name}",
+                data_format=self.data_format,
+                norm=self.norm,
+                cmap=self.cmap,
+                max_channels=self.max_channels,
+            ).image
             for i, name in enumerate(self.names)
         ]
         return stack(grids)
@@ -128,11 +141,23 @@ class FrameRecorder:
             height = max(f.shape[0] for f in frames)
             width = max(f.shape[1] for f in frames)
             # an explicit fast palette per frame: ~5x faster than Pillow's default RGB->GIF conversion
-            images = [Image.fromarray(pad_to(f, height, width)).quantize(256, method=Image.Quantize.FASTOCTREE,
-                                                                          dither=Image.Dither.NONE) for f in frames]
+            images = [
+                Image.fromarray(pad_to(f, height, width)).quantize(
+                    256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+                )
+                for f in frames
+            ]
             buf = io.BytesIO()
-            images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=loop,
-                           optimize=False, disposal=1)
+            images[0].save(
+                buf,
+                "GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=duration_ms,
+                loop=loop,
+                optimize=False,
+                disposal=1,
+            )
             written[key] = write_atomic(out / f"{slug(key)}.gif", buf.getvalue(), overwrite=True)
             log.info("wrote %s (%d frames)", written[key], len(images))
         return written
@@ -142,5 +167,8 @@ class FrameRecorder:
 
     def describe(self) -> dict[str, Any]:
         """Steps, labels and frame counts (for logs and tests)."""
-        return {"steps": list(self.steps), "labels": list(self.labels),
-                "frames": {k: len(v) for k, v in self.pngs.items()}}
+        return {
+            "steps": list(self.steps),
+            "labels": list(self.labels),
+            "frames": {k: len(v) for k, v in self.pngs.items()},
+        }

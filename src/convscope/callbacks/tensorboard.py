@@ -76,7 +76,9 @@ def make_writer(out: Path | None, enabled: bool) -> Any:
     if out is None or not enabled:
         return None
     if keras.backend.backend() != "tensorflow":
-        log.info("TensorBoard summaries are written on the TensorFlow backend only (backend: %s)",
-                 keras.backend.backend())
+        log.info(
+            "TensorBoard summaries are written on the TensorFlow backend only (backend: %s)",
+            keras.backend.backend(),
+        )
         return None
     return ImageSummaryWriter(out / "tensorboard")

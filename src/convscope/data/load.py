@@ -68,8 +68,10 @@ class Inputs:
 
     def __repr__(self) -> str:
         names = ", ".join(repr(n[:24]) for n in self.names[:3]) + (", ..." if len(self.names) > 3 else "")
-        text = (f"Inputs(n={len(self.x)}, x={'x'.join(map(str, self.x.shape))} {self.x.dtype}, names=[{names}], "
-                f"preprocess={self.preprocess[:60]!r})")
+        text = (
+            f"Inputs(n={len(self.x)}, x={'x'.join(map(str, self.x.shape))} {self.x.dtype}, names=[{names}], "
+            f"preprocess={self.preprocess[:60]!r})"
+        )
         return " ".join(text.split())
 
 
@@ -237,18 +239,28 @@ def load_input_groups(
             rows.append(row)
     description = parts.describe(prep, spec)
     result = [
-        Inputs(x=np.stack([rows[i] for i in members]), names=tuple(names[i] for i in members),
-               display=tuple(parts.display[i] for i in members), sources=tuple(parts.sources[i] for i in members),
-               preprocess=description, positions=tuple(members))
+        Inputs(
+            x=np.stack([rows[i] for i in members]),
+            names=tuple(names[i] for i in members),
+            display=tuple(parts.display[i] for i in members),
+            sources=tuple(parts.sources[i] for i in members),
+            preprocess=description,
+            positions=tuple(members),
+        )
         for members in groups.values()
     ]
     if len(result) > 1:
-        logger.info("inputs of %d sizes, one batch each: %s", len(result),
-                    ", ".join(f"{len(g)} x {format_shape(g.x.shape[1:])}" for g in result))
+        logger.info(
+            "inputs of %d sizes, one batch each: %s",
+            len(result),
+            ", ".join(f"{len(g)} x {format_shape(g.x.shape[1:])}" for g in result),
+        )
     return result
 
 
-def _read_all(items: Sequence[InputItem] | InputItem, spec: InputSpec, prep: Preprocess, max_pixels: int) -> _Parts:
+def _read_all(
+    items: Sequence[InputItem] | InputItem, spec: InputSpec, prep: Preprocess, max_pixels: int
+) -> _Parts:
     """Read every item (every path is checked before any image is decoded)."""
     if isinstance(items, (str, os.PathLike, np.ndarray, Image.Image)):
         items = [items]

@@ -102,15 +102,19 @@ def check_scaling(value_range: Any = None, mean: Any = None, std: Any = None) ->
         except OptionError:
             rng = ()  # type: ignore[assignment]
         if len(rng) != 2 or rng[0] >= rng[1]:
-            raise OptionError(f"value_range {value_range!r} must be (lo, hi) with lo < hi (two numbers, both "
-                              "finite), e.g. (0, 1)")
+            raise OptionError(
+                f"value_range {value_range!r} must be (lo, hi) with lo < hi (two numbers, both "
+                "finite), e.g. (0, 1)"
+            )
     if (mean is None) != (std is None):
         raise OptionError(f"mean={mean!r} and std={std!r}: give both together (one per channel) or neither")
     if mean is None:
         return Scaling(rng, None, None)
     if value_range is not None:
-        raise OptionError(f"value_range {_nums(rng)} and mean/std cannot be combined; mean/std scales the [0, 1] "
-                          "picture (x/255) itself (use one or the other)")
+        raise OptionError(
+            f"value_range {_nums(rng)} and mean/std cannot be combined; mean/std scales the [0, 1] "
+            "picture (x/255) itself (use one or the other)"
+        )
     m, s = _float_tuple("mean", mean), _float_tuple("std", std)
     if len(m) != len(s):
         raise OptionError(f"mean {_nums(m)} and std {_nums(s)} must have the same length")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 import re
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -39,8 +39,12 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def file_problem(path: str | Path) -> str | None:
@@ -55,7 +59,11 @@ def file_problem(path: str | Path) -> str | None:
         if err.errno == errno.ELOOP:
             return "is a symlink loop"
         if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            return "is a broken symlink (its target does not exist)" if os.path.islink(path) else "does not exist"
+            return (
+                "is a broken symlink (its target does not exist)"
+                if os.path.islink(path)
+                else "does not exist"
+            )
         return f"cannot be read: {err.strerror or err}"
     if stat.S_ISDIR(st.st_mode):
         return "is a folder"
@@ -127,10 +135,16 @@ def image_problem(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     except (InputError, OSError) as err:
         return f"cannot be read: {getattr(err, 'strerror', None) or err}"
     return None
+
+
 _REPR = re.compile(r"<[^<>]*?\bname=(['\"])(.*?)\1[^<>]*>")  # <_io.BufferedReader name='x.png'>
 _OBJECT = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
-_SIGNATURES = ((b"PK\x03\x04", "a zip archive"), (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
-               (b"\x93NUMPY", "a numpy .npy array (pass it as an array input)"), (b"%PDF", "a PDF document"))
+_SIGNATURES = (
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"\x93NUMPY", "a numpy .npy array (pass it as an array input)"),
+    (b"%PDF", "a PDF document"),
+)
 
 
 def _what_it_is(path: Path) -> str:

@@ -10,8 +10,9 @@ import numpy as np
 class Adam:
     """Adam (Kingma & Ba) ascending the objective, in place on float32 numpy arrays."""
 
-    def __init__(self, params: Sequence[np.ndarray], lr: float, b1: float = 0.9, b2: float = 0.999,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self, params: Sequence[np.ndarray], lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         self.lr, self.b1, self.b2, self.eps, self.t = lr, b1, b2, eps, 0
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]

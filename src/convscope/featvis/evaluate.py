@@ -79,4 +79,3 @@ def objective_values(
         compile = backend.current() == "jax"
     run = be.compile_run(model, body, compile=bool(compile))
     return np.array(be.to_numpy(run(x)), np.float32)
-

@@ -25,11 +25,34 @@ from convscope.errors import OptionError
 
 Tensor = Any
 #: Activations applied element by element (safe to apply to one selected channel).
-ELEMENTWISE: Final = frozenset({
-    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "sigmoid",
-    "tanh", "softplus", "softsign", "hard_sigmoid", "hard_silu", "hard_swish", "exponential", "mish",
-    "log_sigmoid", "hard_tanh", "tanh_shrink", "squareplus", "sparse_plus",
-})
+ELEMENTWISE: Final = frozenset(
+    {
+        "linear",
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "celu",
+        "gelu",
+        "silu",
+        "swish",
+        "sigmoid",
+        "tanh",
+        "softplus",
+        "softsign",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "exponential",
+        "mish",
+        "log_sigmoid",
+        "hard_tanh",
+        "tanh_shrink",
+        "squareplus",
+        "sparse_plus",
+    }
+)
 ROUTES: Final = ("slice", "taps", "conv")
 #: The fastest route per backend (measured on CPU, MNIST CNN conv_1, batch of 64).
 DEFAULT_ROUTE: Final = {"tensorflow": "slice", "jax": "taps", "torch": "taps"}
@@ -43,8 +66,10 @@ def act_name(layer: Any) -> str:
 def can_compute(layer: Any) -> bool:
     """True for a plain ``Conv2D`` (no groups, not quantized, elementwise activation)."""
     return (
-        type(layer).__name__ == "Conv2D" and getattr(layer, "groups", 1) == 1
-        and getattr(layer, "quantization_mode", None) is None and act_name(layer) in ELEMENTWISE
+        type(layer).__name__ == "Conv2D"
+        and getattr(layer, "groups", 1) == 1
+        and getattr(layer, "quantization_mode", None) is None
+        and act_name(layer) in ELEMENTWISE
     )
 
 
@@ -52,12 +77,20 @@ def check_channels(ks: np.ndarray, n: int, layer: str) -> None:
     """Raise :class:`OptionError` if any of ``ks`` is not a channel of a layer with ``n`` channels."""
     bad = [int(k) for k in np.unique(ks) if not 0 <= k < n]
     if bad:
-        raise OptionError(f"channel {bad[0]} is out of range for layer {layer!r} with {n} channels "
-                          f"(valid: 0..{n - 1})")
+        raise OptionError(
+            f"channel {bad[0]} is out of range for layer {layer!r} with {n} channels (valid: 0..{n - 1})"
+        )
 
 
-def channel_maps(x: Tensor, params: tuple[Tensor, Tensor | None], ks: np.ndarray, layer: Any, *,
-                 route: str = "slice", redirect: bool = False) -> Tensor:
+def channel_maps(
+    x: Tensor,
+    params: tuple[Tensor, Tensor | None],
+    ks: np.ndarray,
+    layer: Any,
+    *,
+    route: str = "slice",
+    redirect: bool = False,
+) -> Tensor:
     """Output channel ``ks[b]`` of Conv2D ``layer`` for image ``b``, from the layer input ``x``.
 
     Args:
@@ -79,8 +112,12 @@ def channel_maps(x: Tensor, params: tuple[Tensor, Tensor | None], ks: np.ndarray
     if layer.data_format == "channels_first":
         x = ops.transpose(x, (0, 2, 3, 1))
     index = ops.convert_to_tensor(ks.astype(np.int32))
-    conv_args = {"strides": layer.strides, "padding": layer.padding, "dilation_rate": layer.dilation_rate,
-                     "data_format": "channels_last"}
+    conv_args = {
+        "strides": layer.strides,
+        "padding": layer.padding,
+        "dilation_rate": layer.dilation_rate,
+        "data_format": "channels_last",
+    }
     if route == "slice" and len(set(layer.strides)) > 1:
         import keras
 

@@ -53,14 +53,18 @@ def _called_shape(model: Any) -> tuple[int | None, ...] | None:
     shapes = getattr(model, "_build_shapes_dict", None)
     if isinstance(shapes, dict) and len(shapes) == 1:
         shape = next(iter(shapes.values()))
-        if isinstance(shape, (tuple, list)) and len(shape) == 4 and all(
-                d is None or isinstance(d, (int, np.integer)) for d in shape):
+        if (
+            isinstance(shape, (tuple, list))
+            and len(shape) == 4
+            and all(d is None or isinstance(d, (int, np.integer)) for d in shape)
+        ):
             return tuple(None if d is None else int(d) for d in shape[1:])
     return None
 
 
-def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
-                     input_shape: tuple[int, ...] | None = None) -> Geometry:
+def resolve_geometry(
+    model: Any, size: int | tuple[int, int] | None, batch: int, input_shape: tuple[int, ...] | None = None
+) -> Geometry:
     """Work out the image geometry from the model's input and the requested ``size``.
 
     A model without graph inputs (subclassed) takes its geometry from ``input_shape`` or else from the
@@ -75,11 +79,15 @@ def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
         called = tuple(input_shape) if input_shape is not None else _called_shape(model)
         shapes, free = ([called], True) if called is not None else (shapes, False)
     if not shapes:
-        raise InputError(f"model {model.name!r} has no defined input shape (a subclassed model?); pass "
-                         "input_shape=(H, W, C) (CLI: --input-shape H,W,C)")
+        raise InputError(
+            f"model {model.name!r} has no defined input shape (a subclassed model?); pass "
+            "input_shape=(H, W, C) (CLI: --input-shape H,W,C)"
+        )
     if len(shapes) != 1 or len(shapes[0]) != 3:
-        raise InputError(f"feature visualization needs a model with one image input (H, W, C); model "
-                         f"{model.name!r} takes {shapes}")
+        raise InputError(
+            f"feature visualization needs a model with one image input (H, W, C); model "
+            f"{model.name!r} takes {shapes}"
+        )
     first = data_format(model) == "channels_first"
     shape = shapes[0]
     c, h, w = (shape[0], shape[1], shape[2]) if first else (shape[2], shape[0], shape[1])
@@ -88,15 +96,21 @@ def resolve_geometry(model: Any, size: int | tuple[int, int] | None, batch: int,
     want = None if size is None else _size_pair(size)
     if h is not None and w is not None and not free:
         if want is not None and want != (h, w):
-            raise OptionError(f"size={size!r} does not fit model {model.name!r}, whose input is fixed at "
-                              f"{h}x{w}; leave size unset")
+            raise OptionError(
+                f"size={size!r} does not fit model {model.name!r}, whose input is fixed at "
+                f"{h}x{w}; leave size unset"
+            )
         return Geometry(batch, int(h), int(w), int(c), first, True)
     hh, ww = want if want is not None else (h or DEFAULT_SIZE, w or DEFAULT_SIZE)
     return Geometry(batch, int(hh), int(ww), int(c), first, False)
 
 
-def layer_channels(model: Any, layer: str | int, size: int | tuple[int, int] | None = None,
-                   input_shape: tuple[int, ...] | None = None) -> int:
+def layer_channels(
+    model: Any,
+    layer: str | int,
+    size: int | tuple[int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> int:
     """Number of channels (last axis, or axis 1 for channels-first layers) of ``layer``'s output.
 
     Read from ``filters`` / ``units`` where the layer has them, otherwise measured by running the model
@@ -140,8 +154,12 @@ class ValueMap:
     std: tuple[float, ...] | None = None
 
     @classmethod
-    def build(cls, value_range: Sequence[float] | None = None, mean: float | Sequence[float] | None = None,
-              std: float | Sequence[float] | None = None) -> ValueMap:
+    def build(
+        cls,
+        value_range: Sequence[float] | None = None,
+        mean: float | Sequence[float] | None = None,
+        std: float | Sequence[float] | None = None,
+    ) -> ValueMap:
         """Validate the options.
 
         Raises:

@@ -43,8 +43,16 @@ class Objective:
         key: Identity for the compile cache; defaults to ``(name, id(fn))`` for a custom ``fn``.
     """
 
-    def __init__(self, fn: Fn, needs: Iterable[Need] = (), name: str = "objective", *,
-                 batch: int | None = None, labels: Sequence[str] | None = None, key: Any = None) -> None:
+    def __init__(
+        self,
+        fn: Fn,
+        needs: Iterable[Need] = (),
+        name: str = "objective",
+        *,
+        batch: int | None = None,
+        labels: Sequence[str] | None = None,
+        key: Any = None,
+    ) -> None:
         self.fn = fn
         self.needs: tuple[Need, ...] = tuple(dict.fromkeys(needs))
         self.name = name
@@ -60,11 +68,18 @@ class Objective:
 
     def _combine(self, other: Objective, op: str, fn: Fn) -> Objective:
         if self.batch is not None and other.batch is not None and self.batch != other.batch:
-            raise OptionError(f"cannot combine batched objectives of batch {self.batch} ({self.name}) and "
-                              f"{other.batch} ({other.name}); their batch sizes must match")
-        return Objective(fn, self.needs + other.needs, f"({self.name} {op} {other.name})",
-                         batch=self.batch if self.batch is not None else other.batch,
-                         labels=self.labels or other.labels, key=(op, self.key, other.key))
+            raise OptionError(
+                f"cannot combine batched objectives of batch {self.batch} ({self.name}) and "
+                f"{other.batch} ({other.name}); their batch sizes must match"
+            )
+        return Objective(
+            fn,
+            self.needs + other.needs,
+            f"({self.name} {op} {other.name})",
+            batch=self.batch if self.batch is not None else other.batch,
+            labels=self.labels or other.labels,
+            key=(op, self.key, other.key),
+        )
 
     def __add__(self, other: Objective | float) -> Objective:
         other = as_objective(other)
@@ -82,8 +97,14 @@ class Objective:
     def __mul__(self, other: Objective | float) -> Objective:
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
             w = float(other)
-            return Objective(lambda t: w * self.fn(t), self.needs, f"{_fmt(w)}*{self.name}", batch=self.batch,
-                             labels=self.labels, key=("*", w, self.key))
+            return Objective(
+                lambda t: w * self.fn(t),
+                self.needs,
+                f"{_fmt(w)}*{self.name}",
+                batch=self.batch,
+                labels=self.labels,
+                key=("*", w, self.key),
+            )
         other = as_objective(other)
         return self._combine(other, "*", lambda t: self.fn(t) * other.fn(t))
 
@@ -109,8 +130,9 @@ def as_objective(value: Objective | float) -> Objective:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         c = float(value)
         return Objective(lambda t: c, (), _fmt(c), key=("const", c))
-    raise OptionError(f"cannot combine an objective with {value!r} ({type(value).__name__}); "
-                      "use an Objective or a number")
+    raise OptionError(
+        f"cannot combine an objective with {value!r} ({type(value).__name__}); use an Objective or a number"
+    )
 
 
 def _check_index(name: str, value: Any) -> int:
@@ -142,8 +164,14 @@ def channels(layer: str | int, ks: Sequence[int]) -> Objective:
 
     from convscope.render.channels import format_indices
 
-    return Objective(fn, [Need(layer, "channel")], f"{layer}:[{format_indices(ks)}]", batch=len(ks),
-                     labels=[str(k) for k in ks], key=("channels", layer, tuple(ks)))
+    return Objective(
+        fn,
+        [Need(layer, "channel")],
+        f"{layer}:[{format_indices(ks)}]",
+        batch=len(ks),
+        labels=[str(k) for k in ks],
+        key=("channels", layer, tuple(ks)),
+    )
 
 
 def neuron(layer: str | int, k: int, y: int | None = None, x: int | None = None) -> Objective:
@@ -161,8 +189,9 @@ def neuron(layer: str | int, k: int, y: int | None = None, x: int | None = None)
         h, w, c = (int(d) for d in out.shape[1:])
         yy, xx = (h // 2 if y is None else y), (w // 2 if x is None else x)
         if not (0 <= yy < h and 0 <= xx < w and 0 <= k < c):
-            raise OptionError(f"neuron ({yy}, {xx}, channel {k}) is outside layer {layer!r}'s map of "
-                              f"{h}x{w}x{c}")
+            raise OptionError(
+                f"neuron ({yy}, {xx}, channel {k}) is outside layer {layer!r}'s map of {h}x{w}x{c}"
+            )
         return out[:, yy, xx, k]
 
     return Objective(fn, [Need(layer, "output")], f"{layer}:{k}@{y},{x}", key=("neuron", layer, k, y, x))

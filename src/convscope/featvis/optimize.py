@@ -61,8 +61,18 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _build(model: Any, objective: Objective, param: Param, chain: Compose, vmap: ValueMap, geo: Geometry,
-           tv: float, l2: float, redirect: bool, route: str | None) -> _Compiled:
+def _build(
+    model: Any,
+    objective: Objective,
+    param: Param,
+    chain: Compose,
+    vmap: ValueMap,
+    geo: Geometry,
+    tv: float,
+    l2: float,
+    redirect: bool,
+    route: str | None,
+) -> _Compiled:
     from keras import ops
 
     be = backend.get()
@@ -92,14 +102,40 @@ def _build(model: Any, objective: Objective, param: Param, chain: Compose, vmap:
         image = param.render([ops.convert_to_tensor(p) for p in params], shape)
         return evaluate(call, image, image)[0], image
 
-    return _Compiled(weakref.ref(model), objective, be.value_and_grad(model, grad_fn),
-                     be.compile_run(model, eval_body), traces)
+    return _Compiled(
+        weakref.ref(model),
+        objective,
+        be.value_and_grad(model, grad_fn),
+        be.compile_run(model, eval_body),
+        traces,
+    )
 
 
-def _compiled(model: Any, objective: Objective, param: Param, chain: Compose, vmap: ValueMap, geo: Geometry,
-              tv: float, l2: float, redirect: bool, route: str | None) -> _Compiled:
-    key = (id(model), backend.current(), objective.key, param.key, chain.key, vmap, geo, float(tv), float(l2),
-           redirect, route)
+def _compiled(
+    model: Any,
+    objective: Objective,
+    param: Param,
+    chain: Compose,
+    vmap: ValueMap,
+    geo: Geometry,
+    tv: float,
+    l2: float,
+    redirect: bool,
+    route: str | None,
+) -> _Compiled:
+    key = (
+        id(model),
+        backend.current(),
+        objective.key,
+        param.key,
+        chain.key,
+        vmap,
+        geo,
+        float(tv),
+        float(l2),
+        redirect,
+        route,
+    )
     entry = _CACHE.get(key)
     if entry is None or entry.model_ref() is not model:
         entry = _build(model, objective, param, chain, vmap, geo, tv, l2, redirect, route)
@@ -185,19 +221,24 @@ def maximize(
     if batch is not None:
         batch = int(check_number("batch", batch, positive=True, integer=True))
     if objective.batch is not None and batch is not None and batch != objective.batch:
-        raise OptionError(f"batch={batch} conflicts with the objective {objective.name}, which optimizes "
-                          f"{objective.batch} images (one per channel); leave batch unset")
+        raise OptionError(
+            f"batch={batch} conflicts with the objective {objective.name}, which optimizes "
+            f"{objective.batch} images (one per channel); leave batch unset"
+        )
     n = objective.batch or batch or 1
     geo = resolve_geometry(model, size, n, input_shape)
     chain = get_transforms(transforms, max(geo.h, geo.w))
     if geo.fixed and chain.out_size(geo.h, geo.w) != (geo.h, geo.w):
-        raise OptionError(f"the transforms turn {geo.h}x{geo.w} images into {chain.out_size(geo.h, geo.w)}, "
-                          f"but model {model.name!r} takes exactly {geo.h}x{geo.w}; drop Pad from the "
-                          "transforms")
+        raise OptionError(
+            f"the transforms turn {geo.h}x{geo.w} images into {chain.out_size(geo.h, geo.w)}, "
+            f"but model {model.name!r} takes exactly {geo.h}x{geo.w}; drop Pad from the "
+            "transforms"
+        )
     vmap = ValueMap.build(value_range, mean, std)
     if vmap.mean is not None and len(vmap.mean) not in (1, geo.c):
-        raise OptionError(f"mean/std have {len(vmap.mean)} values for a {geo.c}-channel input; "
-                          f"give 1 or {geo.c}")
+        raise OptionError(
+            f"mean/std have {len(vmap.mean)} values for a {geo.c}-channel input; give 1 or {geo.c}"
+        )
     p = get_param(param, decorrelate)
     fns = _compiled(model, objective, p, chain, vmap, geo, tv, l2, bool(redirect_relu), route)
     be = backend.get()
@@ -234,11 +275,25 @@ def maximize(
     log.debug("maximize %s: %d steps of %d images in %.2fs", objective.name, steps, n, seconds)
     name = transforms if isinstance(transforms, str) else ("none" if transforms is None else "custom")
     settings = {
-        "steps": steps, "lr": lr, "param": p.kind, "param_repr": repr(p), "transforms": repr(chain),
-        "transforms_name": name, "tv": tv, "l2": l2, "seed": seed, "size": (geo.h, geo.w), "batch": n,
-        "value_map": vmap.describe(), "backend": backend.current(), "seconds": seconds,
-        "first_step_seconds": first_step, "traces": fns.traces[0] - traces0, "layer": _layer_of(objective),
-        "redirect_relu": bool(redirect_relu), "route": route,
+        "steps": steps,
+        "lr": lr,
+        "param": p.kind,
+        "param_repr": repr(p),
+        "transforms": repr(chain),
+        "transforms_name": name,
+        "tv": tv,
+        "l2": l2,
+        "seed": seed,
+        "size": (geo.h, geo.w),
+        "batch": n,
+        "value_map": vmap.describe(),
+        "backend": backend.current(),
+        "seconds": seconds,
+        "first_step_seconds": first_step,
+        "traces": fns.traces[0] - traces0,
+        "layer": _layer_of(objective),
+        "redirect_relu": bool(redirect_relu),
+        "route": route,
     }
     labels = objective.labels or tuple(str(i) for i in range(n))
     return MaxResult(images, history, initial, final, objective.name, tuple(labels), settings)
@@ -249,8 +304,14 @@ def _layer_of(objective: Objective) -> str:
     return layers.pop() if len(layers) == 1 else ""
 
 
-def maximize_channels(model: Any, layer: str | int, channels: ChannelSpec = "16", *,
-                      input_shape: tuple[int, ...] | None = None, **kwargs: Any) -> MaxResult:
+def maximize_channels(
+    model: Any,
+    layer: str | int,
+    channels: ChannelSpec = "16",
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    **kwargs: Any,
+) -> MaxResult:
     """Visualize many channels of ``layer`` in ONE optimization: image ``b`` maximizes channel ``ks[b]``.
 
     Args:
@@ -270,8 +331,10 @@ def maximize_channels(model: Any, layer: str | int, channels: ChannelSpec = "16"
     n = layer_channels(model, layer, kwargs.get("size"), input_shape)
     plan = parse_channels(channels, n)
     if plan.kind == "top":
-        raise OptionError(f"channel spec {channels!r} ranks channels by activation data, which feature "
-                          "visualization does not have; give a count like '16' or a list like '0-7,12'")
+        raise OptionError(
+            f"channel spec {channels!r} ranks channels by activation data, which feature "
+            "visualization does not have; give a count like '16' or a list like '0-7,12'"
+        )
     ks = [int(k) for k in plan.resolve()]
     result = maximize(model, objs.channels(layer, ks), **kwargs)
     return replace(result, settings={**result.settings, "n_channels": n})

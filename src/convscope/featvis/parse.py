@@ -23,8 +23,9 @@ from convscope.errors import LayerNotFound, OptionError
 from convscope.featvis import objectives as obj
 from convscope.featvis.objectives import Objective
 
-GRAMMAR: Final = ("LAYER:K (channel), LAYER:K@Y,X (neuron), LAYER:mean, logit:K, tv, l2, numbers, "
-                  "joined by + - * /")
+GRAMMAR: Final = (
+    "LAYER:K (channel), LAYER:K@Y,X (neuron), LAYER:mean, logit:K, tv, l2, numbers, joined by + - * /"
+)
 _TOKEN: Final = re.compile(
     r"(?P<ws>\s+)"
     r"|(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w:#])"
@@ -47,8 +48,9 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
         if not m or m.end() == pos:
             bad = re.match(r"\S+", text[pos:])
             token = bad.group(0) if bad else text[pos]
-            raise OptionError(f"unexpected {token!r} at position {pos} in objective {text!r}; "
-                              f"expected {GRAMMAR}")
+            raise OptionError(
+                f"unexpected {token!r} at position {pos} in objective {text!r}; expected {GRAMMAR}"
+            )
         if m.lastgroup != "ws":
             out.append((str(m.lastgroup), m.group(0), pos))
         pos = m.end()
@@ -113,20 +115,25 @@ class _Parser:
             return obj.total_variation() if low == "tv" else obj.l2()
         m = _ATOM.match(text)
         if not m:
-            raise OptionError(f"term {text!r} in objective {self.text!r} needs a channel: write "
-                              f"{text}:K, {text}:K@Y,X or {text}:mean (or logit:K, tv, l2)")
+            raise OptionError(
+                f"term {text!r} in objective {self.text!r} needs a channel: write "
+                f"{text}:K, {text}:K@Y,X or {text}:mean (or logit:K, tv, l2)"
+            )
         layer, what = m.group("layer"), m.group("what")
         if layer.lower() in ("logit", "logits"):
             if not _is_index(what) or m.group("y") is not None:
-                raise OptionError(f"bad class in {text[:80]!r} (objective {self.text[:80]!r}); "
-                                  "write logit:K, K >= 0")
+                raise OptionError(
+                    f"bad class in {text[:80]!r} (objective {self.text[:80]!r}); write logit:K, K >= 0"
+                )
             return obj.class_logit(int(what))
         self.check_layer(layer, text)
         if what.lower() == "mean" and m.group("y") is None:
             return obj.layer_mean(layer)
         if not _is_index(what) or not all(_is_index(g) for g in m.group("y", "x") if g is not None):
-            raise OptionError(f"bad channel {what!r} in {text!r} (objective {self.text!r}); write "
-                              f"{layer}:K with K a channel number, or {layer}:mean")
+            raise OptionError(
+                f"bad channel {what!r} in {text!r} (objective {self.text!r}); write "
+                f"{layer}:K with K a channel number, or {layer}:mean"
+            )
         if m.group("y") is not None:
             return obj.neuron(layer, int(what), int(m.group("y")), int(m.group("x")))
         return obj.channel(layer, int(what))
@@ -140,8 +147,10 @@ class _Parser:
             find_layer(self.nodes, layer, self.model.name)
         except LayerNotFound as err:
             valid = str(err).split("valid layer paths: ", 1)[-1]
-            raise LayerNotFound(f"unknown layer {layer!r} in term {token!r} of objective {self.text!r}; "
-                                f"valid layer paths: {valid}") from None
+            raise LayerNotFound(
+                f"unknown layer {layer!r} in term {token!r} of objective {self.text!r}; "
+                f"valid layer paths: {valid}"
+            ) from None
 
 
 def parse_objective(text: str, model: Any = None) -> Objective:

@@ -52,23 +52,30 @@ class MaxResult:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(f"MaxResult.images must be uint8 (B, H, W, C), got {self.images.dtype} "
-                             f"{self.images.shape}")
+            raise ValueError(
+                f"MaxResult.images must be uint8 (B, H, W, C), got {self.images.dtype} {self.images.shape}"
+            )
         for name in ("images", "history", "initial", "final"):
             object.__setattr__(self, name, _readonly(getattr(self, name)))
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
 
     def __repr__(self) -> str:
-        return one_line("MaxResult", f"objective={short(self.objective)!r}", f"images={dims(self.images.shape)}",
-                        f"steps={self.history.shape[0]}", f"final mean={float(np.mean(self.final)):.4g}")
+        return one_line(
+            "MaxResult",
+            f"objective={short(self.objective)!r}",
+            f"images={dims(self.images.shape)}",
+            f"steps={self.history.shape[0]}",
+            f"final mean={float(np.mean(self.final)):.4g}",
+        )
 
     @property
     def gain(self) -> np.ndarray:
         """``final - initial`` per image."""
         return self.final - self.initial
 
-    def to_grid(self, *, cols: int | None = None, scale: int | None = None,
-                labels: bool = True) -> FeatureGrid:
+    def to_grid(
+        self, *, cols: int | None = None, scale: int | None = None, labels: bool = True
+    ) -> FeatureGrid:
         """The images as one captioned mosaic (each tile labelled, e.g. with its channel).
 
         Args:
@@ -95,10 +102,19 @@ class MaxResult:
         numbered = all(label.isdigit() for label in self.labels)  # a batched channel objective
         shown = tuple(int(label) for label in self.labels) if numbered else tuple(range(b))
         return FeatureGrid(
-            image=image, layer=str(s.get("layer", "")), shape=(h, w, c), norm="none (sigmoid image)",
-            cmap="rgb" if c == 3 else "gray", channels=shown, n_channels=int(s.get("n_channels", b)),
-            value_range=(float(np.min(self.final)), float(np.max(self.final))), inactive=(), n_nan=0, n_inf=0,
-            caption=caption, kind="featvis",
+            image=image,
+            layer=str(s.get("layer", "")),
+            shape=(h, w, c),
+            norm="none (sigmoid image)",
+            cmap="rgb" if c == 3 else "gray",
+            channels=shown,
+            n_channels=int(s.get("n_channels", b)),
+            value_range=(float(np.min(self.final)), float(np.max(self.final))),
+            inactive=(),
+            n_nan=0,
+            n_inf=0,
+            caption=caption,
+            kind="featvis",
         )
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -108,8 +124,12 @@ class MaxResult:
     def _repr_html_(self) -> str:
         """The images as one mosaic (inline PNG, as :meth:`to_grid` draws them) over a table of the run."""
         s = self.settings
-        rows = [("objective", self.objective), ("images", dims(self.images.shape)),
-                ("steps", self.history.shape[0]), ("param", s.get("param", "?")),
-                ("objective mean", f"{float(np.mean(self.initial)):.4g} -> {float(np.mean(self.final)):.4g}")]
+        rows = [
+            ("objective", self.objective),
+            ("images", dims(self.images.shape)),
+            ("steps", self.history.shape[0]),
+            ("param", s.get("param", "?")),
+            ("objective mean", f"{float(np.mean(self.initial)):.4g} -> {float(np.mean(self.final)):.4g}"),
+        ]
         grid = self.to_grid()
         return html_card(f"MaxResult {self.objective}", rows, images=[(grid.to_png(), grid.caption)])

@@ -95,8 +95,9 @@ class TapPlan:
     routes: dict[Need, tuple[int, str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, model: Any, needs: Sequence[Need], *, redirect_relu: bool = False,
-              route: str | None = None) -> TapPlan:
+    def build(
+        cls, model: Any, needs: Sequence[Need], *, redirect_relu: bool = False, route: str | None = None
+    ) -> TapPlan:
         """Resolve ``needs`` (see the module docstring).
 
         Raises:
@@ -108,7 +109,7 @@ class TapPlan:
             import keras
 
             route = DEFAULT_ROUTE.get(keras.backend.backend(), "conv")
-        if route not in ROUTES + ("output",):
+        if route not in (*ROUTES, "output"):
             raise OptionError(f"unknown channel route {route!r}; valid: {', '.join(ROUTES)}, output")
         plan = cls(model.name, redirect_relu, route)
         index: dict[int, int] = {}
@@ -160,8 +161,10 @@ def find_layer(nodes: Sequence[LayerNode], selector: str | int | None, model_nam
     except LayerNotFound as err:
         raise LayerNotFound(f"{err}; valid layer paths: {valid}") from None
     if len(hits) != 1:
-        raise LayerNotFound(f"layer selector {selector!r} must name exactly one layer of model "
-                            f"{model_name!r}, it matched {len(hits)}; valid layer paths: {valid}")
+        raise LayerNotFound(
+            f"layer selector {selector!r} must name exactly one layer of model "
+            f"{model_name!r}, it matched {len(hits)}; valid layer paths: {valid}"
+        )
     return hits[0]
 
 
@@ -188,8 +191,10 @@ def logit_route(layer: Any) -> str:
         return "output"
     if name == "Dense":
         return "dense"
-    raise OptionError(f"cannot reach the logits before the {act_name(layer)} of layer {layer.name!r} "
-                      f"({name}); give the pre-activation layer explicitly, e.g. class_logit(k, layer=...)")
+    raise OptionError(
+        f"cannot reach the logits before the {act_name(layer)} of layer {layer.name!r} "
+        f"({name}); give the pre-activation layer explicitly, e.g. class_logit(k, layer=...)"
+    )
 
 
 class Taps:
@@ -224,8 +229,9 @@ class Taps:
         rec, how, lay = self._get(Need(layer, "channel"))
         ks = np.asarray(ks, np.int64)
         if how in ROUTES:
-            maps = channel_maps(rec["input"], rec["params"], ks, lay, route=how,
-                                redirect=self.plan.redirect_relu)
+            maps = channel_maps(
+                rec["input"], rec["params"], ks, lay, route=how, redirect=self.plan.redirect_relu
+            )
             return ops.mean(maps, axis=(1, 2))
         if how == "act":  # the channel's pre-activation, then the ReLU with the redirected gradient
             pre = rec["input"]

@@ -264,7 +264,8 @@ def standard_transforms(size: int = 224) -> Compose:
     f = size / 224.0
     return Compose(
         (Jitter(max(1, round(8 * f))), RandomScale(), RandomRotate(), Jitter(max(1, round(4 * f)))),
-        fill="constant", value=0.5,
+        fill="constant",
+        value=0.5,
     )
 
 

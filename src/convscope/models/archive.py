@@ -49,27 +49,43 @@ def check_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
         ModelLoadError: A member over its cap; the message names it, its declared size and the cap.
     """
     if len(infos) > MAX_MEMBERS:
-        raise ModelLoadError(f"refused to open {path}: the archive lists {len(infos)} members (at most "
-                             f"{MAX_MEMBERS} are accepted in a .keras file)")
+        raise ModelLoadError(
+            f"refused to open {path}: the archive lists {len(infos)} members (at most "
+            f"{MAX_MEMBERS} are accepted in a .keras file)"
+        )
     archive_bytes = path.stat().st_size
     total = 0
     for info in infos:
         if info.flag_bits & 0x1:
             raise _refuse(path, info, "is encrypted; a .keras archive never is")
         if info.header_offset + info.compress_size > archive_bytes:
-            raise ModelLoadError(f"{path} is a corrupt .keras archive: member {info.filename!r} claims "
-                                 f"{_size(info.compress_size)} past the end of the file (truncated?)")
+            raise ModelLoadError(
+                f"{path} is a corrupt .keras archive: member {info.filename!r} claims "
+                f"{_size(info.compress_size)} past the end of the file (truncated?)"
+            )
         if info.filename in CONFIG_MEMBERS and info.file_size > MAX_CONFIG_BYTES:
-            raise _refuse(path, info, f"declares {_size(info.file_size)} uncompressed; the cap for "
-                                      f"{info.filename} is {_size(MAX_CONFIG_BYTES)}")
+            raise _refuse(
+                path,
+                info,
+                f"declares {_size(info.file_size)} uncompressed; the cap for "
+                f"{info.filename} is {_size(MAX_CONFIG_BYTES)}",
+            )
         if info.file_size > RATIO_FLOOR_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             ratio = info.file_size / max(info.compress_size, 1)
-            raise _refuse(path, info, f"declares {_size(info.file_size)} from {_size(info.compress_size)} stored "
-                                      f"(ratio {ratio:.0f}x; the cap is {MAX_RATIO}x): a decompression bomb")
+            raise _refuse(
+                path,
+                info,
+                f"declares {_size(info.file_size)} from {_size(info.compress_size)} stored "
+                f"(ratio {ratio:.0f}x; the cap is {MAX_RATIO}x): a decompression bomb",
+            )
         total += info.file_size
         if total > MAX_TOTAL_BYTES:
-            raise _refuse(path, info, f"brings the declared total to {_size(total)}; the cap for a whole "
-                                      f"archive is {_size(MAX_TOTAL_BYTES)}")
+            raise _refuse(
+                path,
+                info,
+                f"brings the declared total to {_size(total)}; the cap for a whole "
+                f"archive is {_size(MAX_TOTAL_BYTES)}",
+            )
 
 
 def _check_crc(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
@@ -101,8 +117,10 @@ def check_archive(path: Path, accepted: str) -> None:
                 try:
                     _check_crc(zf, info)
                 except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                    raise ModelLoadError(f"{path} is a corrupt .keras archive: member {info.filename!r} "
-                                         f"fails its check ({exc})") from exc
+                    raise ModelLoadError(
+                        f"{path} is a corrupt .keras archive: member {info.filename!r} "
+                        f"fails its check ({exc})"
+                    ) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise ModelLoadError(f"{path} is a corrupt .keras archive ({exc})") from exc
     log.debug("archive %s: %d members checked", path, len(infos))

@@ -22,10 +22,11 @@ from convscope.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-HOW = ("--custom-objects FILE.py (CLI) or custom_objects={'Name': Class} or custom_objects='FILE.py' "
-       "(Python)")
-_KERAS_MESSAGES = (re.compile(r"Could not locate (?:class|function) '([^']+)'"),
-                   re.compile(r"Unknown [a-z_ ]+: '([^']+)'"))
+HOW = "--custom-objects FILE.py (CLI) or custom_objects={'Name': Class} or custom_objects='FILE.py' (Python)"
+_KERAS_MESSAGES = (
+    re.compile(r"Could not locate (?:class|function) '([^']+)'"),
+    re.compile(r"Unknown [a-z_ ]+: '([^']+)'"),
+)
 
 
 def import_objects(path: str | Path) -> dict[str, Any]:
@@ -40,8 +41,10 @@ def import_objects(path: str | Path) -> dict[str, Any]:
     file = Path(path).expanduser()
     if not file.is_file() or file.suffix != ".py":
         what = "no such file" if not file.exists() else "not a .py file"
-        raise ModelLoadError(f"custom objects {str(path)!r}: {what}; expected the Python file (.py) that defines "
-                             "the model's custom classes")
+        raise ModelLoadError(
+            f"custom objects {str(path)!r}: {what}; expected the Python file (.py) that defines "
+            "the model's custom classes"
+        )
     resolved = file.resolve()
     name = "_convscope_custom_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
     module = sys.modules.get(name)
@@ -61,13 +64,19 @@ def import_objects(path: str | Path) -> dict[str, Any]:
         except (Exception, SystemExit) as exc:
             sys.modules.pop(name, None)
             first = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ModelLoadError(f"custom objects file {file} failed to import: {type(exc).__name__}: {first}") from exc
+            raise ModelLoadError(
+                f"custom objects file {file} failed to import: {type(exc).__name__}: {first}"
+            ) from exc
         finally:
             if added and folder in sys.path:
                 sys.path.remove(folder)
-    return {key: value for key, value in vars(module).items()
-            if not key.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
-            and getattr(value, "__module__", None) == name}
+    return {
+        key: value
+        for key, value in vars(module).items()
+        if not key.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and getattr(value, "__module__", None) == name
+    }
 
 
 def resolve_objects(custom_objects: Any) -> dict[str, Any] | None:
@@ -76,8 +85,10 @@ def resolve_objects(custom_objects: Any) -> dict[str, Any] | None:
         return custom_objects
     if isinstance(custom_objects, (str, Path)):
         return import_objects(custom_objects)
-    raise ModelLoadError(f"custom_objects must be a dict {{'Name': Class}} or the path of a .py file, "
-                         f"got {type(custom_objects).__name__}")
+    raise ModelLoadError(
+        f"custom_objects must be a dict {{'Name': Class}} or the path of a .py file, "
+        f"got {type(custom_objects).__name__}"
+    )
 
 
 def _entries(config: Any) -> list[tuple[str, str]]:
@@ -88,7 +99,11 @@ def _entries(config: Any) -> list[tuple[str, str]]:
         node = stack.pop()
         if isinstance(node, dict):
             module, cls = node.get("module"), node.get("class_name")
-            if isinstance(cls, str) and isinstance(module, str) and module.split(".")[0] not in ("keras", "builtins"):
+            if (
+                isinstance(cls, str)
+                and isinstance(module, str)
+                and module.split(".")[0] not in ("keras", "builtins")
+            ):
                 if cls == "function" and isinstance(node.get("config"), str):
                     cls = node["config"]
                 found.append((cls, node.get("registered_name") or cls))

@@ -59,7 +59,9 @@ class Grid:
         return tuple(float(v) for v in self.start), tuple(float(v) for v in self.step)
 
 
-_TABLES: weakref.WeakKeyDictionary[Any, dict[str, ModelInfo | FieldsUnavailable]] = weakref.WeakKeyDictionary()
+_TABLES: weakref.WeakKeyDictionary[Any, dict[str, ModelInfo | FieldsUnavailable]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def field_table(model: Any, input_shape: Any = None) -> ModelInfo:
@@ -83,8 +85,10 @@ def field_table(model: Any, input_shape: Any = None) -> ModelInfo:
         try:
             per_model[shape_key] = inspect_model(model, input_shape=input_shape)
         except Exception as exc:  # noqa: BLE001 - the user's model code may raise anything while probed
-            error = FieldsUnavailable(f"no receptive-field grid for model {getattr(model, 'name', model)!r}: "
-                                      f"{type(exc).__name__}: {exc}")
+            error = FieldsUnavailable(
+                f"no receptive-field grid for model {getattr(model, 'name', model)!r}: "
+                f"{type(exc).__name__}: {exc}"
+            )
             error.__cause__ = exc
             per_model[shape_key] = error
     found = per_model[shape_key]
@@ -94,7 +98,13 @@ def field_table(model: Any, input_shape: Any = None) -> ModelInfo:
 
 
 def _grid_of(row: LayerInfo | None, key: ActivationKey) -> Grid | None:
-    if row is None or key.output_index != 0 or row.rf_size is None or row.rf_jump is None or row.rf_start is None:
+    if (
+        row is None
+        or key.output_index != 0
+        or row.rf_size is None
+        or row.rf_jump is None
+        or row.rf_start is None
+    ):
         return None
     return Grid(tuple(row.rf_start), tuple(row.rf_jump), tuple(row.rf_size), row.rf_exact)
 
@@ -131,8 +141,9 @@ def field_grid(source: Any, key: str | ActivationKey, input_shape: Any = None) -
     return _grid_of(row, parsed)
 
 
-def field_grids(source: Any, keys: Iterable[str | ActivationKey], input_shape: Any = None,
-                ndim: int | None = None) -> dict[str, Grid]:
+def field_grids(
+    source: Any, keys: Iterable[str | ActivationKey], input_shape: Any = None, ndim: int | None = None
+) -> dict[str, Grid]:
     """``{key: Grid}`` for the keys whose grid is known (see :func:`field_grid`), optionally of ``ndim`` axes only.
 
     Raises:

@@ -115,8 +115,15 @@ class LayerInfo:
         shape = "-" if self.output_shape is None else dims(self.output_shape)
         rf = "" if self.rf_size is None else f"rf={dims(self.rf_size)}{'' if self.rf_exact else '~'}"
         call = f"call={self.call}" if self.call else ""
-        return one_line("LayerInfo", f"path={short(self.path)!r}", call, f"class={short(self.class_name, 32)}",
-                        f"output={shape}", f"params={self.params:,}", rf)
+        return one_line(
+            "LayerInfo",
+            f"path={short(self.path)!r}",
+            call,
+            f"class={short(self.class_name, 32)}",
+            f"output={shape}",
+            f"params={self.params:,}",
+            rf,
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -169,14 +176,24 @@ class ModelInfo:
     def __repr__(self) -> str:
         inputs = ", ".join(dims(shape) for shape in self.input_shapes[:2])
         more = f" +{len(self.input_shapes) - 2}" if len(self.input_shapes) > 2 else ""
-        return one_line("ModelInfo", f"name={short(self.name)!r}", f"kind={self.kind}", f"input={inputs}{more}",
-                        f"layers={len(self.layers)}", f"params={self.total_params:,}")
+        return one_line(
+            "ModelInfo",
+            f"name={short(self.name)!r}",
+            f"kind={self.kind}",
+            f"input={inputs}{more}",
+            f"layers={len(self.layers)}",
+            f"params={self.total_params:,}",
+        )
 
     def _repr_html_(self) -> str:
         """The model's facts over the layer table as ``convscope inspect`` prints it (escaped text)."""
-        rows = [("model", self.name), ("kind", self.kind),
-                ("input", ", ".join(dims(shape) for shape in self.input_shapes)), ("layer calls", len(self.layers)),
-                ("params", f"{self.total_params:,} (trainable {self.trainable_params:,})")]
+        rows = [
+            ("model", self.name),
+            ("kind", self.kind),
+            ("input", ", ".join(dims(shape) for shape in self.input_shapes)),
+            ("layer calls", len(self.layers)),
+            ("params", f"{self.total_params:,} (trainable {self.trainable_params:,})"),
+        ]
         rows += [("note", note) for note in self.notes]
         return html_card(f"ModelInfo {self.name}", rows, pre=("layer table", format_table(self)))
 

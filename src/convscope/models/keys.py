@@ -53,7 +53,9 @@ class ActivationKey:
                 raise InputError(f"activation key {name} must be None or an integer >= 0, got {value!r}")
 
     @classmethod
-    def of(cls, path: str, call: int = 0, n_calls: int = 1, output: int = 0, n_outputs: int = 1) -> ActivationKey:
+    def of(
+        cls, path: str, call: int = 0, n_calls: int = 1, output: int = 0, n_outputs: int = 1
+    ) -> ActivationKey:
         """The key of output ``output`` of call ``call`` of ``path``, given how many calls and outputs there are.
 
         The call is written only when ``n_calls > 1``, the output only when ``n_outputs > 1``.
@@ -75,13 +77,18 @@ class ActivationKey:
         if found and found.start() > 0:
             path, call = path[: found.start()], int(found.group(1))
         if not path:
-            raise InputError(f"activation key {text!r} has no layer path; expected path, path@CALL or path[OUTPUT]")
+            raise InputError(
+                f"activation key {text!r} has no layer path; expected path, path@CALL or path[OUTPUT]"
+            )
         return cls(path, call, output)
 
     def format(self) -> str:
         """``path``, ``path@call``, ``path[output]`` or ``path@call[output]``."""
-        return (self.path + (f"@{self.call}" if self.call is not None else "")
-                + (f"[{self.output}]" if self.output is not None else ""))
+        return (
+            self.path
+            + (f"@{self.call}" if self.call is not None else "")
+            + (f"[{self.output}]" if self.output is not None else "")
+        )
 
     def __str__(self) -> str:
         return self.format()

@@ -27,8 +27,10 @@ ACCEPTED = "a .keras model archive, a legacy .h5/.hdf5 model file, a keras.Model
 
 
 _SUFFIX = {"keras": ".keras", "h5": ".h5"}
-_MISSING_CUSTOM = re.compile(r"Could not locate|Unknown (?:layer|object|activation|loss|metric|regularizer|"
-                             r"initializer|constraint)|custom_objects")
+_MISSING_CUSTOM = re.compile(
+    r"Could not locate|Unknown (?:layer|object|activation|loss|metric|regularizer|"
+    r"initializer|constraint)|custom_objects"
+)
 
 
 def _is_hdf5(path: Path) -> bool:
@@ -47,9 +49,13 @@ def _kind(path: Path) -> str:
     except OSError as exc:
         raise ModelLoadError(f"{path} cannot be read: {exc.strerror or exc}") from exc
     if suffix == ".keras":
-        raise ModelLoadError(f"{path} is not a valid .keras file: it is not a zip archive (corrupt or not a model)")
+        raise ModelLoadError(
+            f"{path} is not a valid .keras file: it is not a zip archive (corrupt or not a model)"
+        )
     if suffix in (".h5", ".hdf5"):
-        raise ModelLoadError(f"{path} is not a valid .h5 file: it has no HDF5 signature (corrupt or not a model)")
+        raise ModelLoadError(
+            f"{path} is not a valid .h5 file: it has no HDF5 signature (corrupt or not a model)"
+        )
     raise ModelLoadError(f"{path} is not a model file; expected {ACCEPTED}")
 
 
@@ -64,8 +70,11 @@ def _named_as(path: Path, kind: str) -> Iterator[Path]:
     if path.suffix.lower() == wanted or (kind == "h5" and path.suffix.lower() == ".hdf5"):
         yield path
         return
-    log.warning("%s is a %s file whatever its name says; loading it as one", path,
-                "zip (.keras)" if kind == "keras" else "HDF5 (.h5)")
+    log.warning(
+        "%s is a %s file whatever its name says; loading it as one",
+        path,
+        "zip (.keras)" if kind == "keras" else "HDF5 (.h5)",
+    )
     with tempfile.TemporaryDirectory(prefix="convscope-load-") as folder:
         link = Path(folder) / f"model{wanted}"
         link.symlink_to(path.resolve())
@@ -82,11 +91,16 @@ def _unsafe_message(path: Path, exc: Exception) -> str:
 def _custom_message(path: Path, message: str, objects: dict[str, Any] | None, given: Any) -> str:
     """One line naming the custom classes Keras could not find, and how to provide them."""
     names = missing_names(path, message, objects)
-    what = f"custom {'class' if len(names) == 1 else 'classes'} Keras does not know: {', '.join(names)}" if names \
+    what = (
+        f"custom {'class' if len(names) == 1 else 'classes'} Keras does not know: {', '.join(names)}"
+        if names
         else "a custom class Keras does not know"
+    )
     if isinstance(given, (str, Path)):
         return f"{path} uses {what}; {given} does not define {'it' if len(names) == 1 else 'them'}"
-    return f"{path} uses {what}; pass the Python file that defines {'it' if len(names) == 1 else 'them'}: {HOW}"
+    return (
+        f"{path} uses {what}; pass the Python file that defines {'it' if len(names) == 1 else 'them'}: {HOW}"
+    )
 
 
 def load_model(
@@ -143,7 +157,9 @@ def load_model(
     named = path
     try:
         with _named_as(path, kind) as named:
-            loaded = keras.saving.load_model(named, custom_objects=objects, compile=False, safe_mode=safe_mode)
+            loaded = keras.saving.load_model(
+                named, custom_objects=objects, compile=False, safe_mode=safe_mode
+            )
     except Exception as exc:  # Keras raises bare ValueError/TypeError/OSError; translate each
         message = str(exc).replace(str(named), str(path))  # never the temporary name of a renamed file
         if "safe_mode" in message or "unsafe" in message.lower():

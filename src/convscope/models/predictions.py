@@ -73,8 +73,11 @@ class Prediction:
     def text(self, k: int | None = None) -> str:
         """``"967 espresso (85.1%), 968 cup (5.2%)"``: the top ``k`` (default all kept) on one line."""
         if self.kind == "none":
-            lo_hi = "no finite values" if self.value_range is None else \
-                f"range [{self.value_range[0]:.4g}, {self.value_range[1]:.4g}]"
+            lo_hi = (
+                "no finite values"
+                if self.value_range is None
+                else f"range [{self.value_range[0]:.4g}, {self.value_range[1]:.4g}]"
+            )
             return f"output shape {self.shape}, {lo_hi}"
         return ", ".join(f"{s.label()} ({self.format_value(s)})" for s in self.top[:k])
 
@@ -86,15 +89,22 @@ class Prediction:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: kind, shape, range and the top classes (index, name, value)."""
-        return {"kind": self.kind, "shape": list(self.shape), "range": self.value_range,
-                "top": [{"index": s.index, "name": s.name, "value": s.value} for s in self.top]}
+        return {
+            "kind": self.kind,
+            "shape": list(self.shape),
+            "range": self.value_range,
+            "top": [{"index": s.index, "name": s.name, "value": s.value} for s in self.top],
+        }
 
     def __repr__(self) -> str:
         return f"Prediction({self.headline()})"
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{s.index}</td><td>{html.escape(s.name or '')}</td>"
-                       f"<td>{html.escape(self.format_value(s))}</td></tr>" for s in self.top)
+        rows = "".join(
+            f"<tr><td>{s.index}</td><td>{html.escape(s.name or '')}</td>"
+            f"<td>{html.escape(self.format_value(s))}</td></tr>"
+            for s in self.top
+        )
         return f"<table><tr><th>class</th><th>name</th><th>{self.kind}</th></tr>{rows}</table>"
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from convscope.errors import InputError
 from convscope.models.arith import Shape
-from convscope.models.tree import LayerNode, layer_tree
 from convscope.models.capture import LayerCall, recording
+from convscope.models.tree import LayerNode, layer_tree
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ def _is_shape_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(_is_shape(v) for v in value)
 
 
-def resolve_input_shapes(model: Any, input_shape: Any = None, *, unknown_sizes: bool = False) -> tuple[Shape, ...]:
+def resolve_input_shapes(
+    model: Any, input_shape: Any = None, *, unknown_sizes: bool = False
+) -> tuple[Shape, ...]:
     """Work out the full (batch-first, batch ``None``) shape of each model input.
 
     Args:
@@ -306,8 +308,13 @@ def _merged(shapes: tuple[Shape, ...], first: Recording, second: Recording) -> R
     return Recording(shapes, first.inputs, tuple(calls))
 
 
-def record_calls(model: Any, input_shape: Any = None, nodes: Sequence[LayerNode] | None = None, *,
-                 unknown_sizes: bool = False) -> Recording:
+def record_calls(
+    model: Any,
+    input_shape: Any = None,
+    nodes: Sequence[LayerNode] | None = None,
+    *,
+    unknown_sizes: bool = False,
+) -> Recording:
     """Run ``model`` once on zeros (batch of one) and record every layer call.
 
     If the model (or one of its layers) is unbuilt, it is first called once without recording, which

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from convscope.data import InputSpec, Inputs, Preprocess, load_inputs
+from convscope.data import Inputs, InputSpec, Preprocess, load_inputs
 from convscope.errors import InputError
 from convscope.models.predictions import ClassScore, Prediction, top_classes
 
@@ -122,15 +122,19 @@ class ResolvedModel:
         if input_shape is not None:
             shape: tuple[int | None, ...] = tuple(input_shape)
         elif shapes and len(shapes) > 1:
-            raise InputError(f"model {self.name!r} has {len(shapes)} inputs; pass a list of {len(shapes)} "
-                             "arrays (images are only converted for single-input models)")
+            raise InputError(
+                f"model {self.name!r} has {len(shapes)} inputs; pass a list of {len(shapes)} "
+                "arrays (images are only converted for single-input models)"
+            )
         elif shapes:
             shape = shapes[0]
         elif self.input_shape is not None:
             shape = self.input_shape
         else:
-            raise InputError(f"the input shape of model {self.name!r} is unknown (a subclassed or unbuilt "
-                             "model); give it: --input-shape H,W,C (Python: input_shape=(H, W, C))")
+            raise InputError(
+                f"the input shape of model {self.name!r} is unknown (a subclassed or unbuilt "
+                "model); give it: --input-shape H,W,C (Python: input_shape=(H, W, C))"
+            )
         return InputSpec(shape=shape, data_format=self.data_format, name=self.model.name)
 
     # -- inputs and outputs -----------------------------------------------------------------------------
@@ -147,11 +151,18 @@ class ResolvedModel:
         """
         if self.inputs_count > 1:
             if not (isinstance(inputs, (list, tuple)) and all(isinstance(a, np.ndarray) for a in inputs)):
-                raise InputError(f"model {self.name!r} has {self.inputs_count} inputs; pass a list of that many "
-                                 f"arrays (N, ...), one per input, got {type(inputs).__name__}")
+                raise InputError(
+                    f"model {self.name!r} has {self.inputs_count} inputs; pass a list of that many "
+                    f"arrays (N, ...), one per input, got {type(inputs).__name__}"
+                )
             n = len(inputs[0]) if inputs else 0
-            return MultiInputs(x=[np.asarray(a) for a in inputs], names=tuple(f"sample{i}" for i in range(n)),
-                               display=(None,) * n, sources=("array",) * n, preprocess="arrays taken as-is")
+            return MultiInputs(
+                x=[np.asarray(a) for a in inputs],
+                names=tuple(f"sample{i}" for i in range(n)),
+                display=(None,) * n,
+                sources=("array",) * n,
+                preprocess="arrays taken as-is",
+            )
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         return load_inputs(items, self.spec(input_shape), self.preprocess)
 
@@ -188,8 +199,10 @@ class ResolvedModel:
 
     def __repr__(self) -> str:
         classes = len(self.class_names) if self.class_names else 0
-        return (f"ResolvedModel({self.name!r}, input_shape={self.input_shape}, classes={classes}, "
-                f"layers={len(self.model.layers)})")
+        return (
+            f"ResolvedModel({self.name!r}, input_shape={self.input_shape}, classes={classes}, "
+            f"layers={len(self.model.layers)})"
+        )
 
     def _repr_html_(self) -> str:
         return f"<p><b>{html.escape(self.name)}</b>: {html.escape(self.describe())}</p>"
@@ -216,25 +229,34 @@ def read_class_names(labels: Sequence[str] | str | Path) -> tuple[str, ...]:
         return names
     path = Path(labels).expanduser()
     if not path.is_file():
-        raise InputError(f"labels file {str(labels)!r} does not exist or is not a file; expected a text file "
-                         "with one class name per line, or a JSON list")
+        raise InputError(
+            f"labels file {str(labels)!r} does not exist or is not a file; expected a text file "
+            "with one class name per line, or a JSON list"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"labels file {path.name!r} cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
+        raise InputError(
+            f"labels file {path.name!r} cannot be read as UTF-8 text ({exc.__class__.__name__})"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"labels file {path.name!r} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            raise InputError(
+                f"labels file {path.name!r} is not valid JSON ({exc.msg}, line {exc.lineno})"
+            ) from None
         if isinstance(data, dict):
             try:
                 data = [data[k] for k in sorted(data, key=int)]
             except (TypeError, ValueError):
-                raise InputError(f"labels file {path.name!r}: a JSON object must map class ids (0, 1, ...) "
-                                 "to names") from None
+                raise InputError(
+                    f"labels file {path.name!r}: a JSON object must map class ids (0, 1, ...) to names"
+                ) from None
         if not isinstance(data, list):
-            raise InputError(f"labels file {path.name!r} must hold a JSON list of names, got {type(data).__name__}")
+            raise InputError(
+                f"labels file {path.name!r} must hold a JSON list of names, got {type(data).__name__}"
+            )
         names = tuple(str(n) for n in data)
     else:
         names = tuple(line.strip() for line in text.splitlines() if line.strip())
@@ -294,7 +316,9 @@ def resolve_model(
         if preprocess is not None:
             changes["preprocess"] = preprocess
         if invert is not None:
-            changes["preprocess"] = dataclasses.replace(changes.get("preprocess", base.preprocess), invert=invert)
+            changes["preprocess"] = dataclasses.replace(
+                changes.get("preprocess", base.preprocess), invert=invert
+            )
         if labels is not None:
             changes["class_names"] = read_class_names(labels)
         if input_shape is not None and base.input_shape is None:
@@ -302,7 +326,9 @@ def resolve_model(
             changes.update(model=built, input_shape=tuple(input_shape))
         return base.replace(**changes) if changes else base
 
-    canonical = zoo_mod.resolve_zoo_name(model) if isinstance(model, str) and not Path(model).exists() else None
+    canonical = (
+        zoo_mod.resolve_zoo_name(model) if isinstance(model, str) and not Path(model).exists() else None
+    )
     if canonical is not None:
         keras_model = _zoo_model(canonical)
         name, source = canonical, canonical
@@ -319,7 +345,11 @@ def resolve_model(
     if input_shape is not None:
         keras_model = ensure_built(keras_model, tuple(input_shape))
     shapes = input_shapes(keras_model)
-    declared = tuple(input_shape) if input_shape is not None else (shapes[0] if shapes and len(shapes) == 1 else None)
+    declared = (
+        tuple(input_shape)
+        if input_shape is not None
+        else (shapes[0] if shapes and len(shapes) == 1 else None)
+    )
     prep = preprocess if preprocess is not None else own_prep
     if invert is not None:
         prep = dataclasses.replace(prep, invert=invert)
@@ -327,10 +357,20 @@ def resolve_model(
     if names is not None and labels is not None:
         classes = _output_classes(keras_model)
         if classes is not None and classes != len(names):
-            raise InputError(f"the labels give {len(names)} class names but model {name!r} outputs {classes} "
-                             f"classes; give exactly {classes} names, one per class id")
-    resolved = ResolvedModel(model=keras_model, name=name, source=source, zoo=canonical, preprocess=prep,
-                             class_names=names, input_shape=declared, safe_mode=safe_mode)
+            raise InputError(
+                f"the labels give {len(names)} class names but model {name!r} outputs {classes} "
+                f"classes; give exactly {classes} names, one per class id"
+            )
+    resolved = ResolvedModel(
+        model=keras_model,
+        name=name,
+        source=source,
+        zoo=canonical,
+        preprocess=prep,
+        class_names=names,
+        input_shape=declared,
+        safe_mode=safe_mode,
+    )
     log.info("resolved %s", resolved.describe())
     return resolved
 

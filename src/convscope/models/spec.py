@@ -54,9 +54,8 @@ def ensure_built(model: Any, input_shape: tuple[int, ...] | None) -> Any:
             f"model {model.name!r} is not built (it has never been called), so its input shape is unknown; "
             "pass input_shape=(H, W, C) (CLI: --input-shape H,W,C)"
         )
-    import numpy as np
-
     import keras
+    import numpy as np
 
     try:
         model(np.zeros((1, *input_shape), dtype="float32"), training=False)

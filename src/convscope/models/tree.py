@@ -54,7 +54,13 @@ def _direct_children(layer: Any) -> list[Any]:
         return [child for child in layer.layers if not _is_input_layer(child)]
     found: list[Any] = []
     for value in vars(layer).values():
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        items = (
+            value.values()
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, (list, tuple))
+            else [value]
+        )
         for item in items:
             if isinstance(item, keras.layers.Layer) and item is not layer and not _is_input_layer(item):
                 found.append(item)
@@ -84,7 +90,13 @@ def layer_tree(model: Any) -> list[LayerNode]:
             while f"{path}#{k}" in taken:
                 k += 1
             path = f"{path}#{k}"
-        entry: dict[str, Any] = {"path": path, "layer": layer, "depth": depth, "parent": parent, "children": []}
+        entry: dict[str, Any] = {
+            "path": path,
+            "layer": layer,
+            "depth": depth,
+            "parent": parent,
+            "children": [],
+        }
         nodes.append(entry)
         for child in _direct_children(layer):
             child_path = visit(child, f"{path}/", depth + 1, path)

@@ -55,8 +55,13 @@ app = typer.Typer(
 )
 
 
-_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on", "cpu_feature_guard",
-          "rebuild TensorFlow with the appropriate compiler flags", "To enable the following instructions")
+_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "cpu_feature_guard",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "To enable the following instructions",
+)
 
 
 def _quiet_backend_import() -> None:
@@ -98,8 +103,12 @@ def _progress(total: int, label: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=True, disable=not sys.stderr.isatty() or total < 2,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty() or total < 2,
         console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True),
     )
 
@@ -115,10 +124,8 @@ def inspect(
 ) -> None:
     """Print the layer table: path, class, output shape, parameters, kernel/stride/padding, receptive field."""
     _setup(verbose)
-    from convscope.models.inspect import format_table
+    from convscope.models.inspect import format_table, inspect_model
     from convscope.present.run import resolve_cli
-
-    from convscope.models.inspect import inspect_model
 
     shape = _shape(input_shape)
     resolved = resolve_cli(model, input_shape=shape, safe_mode=not unsafe, custom_objects=custom_objects)
@@ -159,14 +166,39 @@ def maps(
     from convscope.present.maps import GridOptions
     from convscope.present.run import resolve_cli, run_maps, validate_grid_options
 
-    grid = GridOptions(norm=norm, cmap=cmap, channels=channels, cols=cols, scale=scale, labels=not no_labels,
-                       max_channels=max_channels, overlay=overlay)
+    grid = GridOptions(
+        norm=norm,
+        cmap=cmap,
+        channels=channels,
+        cols=cols,
+        scale=scale,
+        labels=not no_labels,
+        max_channels=max_channels,
+        overlay=overlay,
+    )
     validate_grid_options(grid)  # option errors answer before the model is loaded
     shape = _shape(input_shape)
-    resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
-                           safe_mode=not unsafe, custom_objects=custom_objects)
-    written = run_maps(resolved, inputs, layers=layer, out=out, grid=grid, save_arrays=save_arrays,
-                       batch_size=batch_size, input_shape=shape, progress=_progress)
+    resolved = resolve_cli(
+        model,
+        value_range=value_range,
+        mean=mean,
+        std=std,
+        invert=invert,
+        input_shape=shape,
+        safe_mode=not unsafe,
+        custom_objects=custom_objects,
+    )
+    written = run_maps(
+        resolved,
+        inputs,
+        layers=layer,
+        out=out,
+        grid=grid,
+        save_arrays=save_arrays,
+        batch_size=batch_size,
+        input_shape=shape,
+        progress=_progress,
+    )
     for path in written:
         typer.echo(str(path))
 
@@ -174,8 +206,16 @@ def maps(
 @app.command(cls=Command)
 def demo(
     out: OutDirOpt = default_out("demo"),
-    model: Annotated[str, typer.Option("--model", "-m", metavar="MODEL", help="mnist-cnn (bundled) or efficientnet-lite0 "
-                                       "(ImageNet photos, Grad-CAM; needs the imagenet extra).")] = "mnist-cnn",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="MODEL",
+            help="mnist-cnn (bundled) or efficientnet-lite0 "
+            "(ImageNet photos, Grad-CAM; needs the imagenet extra).",
+        ),
+    ] = "mnist-cnn",
     verbose: VerboseOpt = False,
 ) -> None:
     """Feature maps of a zoo model on real inputs (MNIST digits by default), with a guide of where to look."""
@@ -204,7 +244,7 @@ def _given(param: Any, argv: list[str]) -> str | None:
             if token == name and i + 1 < len(argv):
                 found = argv[i + 1]
             elif token.startswith(name + "="):
-                found = token[len(name) + 1:]
+                found = token[len(name) + 1 :]
     return found
 
 

@@ -92,7 +92,9 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
     try:
         return tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise OptionError(f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406") from None
+        raise OptionError(
+            f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406"
+        ) from None
 
 
 def _method(value: str) -> None:
@@ -124,8 +126,10 @@ def _param(value: str) -> None:
     from convscope.featvis.param import PARAMS
 
     if value.strip().lower() not in PARAMS:
-        raise OptionError(f"--param {value!r} is not valid; expected one of {', '.join(PARAMS)} "
-                          f"(did you mean {nearest(value, PARAMS, 1)[0]}?)")
+        raise OptionError(
+            f"--param {value!r} is not valid; expected one of {', '.join(PARAMS)} "
+            f"(did you mean {nearest(value, PARAMS, 1)[0]}?)"
+        )
 
 
 def _engine(value: str) -> None:
@@ -148,7 +152,9 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         shape = ()
     if not shape or any(d < 1 for d in shape):
-        raise OptionError(f"--input-shape {text!r} is not a shape; expected positive integers such as 28,28,1")
+        raise OptionError(
+            f"--input-shape {text!r} is not a shape; expected positive integers such as 28,28,1"
+        )
     return shape
 
 
@@ -156,7 +162,9 @@ def _mean_std_pairing(params: dict[str, Any]) -> None:
     if "mean" in params and "std" in params:
         mean, std = params["mean"], params["std"]
         if (mean is None) != (std is None):
-            raise OptionError("--mean and --std go together; give both (e.g. --mean 0.5 --std 0.5) or neither")
+            raise OptionError(
+                "--mean and --std go together; give both (e.g. --mean 0.5 --std 0.5) or neither"
+            )
         if mean is not None and len(parse_floats(mean, "--mean")) != len(parse_floats(std, "--std")):
             raise OptionError(f"--mean {mean!r} and --std {std!r} have different lengths")
 
@@ -164,103 +172,291 @@ def _mean_std_pairing(params: dict[str, Any]) -> None:
 # -- arguments ------------------------------------------------------------------------------------------
 _MODEL_HELP = "A .keras or .h5 file, or a zoo name (mnist-cnn, efficientnet-lite0)."
 ModelArg = Annotated[str, typer.Argument(metavar="MODEL", help=_MODEL_HELP, show_default=False)]
-InputsArg = Annotated[list[str], typer.Argument(
-    metavar="INPUT...", help="Images, folders of images, or .npy/.npz arrays (arrays are taken as preprocessed).")]
-DataArg = Annotated[str, typer.Argument(
-    metavar="DATA", help="A folder of images (recursive; sub-folders are labels), a .npy/.npz array file, "
-    "or 'mnist' (the 5,000 bundled digits).")]
+InputsArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="INPUT...",
+        help="Images, folders of images, or .npy/.npz arrays (arrays are taken as preprocessed).",
+    ),
+]
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="DATA",
+        help="A folder of images (recursive; sub-folders are labels), a .npy/.npz array file, "
+        "or 'mnist' (the 5,000 bundled digits).",
+    ),
+]
 
 # -- model loading ----------------------------------------------------------------------------------------
-UnsafeOpt = Annotated[bool, typer.Option(
-    "--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust.")]
-ShapeOpt = Annotated[str | None, typer.Option(
-    "--input-shape", metavar="SHAPE", callback=checked(parse_shape),
-    help="One sample's shape, e.g. 28,28,1 (unbuilt or subclassed models).")]
+UnsafeOpt = Annotated[
+    bool,
+    typer.Option("--unsafe", help="Allow code in the model file (Lambda layers). Only for files you trust."),
+]
+ShapeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape",
+        metavar="SHAPE",
+        callback=checked(parse_shape),
+        help="One sample's shape, e.g. 28,28,1 (unbuilt or subclassed models).",
+    ),
+]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")]
-CustomObjectsOpt = Annotated[str | None, typer.Option(
-    "--custom-objects", metavar="FILE.py",
-    help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.")]
+CustomObjectsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--custom-objects",
+        metavar="FILE.py",
+        help="A Python file defining the model's custom layers/functions; it is imported (runs code). Only for files you trust.",
+    ),
+]
 
 # -- preprocessing ----------------------------------------------------------------------------------------
-RangeOpt = Annotated[str | None, typer.Option(
-    "--range", metavar="LO,HI", callback=checked(_range),
-    help="Model input range for image files, e.g. 0,1 or -1,1 (default: a zoo model's own preprocessing, "
-    "else 0,1).")]
-MeanOpt = Annotated[str | None, typer.Option(
-    "--mean", metavar="MEAN", callback=checked(lambda v: parse_floats(v, "--mean")),
-    help="Per-channel mean after scaling to 0..1, e.g. 0.485,0.456,0.406 (with --std).")]
-StdOpt = Annotated[str | None, typer.Option(
-    "--std", metavar="STD", callback=checked(lambda v: parse_floats(v, "--std")),
-    help="Per-channel std, e.g. 0.229,0.224,0.225 (with --mean).")]
-InvertOpt = Annotated[bool, typer.Option(
-    "--invert/--no-invert", help="Invert image files (dark-on-light digits for an MNIST model).")]
-BatchSizeOpt = Annotated[int, typer.Option(
-    "--batch-size", metavar="N", callback=at_least(1, "--batch-size"), help="Inputs per forward pass (bounds memory).")]
+RangeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--range",
+        metavar="LO,HI",
+        callback=checked(_range),
+        help="Model input range for image files, e.g. 0,1 or -1,1 (default: a zoo model's own preprocessing, "
+        "else 0,1).",
+    ),
+]
+MeanOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mean",
+        metavar="MEAN",
+        callback=checked(lambda v: parse_floats(v, "--mean")),
+        help="Per-channel mean after scaling to 0..1, e.g. 0.485,0.456,0.406 (with --std).",
+    ),
+]
+StdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--std",
+        metavar="STD",
+        callback=checked(lambda v: parse_floats(v, "--std")),
+        help="Per-channel std, e.g. 0.229,0.224,0.225 (with --mean).",
+    ),
+]
+InvertOpt = Annotated[
+    bool,
+    typer.Option(
+        "--invert/--no-invert", help="Invert image files (dark-on-light digits for an MNIST model)."
+    ),
+]
+BatchSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        metavar="N",
+        callback=at_least(1, "--batch-size"),
+        help="Inputs per forward pass (bounds memory).",
+    ),
+]
 
 # -- layers and pictures ----------------------------------------------------------------------------------
-LayersOpt = Annotated[list[str] | None, typer.Option(
-    "--layer", "-l", metavar="LAYER",
-    help="Layer path, name, index, glob or class:NAME; repeatable. Default: every conv layer.")]
-CamLayerOpt = Annotated[str | None, typer.Option(
-    "--layer", "-l", metavar="LAYER",
-    help="Target layer of CAM methods (default: the last spatial layer feeding the classifier head).")]
-MaximizeLayerOpt = Annotated[str, typer.Option(
-    "--layer", "-l", metavar="LAYER", help="The layer whose channels to visualize (path, name or index).")]
-NormOpt = Annotated[str, typer.Option(
-    "--norm", metavar="MODE", callback=checked(_norm),
-    help="Normalization: channel | layer | symmetric | percentile | raw.")]
-CmapOpt = Annotated[str | None, typer.Option(
-    "--cmap", metavar="NAME", callback=checked(_cmap),
-    help="gray | viridis | magma | diverging (default: gray; diverging for --norm symmetric).")]
-ChannelsOpt = Annotated[str | None, typer.Option(
-    "--channels", metavar="SPEC", callback=checked(_channels),
-    help="all | N (the first N) | topN[:mean|:max] | a list such as 0,3,8-15.")]
-MaximizeChannelsOpt = Annotated[str, typer.Option(
-    "--channels", metavar="SPEC", callback=checked(_channels_no_top),
-    help="N (the first N), all, or a list such as 0-7,12.")]
-MaxChannelsOpt = Annotated[int, typer.Option(
-    "--max-channels", metavar="N", callback=at_least(1, "--max-channels"), help="At most this many channels per layer picture.")]
-OverlayOpt = Annotated[str | None, typer.Option(
-    "--overlay", metavar="mean|N", callback=checked(_overlay),
-    help="Also write the channel mean ('mean') or channel N overlaid on the input.")]
-ColsOpt = Annotated[int | None, typer.Option("--cols", metavar="N", callback=at_least(1, "--cols"), help="Grid columns.")]
-ScaleOpt = Annotated[int | None, typer.Option("--scale", metavar="N", callback=at_least(1, "--scale"), help="Integer upscaling of each map.")]
+LayersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layer",
+        "-l",
+        metavar="LAYER",
+        help="Layer path, name, index, glob or class:NAME; repeatable. Default: every conv layer.",
+    ),
+]
+CamLayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer",
+        "-l",
+        metavar="LAYER",
+        help="Target layer of CAM methods (default: the last spatial layer feeding the classifier head).",
+    ),
+]
+MaximizeLayerOpt = Annotated[
+    str,
+    typer.Option(
+        "--layer", "-l", metavar="LAYER", help="The layer whose channels to visualize (path, name or index)."
+    ),
+]
+NormOpt = Annotated[
+    str,
+    typer.Option(
+        "--norm",
+        metavar="MODE",
+        callback=checked(_norm),
+        help="Normalization: channel | layer | symmetric | percentile | raw.",
+    ),
+]
+CmapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cmap",
+        metavar="NAME",
+        callback=checked(_cmap),
+        help="gray | viridis | magma | diverging (default: gray; diverging for --norm symmetric).",
+    ),
+]
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        metavar="SPEC",
+        callback=checked(_channels),
+        help="all | N (the first N) | topN[:mean|:max] | a list such as 0,3,8-15.",
+    ),
+]
+MaximizeChannelsOpt = Annotated[
+    str,
+    typer.Option(
+        "--channels",
+        metavar="SPEC",
+        callback=checked(_channels_no_top),
+        help="N (the first N), all, or a list such as 0-7,12.",
+    ),
+]
+MaxChannelsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-channels",
+        metavar="N",
+        callback=at_least(1, "--max-channels"),
+        help="At most this many channels per layer picture.",
+    ),
+]
+OverlayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--overlay",
+        metavar="mean|N",
+        callback=checked(_overlay),
+        help="Also write the channel mean ('mean') or channel N overlaid on the input.",
+    ),
+]
+ColsOpt = Annotated[
+    int | None, typer.Option("--cols", metavar="N", callback=at_least(1, "--cols"), help="Grid columns.")
+]
+ScaleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--scale", metavar="N", callback=at_least(1, "--scale"), help="Integer upscaling of each map."
+    ),
+]
 NoLabelsOpt = Annotated[bool, typer.Option("--no-labels", help="No channel numbers.")]
 
 # -- output -----------------------------------------------------------------------------------------------
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder.")]
-OutFileOpt = Annotated[Path, typer.Option(
-    "--out", "-o", metavar="FILE", help="The HTML file to write (replaced if it exists).")]
-SaveArraysOpt = Annotated[bool, typer.Option(
-    "--save-arrays", help="Also write the raw arrays as one .npz file in the output folder.")]
-ForceOpt = Annotated[bool, typer.Option(
-    "--force", help="Replace an earlier convscope result (or an empty folder) at --out; never anything else.")]
-StrictOpt = Annotated[bool, typer.Option(
-    "--strict", help="Stop at the first unreadable file instead of skipping it (skipped files are listed).")]
+OutFileOpt = Annotated[
+    Path, typer.Option("--out", "-o", metavar="FILE", help="The HTML file to write (replaced if it exists).")
+]
+SaveArraysOpt = Annotated[
+    bool,
+    typer.Option("--save-arrays", help="Also write the raw arrays as one .npz file in the output folder."),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an earlier convscope result (or an empty folder) at --out; never anything else.",
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Stop at the first unreadable file instead of skipping it (skipped files are listed).",
+    ),
+]
 
 # -- attribution and feature visualization -------------------------------------------------------------
-MethodsOpt = Annotated[list[str] | None, typer.Option(
-    "--method", "-m", metavar="METHOD", callback=checked(_method),
-    help="gradcam | gradcampp | layercam | scorecam | saliency | smoothgrad | integrated_gradients "
-    "(aliases such as gradcam++ accepted); repeatable. Default: gradcam.")]
-ClassOpt = Annotated[str | None, typer.Option(
-    "--class", metavar="IDX|top1", callback=checked(_target), help="Class index to explain, or top1 (default).")]
-FilterModeOpt = Annotated[str, typer.Option(
-    "--mode", metavar="MODE", callback=checked(_filter_mode), help="auto | rgb | channels | norm")]
-MaxFiltersOpt = Annotated[int, typer.Option("--max-filters", metavar="N", callback=at_least(1, "--max-filters"), help="At most this many filters per grid.")]
-StepsOpt = Annotated[int, typer.Option("--steps", metavar="N", callback=at_least(1, "--steps"), help="Optimization steps.")]
-ParamOpt = Annotated[str, typer.Option(
-    "--param", metavar="NAME", callback=checked(_param), help="fft (decorrelated Fourier) | pixel")]
-SeedOpt = Annotated[int, typer.Option("--seed", metavar="N", help="Random seed (equal seeds, equal pictures).")]
-SizeOpt = Annotated[int | None, typer.Option(
-    "--size", metavar="PX", callback=at_least(1, "--size"), help="Image size (default: the model's input size).")]
+MethodsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--method",
+        "-m",
+        metavar="METHOD",
+        callback=checked(_method),
+        help="gradcam | gradcampp | layercam | scorecam | saliency | smoothgrad | integrated_gradients "
+        "(aliases such as gradcam++ accepted); repeatable. Default: gradcam.",
+    ),
+]
+ClassOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class",
+        metavar="IDX|top1",
+        callback=checked(_target),
+        help="Class index to explain, or top1 (default).",
+    ),
+]
+FilterModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode", metavar="MODE", callback=checked(_filter_mode), help="auto | rgb | channels | norm"
+    ),
+]
+MaxFiltersOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-filters",
+        metavar="N",
+        callback=at_least(1, "--max-filters"),
+        help="At most this many filters per grid.",
+    ),
+]
+StepsOpt = Annotated[
+    int, typer.Option("--steps", metavar="N", callback=at_least(1, "--steps"), help="Optimization steps.")
+]
+ParamOpt = Annotated[
+    str,
+    typer.Option(
+        "--param", metavar="NAME", callback=checked(_param), help="fft (decorrelated Fourier) | pixel"
+    ),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", metavar="N", help="Random seed (equal seeds, equal pictures).")
+]
+SizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--size",
+        metavar="PX",
+        callback=at_least(1, "--size"),
+        help="Image size (default: the model's input size).",
+    ),
+]
 
 # -- scan -------------------------------------------------------------------------------------------------
-TopOpt = Annotated[int, typer.Option("--top", "-k", metavar="K", callback=at_least(1, "--top"), help="Images kept per channel (top-k by spatial max).")]
-EngineOpt = Annotated[str, typer.Option(
-    "--engine", metavar="NAME", callback=checked(_engine), help="local (this process) or ray (a Ray cluster).")]
-AddressOpt = Annotated[str | None, typer.Option(
-    "--address", metavar="ADDR", help="Ray cluster: 'auto' or ray://host:10001 (default: a new local Ray).")]
+TopOpt = Annotated[
+    int,
+    typer.Option(
+        "--top",
+        "-k",
+        metavar="K",
+        callback=at_least(1, "--top"),
+        help="Images kept per channel (top-k by spatial max).",
+    ),
+]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="NAME",
+        callback=checked(_engine),
+        help="local (this process) or ray (a Ray cluster).",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster: 'auto' or ray://host:10001 (default: a new local Ray).",
+    ),
+]
 NoCropsOpt = Annotated[bool, typer.Option("--no-crops", help="Skip the receptive-field crop pictures.")]
 
 
@@ -319,4 +515,10 @@ class Group(TyperGroup):
 
 
 __all__ = [name for name in dir() if name.endswith(("Arg", "Opt"))] + [
-    "Command", "Group", "OUT_ROOT", "default_out", "parse_floats", "parse_shape"]
+    "Command",
+    "Group",
+    "OUT_ROOT",
+    "default_out",
+    "parse_floats",
+    "parse_shape",
+]

@@ -9,7 +9,7 @@ while it is being initialized.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -43,18 +43,30 @@ def report(
     model: ModelArg,
     inputs: InputsArg,
     out: OutFileOpt = default_out(COMMAND) / "report.html",
-    scan: Annotated[Optional[Path], typer.Option(
-        "--scan", metavar="DIR", help="A folder written by `convscope scan`: adds layer health and top-k crops.")] = None,
+    scan: Annotated[
+        Path | None,
+        typer.Option(
+            "--scan",
+            metavar="DIR",
+            help="A folder written by `convscope scan`: adds layer health and top-k crops.",
+        ),
+    ] = None,
     layer: LayersOpt = None,
     norm: NormOpt = "channel",
     cmap: CmapOpt = None,
     channels: ChannelsOpt = None,
     max_channels: MaxChannelsOpt = 32,
-    max_map_size: Annotated[int, typer.Option(
-        "--max-map-size", metavar="PX", callback=at_least(0, "--max-map-size"),
-        help="Maps with a longer side are drawn at 1/k size (block means); 0 = full size.")] = 112,
+    max_map_size: Annotated[
+        int,
+        typer.Option(
+            "--max-map-size",
+            metavar="PX",
+            callback=at_least(0, "--max-map-size"),
+            help="Maps with a longer side are drawn at 1/k size (block means); 0 = full size.",
+        ),
+    ] = 112,
     no_cam: Annotated[bool, typer.Option("--no-cam", help="No Grad-CAM overlays.")] = False,
-    title: Annotated[Optional[str], typer.Option("--title", metavar="TEXT", help="Page title.")] = None,
+    title: Annotated[str | None, typer.Option("--title", metavar="TEXT", help="Page title.")] = None,
     value_range: RangeOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
@@ -76,14 +88,33 @@ def report(
 
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
-    check_file_out(out, protected=[*inputs, model, *([scan] if scan else [])])  # the rule of where we may write
-    options = ReportOptions(layers=layer, scan=scan, cam=not no_cam, norm=norm, cmap=cmap, channels=channels,
-                            max_channels=max_channels, max_map_size=max_map_size or None, title=title,
-                            batch_size=batch_size)
+    check_file_out(
+        out, protected=[*inputs, model, *([scan] if scan else [])]
+    )  # the rule of where we may write
+    options = ReportOptions(
+        layers=layer,
+        scan=scan,
+        cam=not no_cam,
+        norm=norm,
+        cmap=cmap,
+        channels=channels,
+        max_channels=max_channels,
+        max_map_size=max_map_size or None,
+        title=title,
+        batch_size=batch_size,
+    )
     preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
     shape = _shape(input_shape)
-    resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert, input_shape=shape,
-                           safe_mode=not unsafe, custom_objects=custom_objects)
+    resolved = resolve_cli(
+        model,
+        value_range=value_range,
+        mean=mean,
+        std=std,
+        invert=invert,
+        input_shape=shape,
+        safe_mode=not unsafe,
+        custom_objects=custom_objects,
+    )
     result = build_report(resolved, list(inputs), options, input_shape=shape)
     try:
         path = result.save(out, overwrite=True)  # checked above: new, or an earlier convscope report

@@ -57,8 +57,12 @@ def write_samples(model: str, out: Path) -> list[Path]:
 
 
 def samples(
-    model: Annotated[str, typer.Argument(
-        metavar="MODEL", help="A zoo name (mnist-cnn, efficientnet-lite0).", show_default=True)] = "mnist-cnn",
+    model: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL", help="A zoo name (mnist-cnn, efficientnet-lite0).", show_default=True
+        ),
+    ] = "mnist-cnn",
     out: OutDirOpt = default_out(COMMAND),
 ) -> None:
     """Write a zoo model's sample inputs as image files (digits as PNG, photos as JPEG) and print each path."""

@@ -70,12 +70,30 @@ def register(app: typer.Typer) -> None:
 
         preprocess_options(value_range, None, None)  # option errors answer before the model is loaded
         shape = _shape(input_shape)
-        resolved = resolve_cli(model, value_range=value_range, invert=invert, input_shape=shape, safe_mode=not unsafe,
-                               custom_objects=custom_objects)
+        resolved = resolve_cli(
+            model,
+            value_range=value_range,
+            invert=invert,
+            input_shape=shape,
+            safe_mode=not unsafe,
+            custom_objects=custom_objects,
+        )
         result = scan(
-            resolved, data, layers=layer, top_k=top, out=out, engine=engine, address=address, batch_size=batch_size,
-            input_shape=shape, safe_mode=not unsafe, force=force, crops=not no_crops, strict=strict,
-            progress=scan_progress, custom_objects=custom_objects,
+            resolved,
+            data,
+            layers=layer,
+            top_k=top,
+            out=out,
+            engine=engine,
+            address=address,
+            batch_size=batch_size,
+            input_shape=shape,
+            safe_mode=not unsafe,
+            force=force,
+            crops=not no_crops,
+            strict=strict,
+            progress=scan_progress,
+            custom_objects=custom_objects,
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")
@@ -101,5 +119,13 @@ def scan_progress(total: int, label: str) -> Any:
             speed = task.finished_speed or task.speed
             return Text(f"{speed:,.0f} images/s" if speed else "- images/s")
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
-                    transient=True, disable=not sys.stderr.isatty() or total < 2, console=Console(stderr=True))
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty() or total < 2,
+        console=Console(stderr=True),
+    )

@@ -69,10 +69,26 @@ def register(app: typer.Typer) -> None:
         parse_target(target)
         preprocess_options(value_range, mean, std)
         shape = base._shape(input_shape)
-        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, invert=invert,
-                               input_shape=shape, safe_mode=not unsafe, custom_objects=custom_objects)
-        written, lines = run_cam(resolved, inputs, methods=method or ["gradcam"], layer=layer, target=target,
-                                 out=out, save_arrays=save_arrays, input_shape=shape)
+        resolved = resolve_cli(
+            model,
+            value_range=value_range,
+            mean=mean,
+            std=std,
+            invert=invert,
+            input_shape=shape,
+            safe_mode=not unsafe,
+            custom_objects=custom_objects,
+        )
+        written, lines = run_cam(
+            resolved,
+            inputs,
+            methods=method or ["gradcam"],
+            layer=layer,
+            target=target,
+            out=out,
+            save_arrays=save_arrays,
+            input_shape=shape,
+        )
         for line in lines:
             typer.echo(line)
         for path in written:
@@ -123,13 +139,28 @@ def register(app: typer.Typer) -> None:
 
         preprocess_options(value_range, mean, std)  # option errors answer before the model is loaded
         shape = base._shape(input_shape)
-        resolved = resolve_cli(model, value_range=value_range, mean=mean, std=std, safe_mode=not unsafe,
-                               custom_objects=custom_objects)
+        resolved = resolve_cli(
+            model,
+            value_range=value_range,
+            mean=mean,
+            std=std,
+            safe_mode=not unsafe,
+            custom_objects=custom_objects,
+        )
         bar = base._progress(steps, "maximizing")
         with bar:
             task = bar.add_task("maximizing", total=steps)
-            written = run_maximize(resolved, layer, channels=channels, steps=steps, out=out, param=param, seed=seed,
-                                   size=size, input_shape=shape,
-                                   progress=lambda step, total, values: bar.update(task, completed=step))
+            written = run_maximize(
+                resolved,
+                layer,
+                channels=channels,
+                steps=steps,
+                out=out,
+                param=param,
+                seed=seed,
+                size=size,
+                input_shape=shape,
+                progress=lambda step, total, values: bar.update(task, completed=step),
+            )
         for path in written:
             typer.echo(str(path))

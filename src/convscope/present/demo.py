@@ -58,8 +58,15 @@ def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
     acts = extractor(x)
     predictions = resolved.predictions(acts[PREDICTIONS], k=1)
     displays = resolved.load_inputs(x).display
-    written = write_maps(extractor, x, names, out, GridOptions(channels="all", overlay="mean"),
-                         displays=displays, command="demo")
+    written = write_maps(
+        extractor,
+        x,
+        names,
+        out,
+        GridOptions(channels="all", overlay="mean"),
+        displays=displays,
+        command="demo",
+    )
     lines = [f"convscope demo: bundled MNIST CNN on {len(x)} real held-out digits -> {Path(out)}/", ""]
     lines.append("Predictions:")
     for name, pred, label in zip(names, predictions, y):
@@ -75,11 +82,16 @@ def run_mnist_demo(out: str | Path, n_digits: int = 4) -> str:
         lines.append(
             f"  {layer} {tuple(a.shape[1:])}: strongest channels {', '.join(map(str, strongest))} "
             f"(mean {', '.join(f'{mean[c]:.2f}' for c in strongest)}); "
-            + (f"inactive on all {len(x)} digits: {', '.join(map(str, inactive))}" if len(inactive)
-               else f"no channel inactive on all {len(x)} digits")
+            + (
+                f"inactive on all {len(x)} digits: {', '.join(map(str, inactive))}"
+                if len(inactive)
+                else f"no channel inactive on all {len(x)} digits"
+            )
         )
     lines.append("  conv_0 channels respond to strokes and edges at one orientation each: compare the bright")
-    lines.append("  tiles in conv_0.png across digits. conv_1 combines them into corners, curves and stroke ends;")
+    lines.append(
+        "  tiles in conv_0.png across digits. conv_1 combines them into corners, curves and stroke ends;"
+    )
     lines.append("  its *.overlay.png shows where on the digit the layer is most active on average;")
     lines.append("  predictions.png is the softmax output as bars.")
     lines.append("")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 MODEL = "efficientnet-lite0"
@@ -34,14 +33,30 @@ class DemoLayer:
 
 #: ReLU6 layers rank by mean (many channels tie at the maximum, 6); the signed residual stream by max.
 LAYERS = (
-    DemoLayer("stem_activation", "all", "channel",
-              "the first 32 filters after ReLU6: edges at several orientations, colour blobs"),
-    DemoLayer("block3b_expand_activation", "top32:mean", "channel",
-              "28x28, textures and parts (fur, stripes, rims); the 32 of 240 channels most active on average"),
-    DemoLayer("block5c_add", "top32:max", "symmetric",
-              "14x14 residual stream, signed: blue and red are opposite directions (diverging colormap)"),
-    DemoLayer("top_activation", "top32:mean", "channel",
-              "7x7, the head's 1,280 channels: object-level detectors; the 32 most active on average"),
+    DemoLayer(
+        "stem_activation",
+        "all",
+        "channel",
+        "the first 32 filters after ReLU6: edges at several orientations, colour blobs",
+    ),
+    DemoLayer(
+        "block3b_expand_activation",
+        "top32:mean",
+        "channel",
+        "28x28, textures and parts (fur, stripes, rims); the 32 of 240 channels most active on average",
+    ),
+    DemoLayer(
+        "block5c_add",
+        "top32:max",
+        "symmetric",
+        "14x14 residual stream, signed: blue and red are opposite directions (diverging colormap)",
+    ),
+    DemoLayer(
+        "top_activation",
+        "top32:mean",
+        "channel",
+        "7x7, the head's 1,280 channels: object-level detectors; the 32 most active on average",
+    ),
 )
 
 
@@ -78,7 +93,9 @@ def run_imagenet_demo(out: str | Path) -> str:
     photos = load_photos()
     resolved = resolve_model(MODEL)  # its own preprocessing and class names, as every command uses them
     model = resolved.model
-    data = resolved.load_inputs([Image.fromarray(photo) for photo in photos.values()])  # pictures, not input arrays
+    data = resolved.load_inputs(
+        [Image.fromarray(photo) for photo in photos.values()]
+    )  # pictures, not input arrays
     x = data.x
     displays = list(data.display)
     names = list(photos)
@@ -88,22 +105,37 @@ def run_imagenet_demo(out: str | Path) -> str:
     predictions = resolved.predictions(acts.pop("predictions"), k=5)
     result = cam(model, x, method="gradcam")
     written: list[Path] = []
-    lines = [f"convscope demo: {MODEL} (ImageNet-1k, 4,694,024 parameters) on {len(names)} scikit-image "
-             f"photos -> {out}/", ""]
+    lines = [
+        f"convscope demo: {MODEL} (ImageNet-1k, 4,694,024 parameters) on {len(names)} scikit-image "
+        f"photos -> {out}/",
+        "",
+    ]
     report = []
     with OutputFolder(out, "demo") as stage:  # all-or-nothing, next to OUT
         for i, name in enumerate(names):
             (stage / name).mkdir(parents=True, exist_ok=True)
             for spec in LAYERS:
                 act = acts[spec.path][i]
-                grid = render_activation(act, layer=spec.path, norm=spec.norm, channels=spec.channels,
-                                         max_channels=32, scale=max(1, 96 // act.shape[0]))  # tiles >= ~84 px
+                grid = render_activation(
+                    act,
+                    layer=spec.path,
+                    norm=spec.norm,
+                    channels=spec.channels,
+                    max_channels=32,
+                    scale=max(1, 96 // act.shape[0]),
+                )  # tiles >= ~84 px
                 (stage / name / f"{slug(spec.path)}.png").write_bytes(grid.to_png())
                 written.append(out / name / f"{slug(spec.path)}.png")
         for i, name in enumerate(names):
             pred = predictions[i]
-            picture = overlay(displays[i], result.maps[i][..., None], 0, cmap="magma", alpha=0.5,
-                              layer=f"Grad-CAM @ {result.layer}: {pred.best.label() if pred.best else '?'}")
+            picture = overlay(
+                displays[i],
+                result.maps[i][..., None],
+                0,
+                cmap="magma",
+                alpha=0.5,
+                layer=f"Grad-CAM @ {result.layer}: {pred.best.label() if pred.best else '?'}",
+            )
             (stage / name / "gradcam.png").write_bytes(picture.to_png())
             written.append(out / name / "gradcam.png")
             ranked = pred.text()
@@ -111,10 +143,19 @@ def run_imagenet_demo(out: str | Path) -> str:
             lines.append(f"  {name:10s} top-5: {ranked}")
         (stage / "predictions.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
         written.append(out / "predictions.txt")
-    lines += ["", f"Grad-CAM of the top-1 class at {result.layer} (the last spatial layer before the pooled "
-              f"classifier; score = {result.score}): <photo>/gradcam.png.", "", "Feature grids, <photo>/<layer>.png:"]
+    lines += [
+        "",
+        f"Grad-CAM of the top-1 class at {result.layer} (the last spatial layer before the pooled "
+        f"classifier; score = {result.score}): <photo>/gradcam.png.",
+        "",
+        "Feature grids, <photo>/<layer>.png:",
+    ]
     lines += [f"  {slug(spec.path)}.png  {spec.why}" for spec in LAYERS]
-    lines += ["", "Compare the same layer across photos: chelsea's fur and face light different head channels "
-              "than coffee's cup rim.", f"Wrote {len(written)} files, e.g. {written[-2]}"]
+    lines += [
+        "",
+        "Compare the same layer across photos: chelsea's fur and face light different head channels "
+        "than coffee's cup rim.",
+        f"Wrote {len(written)} files, e.g. {written[-2]}",
+    ]
     log.debug("imagenet demo wrote %d files", len(written))
     return "\n".join(lines)

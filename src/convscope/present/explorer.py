@@ -47,8 +47,17 @@ class Explorer:
         widget: The ipywidgets ``VBox`` (what a notebook displays).
     """
 
-    def __init__(self, model: Any, images: Any, layers: Any = None, *, preprocess: Any = None,
-                 input_shape: tuple[int, ...] | None = None, max_channels: int = 64, safe_mode: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        images: Any,
+        layers: Any = None,
+        *,
+        preprocess: Any = None,
+        input_shape: tuple[int, ...] | None = None,
+        max_channels: int = 64,
+        safe_mode: bool = True,
+    ) -> None:
         import ipywidgets as w
 
         from convscope.models.resolve import resolve_model
@@ -67,13 +76,23 @@ class Explorer:
         self.max_channels = max_channels
         keys = list(self.activations)
         self.layer_control = w.Dropdown(options=keys, value=keys[0], description="layer")
-        self.image_control = w.Dropdown(options=[(n, i) for i, n in enumerate(self.names)], value=0, description="image")
-        self.channel_control = w.Dropdown(options=self._channel_options(keys[0]), value=ALL, description="channel")
+        self.image_control = w.Dropdown(
+            options=[(n, i) for i, n in enumerate(self.names)], value=0, description="image"
+        )
+        self.channel_control = w.Dropdown(
+            options=self._channel_options(keys[0]), value=ALL, description="channel"
+        )
         self.norm_control = w.Dropdown(options=list(NORM_MODES), value="channel", description="norm")
         self.cmap_control = w.Dropdown(options=list(CMAPS), value="auto", description="cmap")
         self.image = w.Image(format="png")
         self.caption = w.HTML()
-        controls = [self.layer_control, self.channel_control, self.image_control, self.norm_control, self.cmap_control]
+        controls = [
+            self.layer_control,
+            self.channel_control,
+            self.image_control,
+            self.norm_control,
+            self.cmap_control,
+        ]
         for control in controls:
             control.observe(self._changed, names="value")
         self.widget = w.VBox([w.HBox(controls[:3]), w.HBox(controls[3:]), self.image, self.caption])
@@ -115,18 +134,28 @@ class Explorer:
         if channel != ALL:
             side = max(act.shape[:-1] if self.data_format == "channels_last" else act.shape[1:])
             kwargs = {"channels": [channel], "scale": max(1, min(16, CHANNEL_PX // max(1, side)))}
-        return render_activation(act, layer=key, data_format=self.data_format, norm=self.norm_control.value,
-                                 cmap=cmap, **kwargs)
+        return render_activation(
+            act, layer=key, data_format=self.data_format, norm=self.norm_control.value, cmap=cmap, **kwargs
+        )
 
     def _update(self) -> None:
         from convscope.present.report.tables import esc
 
         self.grid = self.render()
         self.image.value = self.grid.to_png()
-        self.caption.value = f"<small>{esc(self.names[self.image_control.value])}: {esc(self.grid.caption)}</small>"
+        self.caption.value = (
+            f"<small>{esc(self.names[self.image_control.value])}: {esc(self.grid.caption)}</small>"
+        )
 
-    def set(self, *, layer: str | None = None, channel: int | str | None = None, image: int | str | None = None,
-            norm: str | None = None, cmap: str | None = None) -> Explorer:
+    def set(
+        self,
+        *,
+        layer: str | None = None,
+        channel: int | str | None = None,
+        image: int | str | None = None,
+        norm: str | None = None,
+        cmap: str | None = None,
+    ) -> Explorer:
         """Set controls from code (what a click would do); ``channel="all"`` shows all channels.
 
         Raises:
@@ -156,7 +185,11 @@ class Explorer:
         if value not in valid:
             options = [str(v) for v in (shown or valid)]
             if what == "channel":
-                hint = f"'all' or 0..{len(valid) - 2}" if len(valid) > 1 else "'all' (this layer has no channels)"
+                hint = (
+                    f"'all' or 0..{len(valid) - 2}"
+                    if len(valid) > 1
+                    else "'all' (this layer has no channels)"
+                )
             else:
                 hint = ", ".join(nearest(str(value), options))
             raise OptionError(f"{what} {value!r} is not available; valid: {hint}")
@@ -167,5 +200,7 @@ class Explorer:
         display(self.widget)
 
     def __repr__(self) -> str:
-        return (f"Explorer(layer={self.layer_control.value!r}, channel={self.channel_control.value}, "
-                f"image={self.names[self.image_control.value]!r}, norm={self.norm_control.value!r})")
+        return (
+            f"Explorer(layer={self.layer_control.value!r}, channel={self.channel_control.value}, "
+            f"image={self.names[self.image_control.value]!r}, norm={self.norm_control.value!r})"
+        )

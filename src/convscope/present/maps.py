@@ -45,8 +45,17 @@ class GridOptions:
 
     def render_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``render_activation``."""
-        return dict(norm=self.norm, cmap=self.cmap, channels=self.channels, cols=self.cols, rows=self.rows,
-                    scale=self.scale, labels=self.labels, max_channels=self.max_channels, **self.extra)
+        return dict(
+            norm=self.norm,
+            cmap=self.cmap,
+            channels=self.channels,
+            cols=self.cols,
+            rows=self.rows,
+            scale=self.scale,
+            labels=self.labels,
+            max_channels=self.max_channels,
+            **self.extra,
+        )
 
 
 slug = key_filename  # the one file-name form of a key (convscope.data.names)
@@ -65,8 +74,14 @@ def overlay_grids(model: Any, keys: Iterable[str]) -> dict[str, Placement]:
         return {}
 
 
-def _render_one(act: np.ndarray, key: str, data_format: str, options: GridOptions, display: np.ndarray | None,
-                grid: Placement | None) -> list[tuple[str, bytes]]:
+def _render_one(
+    act: np.ndarray,
+    key: str,
+    data_format: str,
+    options: GridOptions,
+    display: np.ndarray | None,
+    grid: Placement | None,
+) -> list[tuple[str, bytes]]:
     from convscope.render import overlay, render_activation
 
     picture = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
@@ -130,8 +145,9 @@ def write_maps(
                     if stream is not None:
                         stream.write(rows, batch)
                     grids = overlay_grids(extractor.model, batch) if options.overlay is not None else {}
-                    written += _render_batch(pool, rows, batch, names, displays, grids, stage, out, data_format,
-                                             options)
+                    written += _render_batch(
+                        pool, rows, batch, names, displays, grids, stage, out, data_format, options
+                    )
                     del batch  # free this batch's activations before the next forward pass
                     if on_batch is not None:
                         on_batch(rows.stop - rows.start)
@@ -145,9 +161,18 @@ def write_maps(
     return written
 
 
-def write_map_groups(extractor: Extractor, groups: Sequence[Any], out: str | Path, options: GridOptions, *,
-                     data_format: str = "channels_last", save_arrays: bool = False, batch_size: int | None = None,
-                     on_batch: Callable[[int], None] | None = None, protected: Iterable[Any] = ()) -> list[Path]:
+def write_map_groups(
+    extractor: Extractor,
+    groups: Sequence[Any],
+    out: str | Path,
+    options: GridOptions,
+    *,
+    data_format: str = "channels_last",
+    save_arrays: bool = False,
+    batch_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    protected: Iterable[Any] = (),
+) -> list[Path]:
     """:func:`write_maps` for inputs loaded one batch per size (:func:`convscope.data.load_input_groups`).
 
     Each group is probed as its own batch. The paths come back as if all inputs were one batch: PNGs per
@@ -159,26 +184,52 @@ def write_map_groups(extractor: Extractor, groups: Sequence[Any], out: str | Pat
     for group in groups:
         shape = [int(d) for d in np.shape(group.x)[1:]] if not isinstance(group.x, list) else []
         tag = "x".join(map(str, shape[:-1] if len(shape) > 1 else shape))
-        written += write_maps(extractor, group.x, group.names, out, options, displays=group.display,
-                              data_format=data_format, save_arrays=save_arrays, batch_size=batch_size,
-                              on_batch=on_batch, protected=list(protected),
-                              arrays_name="activations.npz" if len(groups) == 1 else f"activations.{tag}.npz")
+        written += write_maps(
+            extractor,
+            group.x,
+            group.names,
+            out,
+            options,
+            displays=group.display,
+            data_format=data_format,
+            save_arrays=save_arrays,
+            batch_size=batch_size,
+            on_batch=on_batch,
+            protected=list(protected),
+            arrays_name="activations.npz" if len(groups) == 1 else f"activations.{tag}.npz",
+        )
     if len(groups) == 1:
         return written
-    place = {name: (getattr(g, "positions", None) or range(len(g.names)))[i]
-             for g in groups for i, name in enumerate(g.names)}
-    files = sorted((p for p in written if p.parent != out), key=lambda p: place.get(p.parent.name, len(place)))
+    place = {
+        name: (getattr(g, "positions", None) or range(len(g.names)))[i]
+        for g in groups
+        for i, name in enumerate(g.names)
+    }
+    files = sorted(
+        (p for p in written if p.parent != out), key=lambda p: place.get(p.parent.name, len(place))
+    )
     return files + [p for p in written if p.parent == out]
 
 
-def _render_batch(pool: ThreadPoolExecutor, rows: slice, batch: dict[str, np.ndarray], names: list[str],
-                  displays: list[np.ndarray | None], grids: dict[str, Placement], stage: Path, out: Path,
-                  data_format: str, options: GridOptions) -> list[Path]:
+def _render_batch(
+    pool: ThreadPoolExecutor,
+    rows: slice,
+    batch: dict[str, np.ndarray],
+    names: list[str],
+    displays: list[np.ndarray | None],
+    grids: dict[str, Placement],
+    stage: Path,
+    out: Path,
+    data_format: str,
+    options: GridOptions,
+) -> list[Path]:
     """Render every (input, layer) of one batch in the pool and write the PNGs into ``stage``."""
     jobs = []
     for i in range(rows.start, rows.stop):
         for key, value in batch.items():
-            job = pool.submit(_render_one, value[i - rows.start], key, data_format, options, displays[i], grids.get(key))
+            job = pool.submit(
+                _render_one, value[i - rows.start], key, data_format, options, displays[i], grids.get(key)
+            )
             jobs.append((names[i], job))
     written = []
     for name, job in jobs:

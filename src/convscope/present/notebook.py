@@ -135,9 +135,18 @@ class LayerSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, keyed as in the table."""
-        return {"layer": self.layer, "shape": self.shape, "dtype": self.dtype, "min": self.min, "max": self.max,
-                "mean": self.mean, "zero %": round(100 * self.zero_fraction, 1),
-                "inactive channels": f"{self.inactive} of {self.channels}", "NaN": self.n_nan, "Inf": self.n_inf}
+        return {
+            "layer": self.layer,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "zero %": round(100 * self.zero_fraction, 1),
+            "inactive channels": f"{self.inactive} of {self.channels}",
+            "NaN": self.n_nan,
+            "Inf": self.n_inf,
+        }
 
 
 @dataclass(frozen=True)
@@ -157,13 +166,18 @@ class ProbeSummary:
         return [row.to_dict() for row in self.layers]
 
     def _repr_html_(self) -> str:
-        return (f'<div class="convscope-probe"><p><strong>{esc(len(self.layers))} layers probed on '
-                f"{esc(self.n_samples)} samples</strong></p>{dict_table_html(self.to_dicts())}</div>")
+        return (
+            f'<div class="convscope-probe"><p><strong>{esc(len(self.layers))} layers probed on '
+            f"{esc(self.n_samples)} samples</strong></p>{dict_table_html(self.to_dicts())}</div>"
+        )
 
     def __repr__(self) -> str:
         lines = [f"ProbeSummary({len(self.layers)} layers, {self.n_samples} samples)"]
-        lines += [f"  {r.layer}: {r.shape} range [{r.min:.4g}, {r.max:.4g}] mean {r.mean:.4g} "
-                  f"inactive {r.inactive}/{r.channels}" for r in self.layers]
+        lines += [
+            f"  {r.layer}: {r.shape} range [{r.min:.4g}, {r.max:.4g}] mean {r.mean:.4g} "
+            f"inactive {r.inactive}/{r.channels}"
+            for r in self.layers
+        ]
         return "\n".join(lines)
 
 
@@ -176,12 +190,17 @@ def _layer_summary(key: str, act: Any) -> LayerSummary:
     channels = int(arr.shape[-1]) if arr.ndim >= 2 else 1
     flat = arr.reshape(-1, channels) if arr.ndim >= 2 else arr.reshape(-1, 1)
     return LayerSummary(
-        layer=key, shape=tuple(int(s) for s in arr.shape), dtype=str(arr.dtype),
-        min=float(finite.min()) if finite.size else nan, max=float(finite.max()) if finite.size else nan,
+        layer=key,
+        shape=tuple(int(s) for s in arr.shape),
+        dtype=str(arr.dtype),
+        min=float(finite.min()) if finite.size else nan,
+        max=float(finite.max()) if finite.size else nan,
         mean=float(finite.mean()) if finite.size else nan,
         zero_fraction=float((arr == 0).mean()) if arr.size else nan,
-        inactive=int(np.all(flat == 0, axis=0).sum()) if flat.size else 0, channels=channels,
-        n_nan=int(np.isnan(values).sum()), n_inf=int(np.isinf(values).sum()),
+        inactive=int(np.all(flat == 0, axis=0).sum()) if flat.size else 0,
+        channels=channels,
+        n_nan=int(np.isnan(values).sum()),
+        n_inf=int(np.isinf(values).sum()),
     )
 
 
@@ -206,5 +225,14 @@ def explore(model: Any, images: Any, layers: Any = None, **kwargs: Any) -> Any:
     return Explorer(model, images, layers, **kwargs)
 
 
-__all__ = ["InfoView", "LayerSummary", "ProbeSummary", "disable", "display_info", "enable", "explore",
-           "info_view", "summarize"]
+__all__ = [
+    "InfoView",
+    "LayerSummary",
+    "ProbeSummary",
+    "disable",
+    "display_info",
+    "enable",
+    "explore",
+    "info_view",
+    "summarize",
+]

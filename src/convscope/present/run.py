@@ -18,7 +18,9 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
     try:
         return tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise OptionError(f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406") from None
+        raise OptionError(
+            f"{option} {text!r} is not a list of numbers; expected e.g. 0.485,0.456,0.406"
+        ) from None
 
 
 def preprocess_options(value_range: str | None, mean: str | None, std: str | None) -> Any:
@@ -42,9 +44,18 @@ def preprocess_options(value_range: str | None, mean: str | None, std: str | Non
     return Preprocess(**kwargs)
 
 
-def resolve_cli(model: Any, *, value_range: str | None = None, mean: str | None = None, std: str | None = None,
-                invert: bool = False, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
-                labels: str | None = None, custom_objects: Any = None) -> Any:
+def resolve_cli(
+    model: Any,
+    *,
+    value_range: str | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    invert: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+    safe_mode: bool = True,
+    labels: str | None = None,
+    custom_objects: Any = None,
+) -> Any:
     """Resolve a command's MODEL argument with its preprocessing options (validated before loading).
 
     Returns:
@@ -53,8 +64,15 @@ def resolve_cli(model: Any, *, value_range: str | None = None, mean: str | None 
     from convscope.models.resolve import resolve_model
 
     prep = preprocess_options(value_range, mean, std)
-    return resolve_model(model, preprocess=prep, invert=invert or None, labels=labels, input_shape=input_shape,
-                         safe_mode=safe_mode, custom_objects=custom_objects)
+    return resolve_model(
+        model,
+        preprocess=prep,
+        invert=invert or None,
+        labels=labels,
+        input_shape=input_shape,
+        safe_mode=safe_mode,
+        custom_objects=custom_objects,
+    )
 
 
 def validate_grid_options(options: Any) -> None:
@@ -120,10 +138,26 @@ def run_maps(
     extractor = get_extractor(resolved, layers, input_shape=input_shape, batch_size=batch_size)
     bar = progress(n, "probing") if progress else None
     if bar is None:
-        return write_map_groups(extractor, groups, out, options, data_format=resolved.data_format,
-                                save_arrays=save_arrays, batch_size=batch_size, protected=protected)
+        return write_map_groups(
+            extractor,
+            groups,
+            out,
+            options,
+            data_format=resolved.data_format,
+            save_arrays=save_arrays,
+            batch_size=batch_size,
+            protected=protected,
+        )
     with bar:
         task = bar.add_task("probing", total=n)
-        return write_map_groups(extractor, groups, out, options, data_format=resolved.data_format,
-                                save_arrays=save_arrays, batch_size=batch_size,
-                                on_batch=lambda k: bar.advance(task, k), protected=protected)
+        return write_map_groups(
+            extractor,
+            groups,
+            out,
+            options,
+            data_format=resolved.data_format,
+            save_arrays=save_arrays,
+            batch_size=batch_size,
+            on_batch=lambda k: bar.advance(task, k),
+            protected=protected,
+        )

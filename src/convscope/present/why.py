@@ -70,10 +70,18 @@ def run_cam(
     lines: list[str] = []
     with OutputFolder(out, "cam", protected=protected) as stage:
         for i, name in enumerate(data.names):
-            picture = data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
+            picture = (
+                data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
+            )
             for method, result in results.items():
-                blend = overlay(picture, result.maps[i][..., None], 0, cmap="magma", alpha=alpha,
-                                layer=f"{method} @ {result.layer}  class {resolved.label(int(result.targets[i]))}")
+                blend = overlay(
+                    picture,
+                    result.maps[i][..., None],
+                    0,
+                    cmap="magma",
+                    alpha=alpha,
+                    layer=f"{method} @ {result.layer}  class {resolved.label(int(result.targets[i]))}",
+                )
                 target_path = stage / name / f"{method}.png"
                 target_path.parent.mkdir(parents=True, exist_ok=True)
                 target_path.write_bytes(blend.to_png())
@@ -102,7 +110,9 @@ def run_filters(model: Any, layers: Sequence[str], *, out: Path, mode: str, max_
     check_out(out, "filters", protected=protected)
     keras_model = resolved.model
     nodes = select_layers(layer_tree(keras_model), list(layers) or None, model_name=keras_model.name)
-    pictures = [(n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes]
+    pictures = [
+        (n.path, render_filters(n.layer, mode=mode, max_filters=max_filters, layer=n.path)) for n in nodes
+    ]
     written = []
     with OutputFolder(out, "filters", protected=protected) as stage:
         for path, picture in pictures:
@@ -111,9 +121,19 @@ def run_filters(model: Any, layers: Sequence[str], *, out: Path, mode: str, max_
     return written
 
 
-def run_maximize(model: Any, layer: str, *, channels: str, steps: int, out: Path, param: str, seed: int,
-                 size: int | None, progress: Callable[[int, int, Any], None] | None = None,
-                 input_shape: tuple[int, ...] | None = None) -> list[Path]:
+def run_maximize(
+    model: Any,
+    layer: str,
+    *,
+    channels: str,
+    steps: int,
+    out: Path,
+    param: str,
+    seed: int,
+    size: int | None,
+    progress: Callable[[int, int, Any], None] | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> list[Path]:
     """Activation maximization of many channels of ``layer`` in one batched run: ``out/<layer>.maximize.png``.
 
     The images are optimized in the resolved model's input space: its preprocessing (mean/std or value
@@ -134,7 +154,9 @@ def run_maximize(model: Any, layer: str, *, channels: str, steps: int, out: Path
         kwargs.update(mean=prep.mean, std=prep.std)
     else:
         kwargs.update(value_range=prep.value_range)
-    result = maximize_channels(resolved.model, layer, channels, progress=progress, input_shape=input_shape, **kwargs)
+    result = maximize_channels(
+        resolved.model, layer, channels, progress=progress, input_shape=input_shape, **kwargs
+    )
     name = f"{slug(layer)}.maximize.png"
     with OutputFolder(out, "maximize", protected=protected) as stage:
         (stage / name).write_bytes(result.to_grid().to_png())

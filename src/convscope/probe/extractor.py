@@ -24,10 +24,10 @@ import numpy as np
 
 from convscope import backend
 from convscope.errors import InputError
+from convscope.models.capture import recording
 from convscope.models.keys import ActivationKey
 from convscope.models.spec import ensure_built, input_shapes
 from convscope.models.tree import LayerNode, layer_tree
-from convscope.models.capture import recording
 from convscope.probe.select import Selector, select_layers
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,9 @@ class Extractor:
     def _make_keys(self) -> list[str]:
         keys = []
         for position, k, j, n in self._labels:
-            keys.append(ActivationKey.of(self.nodes[position].path, k, self._calls.get(position, 1), j, n).format())
+            keys.append(
+                ActivationKey.of(self.nodes[position].path, k, self._calls.get(position, 1), j, n).format()
+            )
         missing = [self.nodes[p].path for p in range(len(self.nodes)) if p not in self._calls]
         if missing:
             log.warning("layers never called during the forward pass (no activation): %s", ", ".join(missing))
@@ -152,7 +154,9 @@ class Extractor:
             result[self.OUTPUT_KEY] = to_numpy(outputs[0])
         return result
 
-    def iter_batches(self, x: Inputs, batch_size: int | None = None) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    def iter_batches(
+        self, x: Inputs, batch_size: int | None = None
+    ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
         """Yield ``(rows, activations)`` batch by batch; memory is bounded by one batch of activations.
 
         Args:
@@ -165,7 +169,7 @@ class Extractor:
         n = _batch_size_of(x)
         for start in range(0, n, size):
             rows = slice(start, min(start + size, n))
-            yield rows, self.run_batch(keras.tree.map_structure(lambda a: a[rows], x))
+            yield rows, self.run_batch(keras.tree.map_structure(lambda a, rows=rows: a[rows], x))
 
     def __call__(self, x: Inputs, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Activations for all rows of ``x``: ``{key: array (N, ...)}`` exactly as the model computes them.

@@ -14,8 +14,8 @@ from __future__ import annotations
 from convscope.render.channels import (
     ChannelPlan,
     format_indices,
-    parse_channel_spec,
     inactive_channels,
+    parse_channel_spec,
     parse_channels,
     select_channels,
     top_channels,

@@ -48,11 +48,13 @@ class Legend:
     show_bar: bool = True
 
     @classmethod
-    def from_span(cls, cmap: str, span: ValueSpan, *, specials: tuple[str, ...] = (),
-                  show_bar: bool = True) -> Legend:
+    def from_span(
+        cls, cmap: str, span: ValueSpan, *, specials: tuple[str, ...] = (), show_bar: bool = True
+    ) -> Legend:
         """The colorbar of a picture whose caption states ``span`` (the same numbers, by construction)."""
-        return cls(cmap, span.lo, span.hi, symmetric=span.mode == "symmetric", specials=specials,
-                   show_bar=show_bar)
+        return cls(
+            cmap, span.lo, span.hi, symmetric=span.mode == "symmetric", specials=specials, show_bar=show_bar
+        )
 
     @property
     def end_labels(self) -> tuple[str, str] | None:
@@ -109,8 +111,16 @@ def draw_legend(region: np.ndarray, legend: Legend) -> None:
         y_text = PAD + BAR_H + 3
         for tx, text, align in ticks:
             region[PAD + BAR_H : y_text, tx] = DIM
-            draw_text(region, text, tx + (-1 if align == "left" else 1 if align == "right" else 0),
-                      y_text, DIM, BG, height=LABEL_H, align=align)
+            draw_text(
+                region,
+                text,
+                tx + (-1 if align == "left" else 1 if align == "right" else 0),
+                y_text,
+                DIM,
+                BG,
+                height=LABEL_H,
+                align=align,
+            )
         x += bar_w + 8
     for name in legend.specials:
         x = _swatch(region, x, name, SPECIAL_COLORS[name])

@@ -143,7 +143,9 @@ class ChannelQuery:
             OptionError: ``n_channels < 1`` or an index outside ``0..n_channels-1``.
         """
         if isinstance(n_channels, (bool, np.bool_)) or not is_int(n_channels) or n_channels < 1:
-            raise OptionError(f"a layer needs at least one channel to select from, got n_channels={n_channels!r}")
+            raise OptionError(
+                f"a layer needs at least one channel to select from, got n_channels={n_channels!r}"
+            )
         n = int(n_channels)
         if self.kind == "all":
             return ChannelPlan("all", n)
@@ -251,8 +253,10 @@ def _count_query(count: int, spec: ChannelSpec) -> ChannelQuery:
 
 def _parse_text(spec: str) -> ChannelQuery:
     if len(spec) > MAX_SPEC_CHARS:
-        raise OptionError(f"channel spec {spec[:40]!r}... is {len(spec):,} characters long; the limit is "
-                          f"{MAX_SPEC_CHARS:,} (use ranges such as '0-511')")
+        raise OptionError(
+            f"channel spec {spec[:40]!r}... is {len(spec):,} characters long; the limit is "
+            f"{MAX_SPEC_CHARS:,} (use ranges such as '0-511')"
+        )
     text = spec.strip().lower()
     if text in ("all", "*", ""):
         return ChannelQuery("all", spec=spec)
@@ -272,7 +276,8 @@ def _parse_text(spec: str) -> ChannelQuery:
         match = _ITEM.match(part.strip())
         if not match:
             raise OptionError(
-                f"invalid channel spec {_show(spec)} (at {part.strip()[:40]!r}); expected {_GRAMMAR}")
+                f"invalid channel spec {_show(spec)} (at {part.strip()[:40]!r}); expected {_GRAMMAR}"
+            )
         a = _number(match.group(1))
         ranges.append((a, _number(match.group(2)) if match.group(2) else a))
     return ChannelQuery("list", ranges=tuple(ranges), spec=spec)
@@ -292,7 +297,7 @@ def channel_scores(maps: np.ndarray, stat: str = "mean") -> np.ndarray:
         raise OptionError(f"unknown channel statistic {stat!r}; valid: {', '.join(TOP_STATS)}")
     axes = tuple(range(1, maps.ndim))
     with np.errstate(invalid="ignore", over="ignore"):
-        scores = (np.mean(maps, axis=axes, dtype=np.float64) if stat == "mean" else np.max(maps, axis=axes))
+        scores = np.mean(maps, axis=axes, dtype=np.float64) if stat == "mean" else np.max(maps, axis=axes)
         scores = np.asarray(scores, dtype=np.float64)
         bad = ~np.isfinite(scores)
         if bad.any():  # recompute those channels over their finite values only
@@ -362,11 +367,14 @@ def check_spec(spec: str, *, allow_top: bool = True) -> str:
     top = _TOP.match(text)
     if top:
         if not allow_top:
-            raise OptionError(f"channel spec {spec!r} ranks channels by activation data, which is not "
-                              "available here; give a count like '16' or a list like '0-7,12'")
+            raise OptionError(
+                f"channel spec {spec!r} ranks channels by activation data, which is not "
+                "available here; give a count like '16' or a list like '0-7,12'"
+            )
         if (top.group(2) or "mean") not in TOP_STATS:
-            raise OptionError(f"unknown statistic {top.group(2)!r} in channel spec {spec!r}; "
-                              f"valid: {', '.join(TOP_STATS)}")
+            raise OptionError(
+                f"unknown statistic {top.group(2)!r} in channel spec {spec!r}; valid: {', '.join(TOP_STATS)}"
+            )
         if int(top.group(1)) < 1:
             raise OptionError(f"top-k needs k >= 1, got {spec!r}")
         return spec

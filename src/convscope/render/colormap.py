@@ -15,7 +15,7 @@ Values that are not finite get colors reserved for them, chosen to stand out fro
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Final
 
 import numpy as np
@@ -42,8 +42,14 @@ _MAGMA: Final = (
 _DIVERGING: Final = "053061 2166ac 4393c3 92c5de d1e5f0 f7f7f7 fddbc7 f4a582 d6604d b2182b 67001f"
 
 COLORMAPS: Final = ("gray", "viridis", "magma", "diverging")
-ALIASES: Final = {"grey": "gray", "greys": "gray", "coolwarm": "diverging", "rdbu": "diverging",
-                  "rdbu_r": "diverging", "bwr": "diverging"}
+ALIASES: Final = {
+    "grey": "gray",
+    "greys": "gray",
+    "coolwarm": "diverging",
+    "rdbu": "diverging",
+    "rdbu_r": "diverging",
+    "bwr": "diverging",
+}
 
 
 def _anchors(hex_table: str) -> np.ndarray:
@@ -83,7 +89,7 @@ def resolve_cmap(name: str) -> str:
     return key
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_lut(name: str) -> np.ndarray:
     """Return the read-only ``(256, 3)`` uint8 lookup table of colormap ``name``."""
     key = resolve_cmap(name)
@@ -95,7 +101,7 @@ def get_lut(name: str) -> np.ndarray:
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut_v3(name: str) -> np.ndarray:
     """The LUT as 256 opaque 3-byte items, so ``take`` copies whole pixels."""
     packed = np.ascontiguousarray(get_lut(name)).view("V3").reshape(256)

@@ -16,9 +16,11 @@ from typing import Any, Final
 
 REPR_LIMIT: Final = 200
 NAME_LIMIT: Final = 48
-_CSS: Final = ("<style>.convscope-result table{font-family:monospace;font-size:12px;border-collapse:collapse;"
-               "margin:2px 0}.convscope-result th,.convscope-result td{padding:1px 8px;text-align:left;"
-               "vertical-align:top;border-bottom:1px solid #ddd}</style>")
+_CSS: Final = (
+    "<style>.convscope-result table{font-family:monospace;font-size:12px;border-collapse:collapse;"
+    "margin:2px 0}.convscope-result th,.convscope-result td{padding:1px 8px;text-align:left;"
+    "vertical-align:top;border-bottom:1px solid #ddd}</style>"
+)
 
 
 def esc(value: Any) -> str:
@@ -54,8 +56,10 @@ def png_img(png: bytes, alt: str, *, width: int | None = None) -> str:
     """An ``<img>`` with the PNG inline as a base64 data URI (pixelated when scaled)."""
     data = base64.b64encode(png).decode("ascii")
     size = f"width:{int(width)}px;" if width else "max-width:100%;"
-    return (f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}" title="{esc(alt)}" '
-            f'style="{size}image-rendering:pixelated;margin:2px">')
+    return (
+        f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}" title="{esc(alt)}" '
+        f'style="{size}image-rendering:pixelated;margin:2px">'
+    )
 
 
 def html_card(
@@ -83,8 +87,10 @@ def html_card(
         HTML text in which every value is escaped.
     """
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    out = [f'<div class="convscope-result">{_CSS}<div style="font-weight:bold">{esc(title)}</div>',
-           f"<table>{body}</table>"]
+    out = [
+        f'<div class="convscope-result">{_CSS}<div style="font-weight:bold">{esc(title)}</div>',
+        f"<table>{body}</table>",
+    ]
     if images:
         out.append("<div>" + "".join(png_img(png, alt, width=image_width) for png, alt in images) + "</div>")
     if table is not None:
@@ -93,8 +99,10 @@ def html_card(
         cells = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in line) + "</tr>" for line in lines)
         out.append(f'<div style="max-height:360px;overflow:auto"><table><tr>{head}</tr>{cells}</table></div>')
     if pre is not None:
-        out.append(f'<details open><summary>{esc(pre[0])}</summary>'
-                   f'<pre style="max-height:360px;overflow:auto">{esc(pre[1])}</pre></details>')
+        out.append(
+            f"<details open><summary>{esc(pre[0])}</summary>"
+            f'<pre style="max-height:360px;overflow:auto">{esc(pre[1])}</pre></details>'
+        )
     if note:
         out.append(f'<div style="font-size:11px;color:#666">{esc(note)}</div>')
     return "".join(out) + "</div>"

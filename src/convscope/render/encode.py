@@ -29,8 +29,15 @@ _SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PARALLEL_BYTES: Final = 1 << 20  # deflate in parallel above this many bytes of filtered data
 _SLICE_BYTES: Final = 1 << 19
 _RLE_BYTES: Final = 1 << 20  # above this, Z_RLE: ~30% faster on mosaics, similar size (worse on small ones)
-PILLOW_FORMATS: Final = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-                         ".tiff": "TIFF", ".gif": "GIF"}
+PILLOW_FORMATS: Final = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
+}
 
 
 @lru_cache(maxsize=1)
@@ -102,7 +109,9 @@ def encode_png(image: np.ndarray, compress_level: int = 1) -> bytes:
     """
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.shape[2:] not in ((), (3,)) or arr.ndim < 2 or not arr.size:
-        raise RenderError(f"PNG needs a non-empty uint8 (H, W, 3) or (H, W) array, got {arr.dtype} {arr.shape}")
+        raise RenderError(
+            f"PNG needs a non-empty uint8 (H, W, 3) or (H, W) array, got {arr.dtype} {arr.shape}"
+        )
     if not is_int(compress_level) or not 0 <= compress_level <= 9:
         raise OptionError(f"compress_level must be an integer 0..9, got {compress_level!r}")
     if arr.ndim == 3 and is_gray(arr):

@@ -46,8 +46,13 @@ class Kernel:
     note: str = ""
 
     def __repr__(self) -> str:
-        return one_line("Kernel", f"source={short(self.source, 60)!r}", f"w={dims(self.w.shape)}",
-                        f"rank={self.rank}", f"note={short(self.note, 40)!r}" if self.note else "")
+        return one_line(
+            "Kernel",
+            f"source={short(self.source, 60)!r}",
+            f"w={dims(self.w.shape)}",
+            f"rank={self.rank}",
+            f"note={short(self.note, 40)!r}" if self.note else "",
+        )
 
 
 def _mro(obj: Any) -> list[str]:
@@ -70,8 +75,10 @@ def as_kernel(layer_or_weights: Any) -> Kernel:
     if isinstance(obj, np.ndarray) or not hasattr(obj, "get_weights"):
         k = np.asarray(obj, dtype=np.float32)
         if k.ndim not in (3, 4, 5):
-            raise RenderError(f"kernel weights must be a 3-D (k, in, out), 4-D (kh, kw, in, out) or 5-D "
-                              f"array, got shape {k.shape}")
+            raise RenderError(
+                f"kernel weights must be a 3-D (k, in, out), 4-D (kh, kw, in, out) or 5-D "
+                f"array, got shape {k.shape}"
+            )
         return _regular(k, f"Conv{k.ndim - 2}D weights {k.shape}")
     names, cls = _mro(obj), type(obj).__name__
     if not getattr(obj, "built", True):
@@ -85,16 +92,19 @@ def as_kernel(layer_or_weights: Any) -> Kernel:
         return _depthwise(k, f"{cls} kernel {k.shape}", "one input channel per filter")
     if any(n.startswith("Conv") and "Transpose" in n for n in names):
         k = _array(obj.kernel)
-        return _regular(np.swapaxes(k, -1, -2), f"{cls} kernel {k.shape}", "filter = output channel",
-                        shape=k.shape)
+        return _regular(
+            np.swapaxes(k, -1, -2), f"{cls} kernel {k.shape}", "filter = output channel", shape=k.shape
+        )
     if any(n in ("BaseConv", "Conv1D", "Conv2D", "Conv3D") for n in names) and hasattr(obj, "kernel"):
         k = _array(obj.kernel)
         groups = int(getattr(obj, "groups", 1) or 1)
         note = f"groups={groups}: a filter sees its group's {k.shape[-2]} inputs" if groups > 1 else ""
         return _regular(k, f"{cls} kernel {k.shape}", note)
-    raise RenderError(f"cannot draw filters of layer {getattr(obj, 'name', '?')!r} ({cls}): it is not a "
-                      "convolution; filters exist for Conv1D/2D/3D, DepthwiseConv, SeparableConv and "
-                      "Conv*Transpose layers")
+    raise RenderError(
+        f"cannot draw filters of layer {getattr(obj, 'name', '?')!r} ({cls}): it is not a "
+        "convolution; filters exist for Conv1D/2D/3D, DepthwiseConv, SeparableConv and "
+        "Conv*Transpose layers"
+    )
 
 
 def _regular(k: np.ndarray, source: str, note: str = "", shape: tuple[int, ...] | None = None) -> Kernel:
@@ -157,8 +167,10 @@ def _choose(mode: str, kern: Kernel) -> str:
     if mode not in MODES:
         raise OptionError(f"unknown filter mode {mode!r}; valid: {', '.join(MODES)}")
     if mode == "rgb" and n_in != 3:
-        raise OptionError(f"mode='rgb' needs filters with 3 input channels; {kern.source} has {n_in}; "
-                          "use mode='channels' or 'norm'")
+        raise OptionError(
+            f"mode='rgb' needs filters with 3 input channels; {kern.source} has {n_in}; "
+            "use mode='channels' or 'norm'"
+        )
     if mode != "auto":
         return mode
     if n_in == 3:
@@ -236,7 +248,9 @@ def render_filters(
             s = scale or max(1, min(8, round(48 / max(n_show, kw))))
             tiles = [_row(t[:, 0, 0][None], s) for t in rgb]  # one (I, k) map per filter
         else:  # one map per filter is a whole tile; several are cells of a sub-grid, drawn smaller
-            s = scale or (auto_scale(kh, depth * kw) if n_show == 1 else max(1, -(-SUB_CELL_PX // max(kh, kw))))
+            s = scale or (
+                auto_scale(kh, depth * kw) if n_show == 1 else max(1, -(-SUB_CELL_PX // max(kh, kw)))
+            )
             cells = [[_row(t[i], s) for i in range(n_show)] for t in rgb]
             rows, cols = (n_show, 1) if depth > 1 else auto_grid(n_show)
             tiles = [_grid(np.stack(c), rows, cols) for c in cells]
@@ -248,8 +262,15 @@ def render_filters(
     body = tile(np.stack(tiles), scale=1, sep=3 if nested else 1, labels=names)
     finite = w[np.isfinite(w)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"),) * 2
-    fields = [name, kern.source, shown, f"mode={mode}", f"norm: {norm_text}",
-              parse_channels(spec, n_f).describe("filters"), f"weights [{fmt(lo)}, {fmt(hi)}]"]
+    fields = [
+        name,
+        kern.source,
+        shown,
+        f"mode={mode}",
+        f"norm: {norm_text}",
+        parse_channels(spec, n_f).describe("filters"),
+        f"weights [{fmt(lo)}, {fmt(hi)}]",
+    ]
     if kern.rank == 3:
         fields.append(f"{depth} depth slices left to right")
     fields += [kern.note] if kern.note else []
@@ -260,10 +281,22 @@ def render_filters(
     else:
         image, text = body, "  ".join(f for f in fields if f)
     inactive = tuple(int(i) for i in np.flatnonzero(~np.any(w.reshape(n_f, -1) != 0, axis=1)))  # all-zero
-    return FeatureGrid(image=image, layer=name, shape=kern.shape, norm=mode, cmap=cmap_name,
-                       channels=tuple(int(i) for i in idx), n_channels=n_f, value_range=(lo, hi), inactive=inactive,
-                       n_nan=int(np.isnan(w).sum()), n_inf=int(np.isinf(w).sum()), caption=text,
-                       kind="filters", legend=legend)
+    return FeatureGrid(
+        image=image,
+        layer=name,
+        shape=kern.shape,
+        norm=mode,
+        cmap=cmap_name,
+        channels=tuple(int(i) for i in idx),
+        n_channels=n_f,
+        value_range=(lo, hi),
+        inactive=inactive,
+        n_nan=int(np.isnan(w).sum()),
+        n_inf=int(np.isinf(w).sum()),
+        caption=text,
+        kind="filters",
+        legend=legend,
+    )
 
 
 __all__ = ["MODES", "Kernel", "as_kernel", "render_filters"]

@@ -88,14 +88,26 @@ def render_activation(
         OptionError: a malformed option (the message lists what is accepted).
     """
     opts = RenderOptions.build(
-        layer=layer, data_format=data_format, norm=norm, cmap=cmap, channels=channels, cols=cols, rows=rows,
-        scale=scale, labels=bool(labels), legend=bool(legend), percentile=percentile, vrange=vrange,
+        layer=layer,
+        data_format=data_format,
+        norm=norm,
+        cmap=cmap,
+        channels=channels,
+        cols=cols,
+        rows=rows,
+        scale=scale,
+        labels=bool(labels),
+        legend=bool(legend),
+        percentile=percentile,
+        vrange=vrange,
         max_channels=max_channels,
     )
     arr = as_activation(act)
     if arr.ndim > 4:
-        raise RenderError(f"cannot render an activation of shape {arr.shape}; accepted: {_ACCEPTED}. "
-                          "Pass one sample (no batch axis).")
+        raise RenderError(
+            f"cannot render an activation of shape {arr.shape}; accepted: {_ACCEPTED}. "
+            "Pass one sample (no batch axis)."
+        )
     first = opts.data_format == "channels_first"
     channel_axis = 0 if (first or arr.ndim == 1) else -1
     stats = layer_stats(arr, channel_axis)
@@ -148,8 +160,15 @@ def render_2d(
     fields += [span.caption(), *stats.caption_fields()]
     legend = make_legend(opts, span, stats)
     image, body, caption = compose(layout.height, layout.width, fields, legend)
-    draw_indexed(body, indices, codes, layout, opts.cmap,
-                 labels=[str(i) for i in idx] if opts.labels else None, flagged=stats.inactive[idx])
+    draw_indexed(
+        body,
+        indices,
+        codes,
+        layout,
+        opts.cmap,
+        labels=[str(i) for i in idx] if opts.labels else None,
+        flagged=stats.inactive[idx],
+    )
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "2d", legend, span)
 
 

@@ -134,7 +134,8 @@ def plan_mosaic(
         raise OptionError(
             f"rows={rows}, cols={cols}, scale={scale} for {n_tiles} tiles of {tile_h}x{tile_w} make a picture of "
             f"{layout.width:,}x{layout.height:,} pixels, over the limit of {MAX_CANVAS_PIXELS:,}; use a smaller "
-            "scale or fewer rows/columns")
+            "scale or fewer rows/columns"
+        )
     return layout
 
 
@@ -203,8 +204,16 @@ def decorate(
             y, x = lay.tile_origin(i)
             inactive = bool(flags[i])
             label = f"{text} inactive" if inactive and text_width(f"{text} inactive") <= tw else str(text)
-            draw_text(dst, label, x, y - lay.label_h,
-                      INACTIVE_COLOR if inactive else LABEL_COLOR, sep_color, height=lay.label_h, max_width=tw)
+            draw_text(
+                dst,
+                label,
+                x,
+                y - lay.label_h,
+                INACTIVE_COLOR if inactive else LABEL_COLOR,
+                sep_color,
+                height=lay.label_h,
+                max_width=tw,
+            )
     for i in np.flatnonzero(flags):
         _frame(dst, lay, int(i), th, tw)
 

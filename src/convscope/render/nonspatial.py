@@ -116,12 +116,28 @@ def _bars(values: np.ndarray, strip_colors: np.ndarray, idx: np.ndarray) -> np.n
 
     for value, y in ((pos, 0), (-neg, PLOT_H), (0.0, zero)):
         if value or y == zero:
-            draw_text(out, fmt(value), left - 3, plot_top + y - LABEL_H // 2, AXIS_COLOR, BG,
-                      height=LABEL_H, align="right")
+            draw_text(
+                out,
+                fmt(value),
+                left - 3,
+                plot_top + y - LABEL_H // 2,
+                AXIS_COLOR,
+                BG,
+                height=LABEL_H,
+                align="right",
+            )
     every = math.ceil((max(text_width(str(i)) for i in idx) + 2) / pitch)
     for j in range(0, k, every):
-        draw_text(out, str(int(idx[j])), left + j * pitch + bar_w // 2, strip_top + STRIP_H + 2,
-                  LABEL_COLOR, BG, height=LABEL_H, align="center")
+        draw_text(
+            out,
+            str(int(idx[j])),
+            left + j * pitch + bar_w // 2,
+            strip_top + STRIP_H + 2,
+            LABEL_COLOR,
+            BG,
+            height=LABEL_H,
+            align="center",
+        )
     return out
 
 
@@ -138,8 +154,9 @@ def _heat_grid(
     cell = int(np.clip(TARGET_W // row_len, 2, 8))
     layout = plan_mosaic(k, 1, 1, cols=row_len, scale=cell, sep=0)
     grid = np.empty((layout.height, layout.width, 3), np.uint8)
-    draw_indexed(grid, indices.reshape(k, 1, 1), None if codes is None else codes.reshape(k, 1, 1),
-                 layout, cmap)
+    draw_indexed(
+        grid, indices.reshape(k, 1, 1), None if codes is None else codes.reshape(k, 1, 1), layout, cmap
+    )
     starts = [int(idx[r * row_len]) if idx is not None else r * row_len for r in range(layout.rows)]
     names = [str(s) if idx is not None else f"#{s}" for s in starts]
     left = max(text_width(t) for t in names) + 4
@@ -176,8 +193,11 @@ def render_1d(
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.inactive.any():
         fields.append(f"{int(stats.inactive.sum())} inactive")
-    fields += [span.caption(), *stats.caption_fields(),
-               f"rows = channels, columns = positions 0..{length - 1}"]
+    fields += [
+        span.caption(),
+        *stats.caption_fields(),
+        f"rows = channels, columns = positions 0..{length - 1}",
+    ]
     legend = make_legend(opts, span, stats)
     image, dst, caption = compose(height, left + layout.width + PAD, fields, legend)
     dst[:] = BG
@@ -188,8 +208,16 @@ def render_1d(
         color = INACTIVE_COLOR if stats.inactive[idx[r]] else LABEL_COLOR
         draw_text(dst, str(int(idx[r])), left - 3, max(y, 0), color, BG, height=LABEL_H, align="right")
     draw_text(dst, "0", left, layout.height + 1, LABEL_COLOR, BG, height=LABEL_H)
-    draw_text(dst, str(length - 1), left + layout.width, layout.height + 1, LABEL_COLOR, BG,
-              height=LABEL_H, align="right")
+    draw_text(
+        dst,
+        str(length - 1),
+        left + layout.width,
+        layout.height + 1,
+        LABEL_COLOR,
+        BG,
+        height=LABEL_H,
+        align="right",
+    )
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "1d", legend, span)
 
 
@@ -210,12 +238,21 @@ def render_3d(
     fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.inactive.any():
         fields.append(f"{int(stats.inactive.sum())} inactive")
-    fields += [span.caption(), *stats.caption_fields(),
-               f"rows = channels, columns = depth slices 0..{depth - 1}"]
+    fields += [
+        span.caption(),
+        *stats.caption_fields(),
+        f"rows = channels, columns = depth slices 0..{depth - 1}",
+    ]
     legend = make_legend(opts, span, stats)
     image, dst, caption = compose(layout.height, layout.width, fields, legend)
     labels = [f"{c} d{z}" for c in idx for z in range(depth)] if opts.labels else None
-    draw_indexed(dst, indices.reshape(k * depth, h, w),
-                 None if codes is None else codes.reshape(k * depth, h, w), layout, opts.cmap,
-                 labels=labels, flagged=np.repeat(stats.inactive[idx], depth))
+    draw_indexed(
+        dst,
+        indices.reshape(k * depth, h, w),
+        None if codes is None else codes.reshape(k * depth, h, w),
+        layout,
+        opts.cmap,
+        labels=labels,
+        flagged=np.repeat(stats.inactive[idx], depth),
+    )
     return make_grid(image, caption, opts, shape, stats, idx, maps.shape[0], "3d", legend, span)

@@ -120,9 +120,13 @@ class Normalized:
     span: ValueSpan
 
     def __repr__(self) -> str:
-        return one_line("Normalized", f"mode={self.mode!r}", f"values={dims(self.values.shape)}",
-                        f"range=[{self.span.ends[0]}, {self.span.ends[1]}]",
-                        f"constant={int(np.count_nonzero(self.constant))}")
+        return one_line(
+            "Normalized",
+            f"mode={self.mode!r}",
+            f"values={dims(self.values.shape)}",
+            f"range=[{self.span.ends[0]}, {self.span.ends[1]}]",
+            f"constant={int(np.count_nonzero(self.constant))}",
+        )
 
 
 def check_mode(mode: str) -> str:
@@ -311,8 +315,15 @@ def normalize(
     n = len(mins)
     given = span is not None
     if span is None:
-        span = value_span(flat, mode, over=over or f"all {n} channels", percentile=percentile, vrange=vrange,
-                          finite_range=_layer_span(mins, maxs), all_finite=all_finite)
+        span = value_span(
+            flat,
+            mode,
+            over=over or f"all {n} channels",
+            percentile=percentile,
+            vrange=vrange,
+            finite_range=_layer_span(mins, maxs),
+            all_finite=all_finite,
+        )
 
     if mode == "channel":
         lo, hi = mins, maxs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from convscope.errors import OptionError, RenderError
 from convscope.render.annotate import Legend, compose, fmt
 from convscope.render.checks import is_int
@@ -27,10 +28,15 @@ def as_rgb_image(image: Any) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] in (1, 3, 4):
         img = img[..., :3] if img.shape[2] != 1 else img[..., 0]
-    if (img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3) or img.size == 0
-            or not np.issubdtype(img.dtype, np.number)):
-        raise RenderError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) numbers, "
-                          f"got {img.dtype} {img.shape}")
+    if (
+        img.ndim not in (2, 3)
+        or (img.ndim == 3 and img.shape[2] != 3)
+        or img.size == 0
+        or not np.issubdtype(img.dtype, np.number)
+    ):
+        raise RenderError(
+            f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) numbers, got {img.dtype} {img.shape}"
+        )
     if img.dtype != np.uint8:
         f = np.nan_to_num(img.astype(np.float32), nan=0.0)
         if f.max(initial=0.0) <= 1.0:
@@ -44,7 +50,9 @@ def resize_map(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return resize(np.asarray(values, dtype=np.float32), (height, width), "bilinear")
 
 
-def _axis_samples(n_out: int, k: int, n_map: int, start: float, jump: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _axis_samples(
+    n_out: int, k: int, n_map: int, start: float, jump: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each of ``n_out`` enlarged pixels: the two map indices, the weight of the second, and coverage."""
     u = (np.arange(n_out, dtype=np.float64) + 0.5) / k - 0.5  # pixel centre in input pixel coordinates
     pos = (u - start) / jump  # fractional map index
@@ -55,7 +63,9 @@ def _axis_samples(n_out: int, k: int, n_map: int, start: float, jump: float) -> 
     return lo, hi, (pos - lo).astype(np.float32), inside
 
 
-def place_map(values: np.ndarray, height: int, width: int, k: int, start: tuple[float, float], jump: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def place_map(
+    values: np.ndarray, height: int, width: int, k: int, start: tuple[float, float], jump: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample a map onto an input picture enlarged ``k`` times, using the layer's receptive-field grid.
 
     Map position ``(i, j)`` is centred on input pixel ``(start[0] + i*jump[0], start[1] + j*jump[1])``, so a
@@ -127,8 +137,10 @@ def overlay(
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.size == 0 or not np.issubdtype(arr.dtype, np.number):
-        raise RenderError(f"overlay needs a (h, w, C) channels-last activation of one sample, got shape "
-                          f"{arr.shape}; for a batch pass act[i]")
+        raise RenderError(
+            f"overlay needs a (h, w, C) channels-last activation of one sample, got shape "
+            f"{arr.shape}; for a batch pass act[i]"
+        )
     n_channels = arr.shape[2]
     if isinstance(channel, str):
         if channel != "mean":
@@ -142,12 +154,19 @@ def overlay(
             raise OptionError(f"channel {channel!r} is out of range: valid are 0..{n_channels - 1} or 'mean'")
         fmap = arr[:, :, int(channel)].astype(np.float32)
         shown = (int(channel),)
-        what = f"channel {int(channel)} of {n_channels}" if n_channels > 1 else ""  # a lone map (CAM) needs no label
+        what = (
+            f"channel {int(channel)} of {n_channels}" if n_channels > 1 else ""
+        )  # a lone map (CAM) needs no label
         over = f"channel {int(channel)}" if n_channels > 1 else "the map"
     stats = layer_stats(arr, -1)
     if mode != "channel" and not isinstance(channel, str) and n_channels > 1:  # on the layer's scale
-        span = value_span(arr, mode, over=f"the layer (all {n_channels} channels)",
-                          finite_range=stats.value_range, all_finite=stats.all_finite)
+        span = value_span(
+            arr,
+            mode,
+            over=f"the layer (all {n_channels} channels)",
+            finite_range=stats.value_range,
+            all_finite=stats.all_finite,
+        )
     else:
         span = value_span(fmap, mode, over=over)
     normed = normalize(fmap[None], mode, span=span)
@@ -163,8 +182,19 @@ def overlay(
         a = np.where(covered, np.float32(alpha), np.float32(0.0))[..., None]
     blended = rgb.astype(np.float32) * (1 - a) + heat.astype(np.float32) * a
     out = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    fields = [f for f in (layer, str(arr.shape), what, f"norm={mode}", f"cmap={cmap_name}",
-                          f"alpha={fmt(alpha)}", span.caption()) if f]
+    fields = [
+        f
+        for f in (
+            layer,
+            str(arr.shape),
+            what,
+            f"norm={mode}",
+            f"cmap={cmap_name}",
+            f"alpha={fmt(alpha)}",
+            span.caption(),
+        )
+        if f
+    ]
     legend = Legend.from_span(cmap_name, span) if caption else None
     if legend is not None:
         framed, body, text = compose(out.shape[0], out.shape[1], fields, legend)
@@ -173,8 +203,19 @@ def overlay(
     else:
         caption_text = "  ".join(fields)
     return FeatureGrid(
-        image=out, layer=layer, shape=tuple(np.asarray(act).shape), norm=mode, cmap=cmap_name, channels=shown,
-        n_channels=n_channels, value_range=stats.value_range,
-        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption_text, kind="overlay", legend=legend, span=span,
+        image=out,
+        layer=layer,
+        shape=tuple(np.asarray(act).shape),
+        norm=mode,
+        cmap=cmap_name,
+        channels=shown,
+        n_channels=n_channels,
+        value_range=stats.value_range,
+        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)),
+        n_nan=stats.n_nan,
+        n_inf=stats.n_inf,
+        caption=caption_text,
+        kind="overlay",
+        legend=legend,
+        span=span,
     )

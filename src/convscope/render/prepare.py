@@ -50,9 +50,17 @@ class RenderOptions:
     max_channels: int = 64
 
     @classmethod
-    def build(cls, *, norm: str = "channel", cmap: str | None = None, data_format: str = "channels_last",
-              percentile: Sequence[float] = (1.0, 99.0), vrange: Sequence[float] | None = None,
-              max_channels: int = 64, **rest: Any) -> RenderOptions:
+    def build(
+        cls,
+        *,
+        norm: str = "channel",
+        cmap: str | None = None,
+        data_format: str = "channels_last",
+        percentile: Sequence[float] = (1.0, 99.0),
+        vrange: Sequence[float] | None = None,
+        max_channels: int = 64,
+        **rest: Any,
+    ) -> RenderOptions:
         """Validate and normalize the user's options (``cmap=None`` -> the mode's default).
 
         Raises:
@@ -67,10 +75,15 @@ class RenderOptions:
                 rest[name] = positive_int(name, rest[name])
         if vrange is not None and mode != "raw":
             raise OptionError(f"vrange={vrange!r} only applies to norm='raw' (got norm={mode!r})")
-        return cls(norm=mode, cmap=resolve_cmap(cmap if cmap is not None else default_cmap(mode)),
-                   data_format=data_format, percentile=check_percentile(percentile),
-                   vrange=None if vrange is None else check_vrange(vrange), max_channels=max_channels,
-                   **rest)
+        return cls(
+            norm=mode,
+            cmap=resolve_cmap(cmap if cmap is not None else default_cmap(mode)),
+            data_format=data_format,
+            percentile=check_percentile(percentile),
+            vrange=None if vrange is None else check_vrange(vrange),
+            max_channels=max_channels,
+            **rest,
+        )
 
     @property
     def wants_legend(self) -> bool:
@@ -113,8 +126,11 @@ class LayerStats:
 
     def caption_fields(self) -> list[str]:
         """Counts of NaN / Inf values with their colors (the range is the picture's :class:`ValueSpan`)."""
-        named = (("NaN", self.n_nan, "magenta"), ("+Inf", self.n_pos_inf, "orange"),
-                 ("-Inf", self.n_neg_inf, "cyan"))
+        named = (
+            ("NaN", self.n_nan, "magenta"),
+            ("+Inf", self.n_pos_inf, "orange"),
+            ("-Inf", self.n_neg_inf, "cyan"),
+        )
         return [f"{n} {name} ({color})" for name, n, color in named if n]
 
 
@@ -176,8 +192,13 @@ def layer_stats(arr: np.ndarray, channel_axis: int) -> LayerStats:
         return LayerStats((float(mins.min()), float(maxs.max())), inactive)
     finite = arr[np.isfinite(arr)]
     value_range = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
-    return LayerStats(value_range, inactive, int(np.isnan(arr).sum()), int((arr == np.inf).sum()),
-                      int((arr == -np.inf).sum()))
+    return LayerStats(
+        value_range,
+        inactive,
+        int(np.isnan(arr).sum()),
+        int((arr == np.inf).sum()),
+        int((arr == -np.inf).sum()),
+    )
 
 
 def norm_fields(opts: RenderOptions) -> list[str]:
@@ -194,9 +215,15 @@ def layer_span(maps: np.ndarray, opts: RenderOptions, stats: LayerStats, unit: s
         stats: From :func:`layer_stats` on the same activation (its finite range is reused, not recomputed).
         unit: ``"channels"`` or ``"units"``, for the caption.
     """
-    return value_span(maps, opts.norm, over=f"the layer (all {maps.shape[0]} {unit})",
-                      percentile=opts.percentile, vrange=opts.vrange, finite_range=stats.value_range,
-                      all_finite=stats.all_finite)
+    return value_span(
+        maps,
+        opts.norm,
+        over=f"the layer (all {maps.shape[0]} {unit})",
+        percentile=opts.percentile,
+        vrange=opts.vrange,
+        finite_range=stats.value_range,
+        all_finite=stats.all_finite,
+    )
 
 
 def make_legend(opts: RenderOptions, span: ValueSpan, stats: LayerStats) -> Legend | None:
@@ -210,8 +237,11 @@ def make_legend(opts: RenderOptions, span: ValueSpan, stats: LayerStats) -> Lege
 def warn_if_batched(shape: tuple[int, ...]) -> None:
     """Log a warning when a 4-D activation looks like it still carries a batch axis of 1."""
     if len(shape) == 4 and shape[0] == 1:
-        log.warning("activation of shape %s is drawn as Conv3D output (depth 1); if axis 0 is a batch "
-                    "axis, pass act[0]", shape)
+        log.warning(
+            "activation of shape %s is drawn as Conv3D output (depth 1); if axis 0 is a batch "
+            "axis, pass act[0]",
+            shape,
+        )
 
 
 def make_grid(
@@ -228,8 +258,19 @@ def make_grid(
 ) -> FeatureGrid:
     """Bundle a finished picture with its metadata (``span`` and ``legend`` as drawn)."""
     return FeatureGrid(
-        image=image, layer=opts.layer, shape=tuple(int(s) for s in shape), norm=opts.norm, cmap=opts.cmap,
-        channels=tuple(int(i) for i in shown), n_channels=int(n_channels), value_range=stats.value_range,
-        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)), n_nan=stats.n_nan, n_inf=stats.n_inf,
-        caption=caption, kind=kind, legend=legend, span=span,
+        image=image,
+        layer=opts.layer,
+        shape=tuple(int(s) for s in shape),
+        norm=opts.norm,
+        cmap=opts.cmap,
+        channels=tuple(int(i) for i in shown),
+        n_channels=int(n_channels),
+        value_range=stats.value_range,
+        inactive=tuple(int(i) for i in np.flatnonzero(stats.inactive)),
+        n_nan=stats.n_nan,
+        n_inf=stats.n_inf,
+        caption=caption,
+        kind=kind,
+        legend=legend,
+        span=span,
     )

@@ -74,17 +74,27 @@ class FeatureGrid:
 
     def __repr__(self) -> str:
         rng = f"range=[{self.span.ends[0]}, {self.span.ends[1]}]" if self.span is not None else ""
-        return one_line("FeatureGrid", f"layer={short(self.layer)!r}", f"kind={self.kind}",
-                        f"shape={dims(self.shape)}", f"norm={short(self.norm, 24)!r}", rng,
-                        f"channels={len(self.channels)} of {self.n_channels}",
-                        f"image={dims(self.image.shape[:2])}")
+        return one_line(
+            "FeatureGrid",
+            f"layer={short(self.layer)!r}",
+            f"kind={self.kind}",
+            f"shape={dims(self.shape)}",
+            f"norm={short(self.norm, 24)!r}",
+            rng,
+            f"channels={len(self.channels)} of {self.n_channels}",
+            f"image={dims(self.image.shape[:2])}",
+        )
 
     def _repr_html_(self) -> str:
         """The picture inline (base64 PNG, the same bytes as ``_repr_png_``) over a table of its facts."""
         lo, hi = self.value_range
         rows: list[tuple[str, object]] = [
-            ("layer", self.layer or "-"), ("kind", self.kind), ("shape", dims(self.shape)),
-            ("norm", self.norm), ("cmap", self.cmap), ("channels", f"{len(self.channels)} of {self.n_channels}"),
+            ("layer", self.layer or "-"),
+            ("kind", self.kind),
+            ("shape", dims(self.shape)),
+            ("norm", self.norm),
+            ("cmap", self.cmap),
+            ("channels", f"{len(self.channels)} of {self.n_channels}"),
         ]
         if self.span is not None:
             rows.append(("colors", self.span.caption()))

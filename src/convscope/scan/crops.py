@@ -30,8 +30,9 @@ MAX_OVERVIEW = 64  # channels (rows) in a layer's overview picture
 Display = Callable[[int], "np.ndarray | None"]
 
 
-def rf_window(coord: Sequence[int], size: Sequence[float], jump: Sequence[float],
-              start: Sequence[float]) -> list[tuple[int, int]]:
+def rf_window(
+    coord: Sequence[int], size: Sequence[float], jump: Sequence[float], start: Sequence[float]
+) -> list[tuple[int, int]]:
     """``[(lo, hi), ...]`` input pixel range (``hi`` exclusive, unclipped) seen by output position ``coord``."""
     out = []
     for i, s, j, c0 in zip(coord, size, jump, start):
@@ -127,14 +128,21 @@ def channel_picture(stats: LayerStats, channel: int, display: Display) -> np.nda
     k = len(crops)
     cols = min(k, 8)
     values = [f"{v:.3g}" for v in stats.top_value[channel]]
-    names = [f"#{int(i)}" + (f" {stats.top_label[channel, s]}" if stats.top_label is not None else "")
-             for s, i in enumerate(stats.top_index[channel])]
+    names = [
+        f"#{int(i)}" + (f" {stats.top_label[channel, s]}" if stats.top_label is not None else "")
+        for s, i in enumerate(stats.top_index[channel])
+    ]
     body = _stack([tile(crops, cols=cols, labels=values), tile(contexts, cols=cols, labels=names)])
     rf = "x".join(f"{v:g}" for v in stats.rf_size)  # type: ignore[union-attr]
-    fields = [f"{stats.key} channel {channel}", f"top {k} of {stats.images} images by spatial max",
-              f"receptive field {rf} px", f"mean {stats.mean[channel]:.3g}", f"max {stats.max[channel]:.3g}",
-              f"positive {stats.frac_positive[channel]:.1%}",
-              "top: crops (spatial max above) · below: the inputs (#index label), field outlined"]
+    fields = [
+        f"{stats.key} channel {channel}",
+        f"top {k} of {stats.images} images by spatial max",
+        f"receptive field {rf} px",
+        f"mean {stats.mean[channel]:.3g}",
+        f"max {stats.max[channel]:.3g}",
+        f"positive {stats.frac_positive[channel]:.1%}",
+        "top: crops (spatial max above) · below: the inputs (#index label), field outlined",
+    ]
     return _framed(body, fields)
 
 
@@ -151,15 +159,26 @@ def overview_picture(stats: LayerStats, channel_crops: dict[int, np.ndarray], ti
         labels += [f"ch {c}"] + [""] * (k - 1)
     rf = "x".join(f"{v:g}" for v in stats.rf_size)  # type: ignore[union-attr]
     contiguous = channels == list(range(channels[0], channels[-1] + 1))
-    shown = ("all channels" if len(channels) == stats.channels else
-             f"channels {channels[0]}-{channels[-1]}" if contiguous else f"{len(channels)} of {stats.channels} channels")
-    fields = [title or stats.key, f"top {k} receptive-field crops ({rf} px) per channel, best left",
-              f"{stats.images} images", f"{shown} (one per row)", "dark blue = outside the image"]
+    shown = (
+        "all channels"
+        if len(channels) == stats.channels
+        else f"channels {channels[0]}-{channels[-1]}"
+        if contiguous
+        else f"{len(channels)} of {stats.channels} channels"
+    )
+    fields = [
+        title or stats.key,
+        f"top {k} receptive-field crops ({rf} px) per channel, best left",
+        f"{stats.images} images",
+        f"{shown} (one per row)",
+        "dark blue = outside the image",
+    ]
     return _framed(tile(tiles, cols=k, labels=labels), fields)
 
 
-def top_picture(stats: LayerStats, display: Display, channels: Sequence[int], *, k: int | None = None,
-                title: str = "") -> np.ndarray:
+def top_picture(
+    stats: LayerStats, display: Display, channels: Sequence[int], *, k: int | None = None, title: str = ""
+) -> np.ndarray:
     """An overview picture of chosen ``channels`` (rows) with their best ``k`` crops (all by default)."""
     chosen = {int(c): _shrink_all(channel_tiles(stats, int(c), display)[0][:k]) for c in channels}
     return overview_picture(stats, chosen, title)

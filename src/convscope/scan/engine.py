@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 #: Output bounds of activations whose saturation is reported.
 BOUNDED: dict[str, tuple[float, float]] = {
-    "tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "softsign": (-1.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "sigmoid": (0.0, 1.0),
+    "hard_sigmoid": (0.0, 1.0),
+    "softsign": (-1.0, 1.0),
     "hard_tanh": (-1.0, 1.0),
 }
 
@@ -87,10 +90,18 @@ class ShardScanner:
         from convscope.probe.cache import get_extractor
 
         self.job = job
-        self.model = model if model is not None else resolve_model(
-            job.model, safe_mode=job.safe_mode, custom_objects=job.custom_objects).model
-        self.extractor = get_extractor(self.model, list(job.layers) if job.layers else None,
-                                       input_shape=job.input_shape, batch_size=job.batch_size, include_output=True)
+        self.model = (
+            model
+            if model is not None
+            else resolve_model(job.model, safe_mode=job.safe_mode, custom_objects=job.custom_objects).model
+        )
+        self.extractor = get_extractor(
+            self.model,
+            list(job.layers) if job.layers else None,
+            input_shape=job.input_shape,
+            batch_size=job.batch_size,
+            include_output=True,
+        )
         self.channels_first = data_format(self.model) == "channels_first"
         self._layers = {node.path: node.layer for node in self.extractor.nodes}
 
@@ -105,8 +116,11 @@ class ShardScanner:
     def activations(self) -> dict[str, str]:
         """``{key: activation name}`` for the keys seen so far."""
         keys = self.extractor.keys or []
-        return {key: activation_name(self._layers.get(ActivationKey.parse(key).path)) for key in keys
-                if key != self.extractor.OUTPUT_KEY}
+        return {
+            key: activation_name(self._layers.get(ActivationKey.parse(key).path))
+            for key in keys
+            if key != self.extractor.OUTPUT_KEY
+        }
 
     def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:
         """Scan rows ``start..stop``; returns one accumulator per activation key (model order).
@@ -130,8 +144,11 @@ class ShardScanner:
                     order.update(dict.fromkeys(key for key, act in acts.items() if act.ndim >= 2))
                     for future in pending:
                         future.result()  # at most one batch waits: memory stays bounded
-                    pending = [pool.submit(self._accumulate, accs, key, act, first) for key, act in acts.items()
-                               if act.ndim >= 2]
+                    pending = [
+                        pool.submit(self._accumulate, accs, key, act, first)
+                        for key, act in acts.items()
+                        if act.ndim >= 2
+                    ]
                     if on_batch is not None:
                         on_batch(len(x))
                 for future in pending:
@@ -204,7 +221,9 @@ def merge_partials(parts: list[dict[str, LayerAccumulator]]) -> dict[str, LayerA
     return merged
 
 
-def run_local(job: ScanJob, model: Any = None, on_batch: OnBatch | None = None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+def run_local(
+    job: ScanJob, model: Any = None, on_batch: OnBatch | None = None
+) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Scan the whole dataset in this process: ``({key: accumulator}, {key: activation name})``."""
     scanner = ShardScanner(job, model)
     accs = scanner.scan(0, job.source.size, on_batch)

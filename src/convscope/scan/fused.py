@@ -32,8 +32,18 @@ log = logging.getLogger(__name__)
 BLOCK = 256
 
 
-def _source(act: Any, lo: float, hi: float, bounded: bool, sums: Any, maxes: Any, sq: Any, pos: Any,
-            nonzero: Any, sat: Any) -> None:  # pragma: no cover - compiled by numba; its Python body is never run
+def _source(
+    act: Any,
+    lo: float,
+    hi: float,
+    bounded: bool,
+    sums: Any,
+    maxes: Any,
+    sq: Any,
+    pos: Any,
+    nonzero: Any,
+    sat: Any,
+) -> None:  # pragma: no cover - compiled by numba; its Python body is never run
     """Fused reduction of ``act (n, P, C)``; see :func:`kernel` for the outputs."""
     n, p, c = act.shape
     s = np.empty(c, np.float64)

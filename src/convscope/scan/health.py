@@ -75,12 +75,15 @@ class LayerHealth:
 def _pairs(corr: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
     upper = np.triu(np.nan_to_num(corr, nan=-2.0), k=1)
     a, b = np.nonzero(upper >= threshold)
-    pairs = sorted(((int(i), int(j), float(corr[i, j])) for i, j in zip(a, b)), key=lambda p: (-p[2], p[0], p[1]))
+    pairs = sorted(
+        ((int(i), int(j), float(corr[i, j])) for i, j in zip(a, b)), key=lambda p: (-p[2], p[0], p[1])
+    )
     return pairs[:MAX_PAIRS]
 
 
-def layer_health(stats: LayerStats, *, duplicate: float = DUPLICATE, saturated: float = SATURATED,
-                 rare: float = RARE) -> LayerHealth:
+def layer_health(
+    stats: LayerStats, *, duplicate: float = DUPLICATE, saturated: float = SATURATED, rare: float = RARE
+) -> LayerHealth:
     """Judge one layer's channels (see the module docstring for the rules)."""
     pos = np.nan_to_num(np.asarray(stats.frac_positive), nan=0.0)
     zero = (np.asarray(stats.max) == 0) & (np.asarray(stats.mean) == 0)  # all values <= 0, averaging 0: all 0
@@ -108,8 +111,17 @@ def layer_health(stats: LayerStats, *, duplicate: float = DUPLICATE, saturated: 
         add(b, f"near-duplicate of channel {a} (pixelwise r={r:.3f})")
     for c in rare_list:
         add(c, f"rarely active: positive on {pos[c]:.2%} of positions")
-    return LayerHealth(stats.key, stats.channels, stats.sparsity, tuple(dead), tuple(sat), tuple(rare_list),
-                       tuple(pairs), tuple(worst), stats.corr is not None)
+    return LayerHealth(
+        stats.key,
+        stats.channels,
+        stats.sparsity,
+        tuple(dead),
+        tuple(sat),
+        tuple(rare_list),
+        tuple(pairs),
+        tuple(worst),
+        stats.corr is not None,
+    )
 
 
 def _fmt(value: float) -> str:
@@ -128,17 +140,35 @@ def summary_dict(manifest: Mapping[str, Any], layers: Mapping[str, LayerStats]) 
     for key, stats in layers.items():
         health = layer_health(stats)
         order = np.argsort(-np.nan_to_num(np.asarray(stats.mean_spatial_max), nan=-np.inf), kind="stable")[:5]
-        out_layers.append({
-            "key": key, "shape": list(stats.shape), "activation": stats.activation,
-            "mean": round(float(np.nanmean(stats.mean)), 6), "max": float(np.nanmax(stats.max)),
-            **health.to_dict(),
-            "most_active": [{"channel": int(c), "mean_spatial_max": round(float(stats.mean_spatial_max[c]), 6),
-                             "top_images": [int(i) for i in stats.top_index[c, :5]],
-                             **({"top_labels": [str(v) for v in stats.top_label[c, :5]]} if stats.top_label is not None else {})}
-                            for c in order],
-        })
-    return {"model": manifest.get("model", {}), "images": images,
-            "words": words(images), "layers": out_layers}
+        out_layers.append(
+            {
+                "key": key,
+                "shape": list(stats.shape),
+                "activation": stats.activation,
+                "mean": round(float(np.nanmean(stats.mean)), 6),
+                "max": float(np.nanmax(stats.max)),
+                **health.to_dict(),
+                "most_active": [
+                    {
+                        "channel": int(c),
+                        "mean_spatial_max": round(float(stats.mean_spatial_max[c]), 6),
+                        "top_images": [int(i) for i in stats.top_index[c, :5]],
+                        **(
+                            {"top_labels": [str(v) for v in stats.top_label[c, :5]]}
+                            if stats.top_label is not None
+                            else {}
+                        ),
+                    }
+                    for c in order
+                ],
+            }
+        )
+    return {
+        "model": manifest.get("model", {}),
+        "images": images,
+        "words": words(images),
+        "layers": out_layers,
+    }
 
 
 def words(images: int) -> dict[str, str]:
@@ -156,19 +186,29 @@ def summary_text(manifest: Mapping[str, Any], layers: Mapping[str, LayerStats], 
     model = manifest.get("model", {})
     options = manifest.get("options", {})
     images = int(manifest.get("dataset", {}).get("size", 0))
-    head = (f"convscope scan of {model.get('name', '?')} (sha256 {str(model.get('sha256', ''))[:12]}) over "
-            f"{images} images of {manifest.get('dataset', {}).get('source', '?')}, "
-            f"top-{options.get('top_k', '?')} per channel")
-    lines = [head, f"dead = {words(images)['dead']}; near-duplicate = r >= {DUPLICATE}, "
-                   f"r = {CORR_MEANING.format(images=images)}"]
+    head = (
+        f"convscope scan of {model.get('name', '?')} (sha256 {str(model.get('sha256', ''))[:12]}) over "
+        f"{images} images of {manifest.get('dataset', {}).get('source', '?')}, "
+        f"top-{options.get('top_k', '?')} per channel"
+    )
+    lines = [
+        head,
+        f"dead = {words(images)['dead']}; near-duplicate = r >= {DUPLICATE}, "
+        f"r = {CORR_MEANING.format(images=images)}",
+    ]
     for key, stats in layers.items():
         h = layer_health(stats)
         rf = "" if stats.rf_size is None else f"  rf {'x'.join(_fmt(v) for v in stats.rf_size)}"
         sat = f"  saturated {len(h.saturated)}" if stats.frac_saturated is not None else ""
-        dup = (f"near-duplicate pairs {len(h.duplicates)}" if h.correlated
-               else f"near-duplicates not measured ({stats.channels} channels > {stats_module.MAX_GRAM_CHANNELS})")
-        lines.append(f"{key} {tuple(stats.shape)} {stats.activation or 'linear'}{rf}: sparsity {h.sparsity:.1%}  "
-                     f"dead {len(h.dead)}/{stats.channels}{sat}  rare {len(h.rare)}  {dup}")
+        dup = (
+            f"near-duplicate pairs {len(h.duplicates)}"
+            if h.correlated
+            else f"near-duplicates not measured ({stats.channels} channels > {stats_module.MAX_GRAM_CHANNELS})"
+        )
+        lines.append(
+            f"{key} {tuple(stats.shape)} {stats.activation or 'linear'}{rf}: sparsity {h.sparsity:.1%}  "
+            f"dead {len(h.dead)}/{stats.channels}{sat}  rare {len(h.rare)}  {dup}"
+        )
         for channel, reason in h.worst[:max_worst]:
             lines.append(f"  ch {channel}: {reason}")
         if len(h.worst) > max_worst:
@@ -178,6 +218,8 @@ def summary_text(manifest: Mapping[str, Any], layers: Mapping[str, LayerStats], 
         if stats.top_label is not None:
             values, counts = np.unique(np.asarray(stats.top_label[best]), return_counts=True)
             label = f"; its top images are mostly label {values[np.argmax(counts)]} ({counts.max()}/{len(stats.top_label[best])})"
-        lines.append(f"  most active: ch {best} (mean spatial max {_fmt(float(stats.mean_spatial_max[best]))}, "
-                     f"max {_fmt(float(stats.max[best]))}){label}")
+        lines.append(
+            f"  most active: ch {best} (mean spatial max {_fmt(float(stats.mean_spatial_max[best]))}, "
+            f"max {_fmt(float(stats.max[best]))}){label}"
+        )
     return "\n".join(lines) + "\n"

@@ -103,40 +103,82 @@ class LayerStats:
 
     def meta(self) -> dict[str, Any]:
         """The JSON-able description stored in the manifest."""
-        rf = None if self.rf_size is None else {"size": list(self.rf_size), "jump": list(self.rf_jump or ()),
-                                                "start": list(self.rf_start or ())}
-        return {"key": self.key, "shape": list(self.shape), "spatial": list(self.spatial),
-                "channels": self.channels, "images": self.images, "activation": self.activation, "rf": rf}
+        rf = (
+            None
+            if self.rf_size is None
+            else {
+                "size": list(self.rf_size),
+                "jump": list(self.rf_jump or ()),
+                "start": list(self.rf_start or ()),
+            }
+        )
+        return {
+            "key": self.key,
+            "shape": list(self.shape),
+            "spatial": list(self.spatial),
+            "channels": self.channels,
+            "images": self.images,
+            "activation": self.activation,
+            "rf": rf,
+        }
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LayerStats:
         """Rebuild from :meth:`meta` and :meth:`arrays`."""
         rf = meta.get("rf") or {}
         return cls(
-            key=meta["key"], shape=tuple(meta["shape"]), spatial=tuple(meta["spatial"]), channels=int(meta["channels"]),
-            images=int(meta["images"]), activation=meta.get("activation", ""),
+            key=meta["key"],
+            shape=tuple(meta["shape"]),
+            spatial=tuple(meta["spatial"]),
+            channels=int(meta["channels"]),
+            images=int(meta["images"]),
+            activation=meta.get("activation", ""),
             **{name: arrays[name] for name in ARRAYS},
-            corr=arrays.get("corr"), frac_saturated=arrays.get("frac_saturated"), top_label=arrays.get("top_label"),
-            rf_size=tuple(rf["size"]) if rf else None, rf_jump=tuple(rf["jump"]) if rf else None,
+            corr=arrays.get("corr"),
+            frac_saturated=arrays.get("frac_saturated"),
+            top_label=arrays.get("top_label"),
+            rf_size=tuple(rf["size"]) if rf else None,
+            rf_jump=tuple(rf["jump"]) if rf else None,
             rf_start=tuple(rf["start"]) if rf else None,
         )
 
     def __repr__(self) -> str:
-        return one_line("LayerStats", f"key={short(self.key)!r}", f"shape={dims(self.shape)}",
-                        f"channels={self.channels}", f"images={self.images}",
-                        f"activation={short(self.activation, 16)!r}", f"top_k={self.top_value.shape[-1]}",
-                        f"sparsity={self.sparsity:.3g}")
+        return one_line(
+            "LayerStats",
+            f"key={short(self.key)!r}",
+            f"shape={dims(self.shape)}",
+            f"channels={self.channels}",
+            f"images={self.images}",
+            f"activation={short(self.activation, 16)!r}",
+            f"top_k={self.top_value.shape[-1]}",
+            f"sparsity={self.sparsity:.3g}",
+        )
 
     def _repr_html_(self) -> str:
         """The layer's facts and its channels (mean, std, max, fraction positive; the first 256)."""
-        rows = [("key", self.key), ("shape", dims(self.shape)), ("channels", self.channels),
-                ("images", self.images), ("activation", self.activation or "-"),
-                ("sparsity", f"{self.sparsity:.3g}"), ("top images per channel", self.top_value.shape[-1])]
+        rows = [
+            ("key", self.key),
+            ("shape", dims(self.shape)),
+            ("channels", self.channels),
+            ("images", self.images),
+            ("activation", self.activation or "-"),
+            ("sparsity", f"{self.sparsity:.3g}"),
+            ("top images per channel", self.top_value.shape[-1]),
+        ]
         if self.rf_size is not None:
             rows.append(("receptive field", dims(self.rf_size)))
         shown = min(self.channels, 256)
-        lines = [(c, f"{self.mean[c]:.4g}", f"{self.std[c]:.4g}", f"{self.max[c]:.4g}",
-                  f"{self.frac_positive[c]:.3g}") for c in range(shown)]
+        lines = [
+            (
+                c,
+                f"{self.mean[c]:.4g}",
+                f"{self.std[c]:.4g}",
+                f"{self.max[c]:.4g}",
+                f"{self.frac_positive[c]:.3g}",
+            )
+            for c in range(shown)
+        ]
         note = f"first {shown} of {self.channels} channels" if shown < self.channels else ""
-        return html_card(f"LayerStats {self.key}", rows,
-                         table=(("channel", "mean", "std", "max", "> 0"), lines), note=note)
+        return html_card(
+            f"LayerStats {self.key}", rows, table=(("channel", "mean", "std", "max", "> 0"), lines), note=note
+        )

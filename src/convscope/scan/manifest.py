@@ -31,7 +31,15 @@ from convscope.store.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
-IDENTITY_FIELDS = ("format_version", "model_sha256", "layers", "dataset", "top_k", "preprocess", "input_shape")
+IDENTITY_FIELDS = (
+    "format_version",
+    "model_sha256",
+    "layers",
+    "dataset",
+    "top_k",
+    "preprocess",
+    "input_shape",
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -61,12 +69,22 @@ def model_identity(ref: Any, model: Any) -> dict[str, Any]:
         text = str(ref)
         if zoo.is_zoo_name(text) and not Path(text).exists():
             if zoo.is_built_in_code(text):  # built from a package's weights: hash the weights
-                return {"source": text, "name": model.name, "sha256": weights_sha256(model), "hash_of": "weights"}
+                return {
+                    "source": text,
+                    "name": model.name,
+                    "sha256": weights_sha256(model),
+                    "hash_of": "weights",
+                }
             path = zoo.zoo_path(text)
         else:
             path = Path(text)
         return {"source": text, "name": model.name, "sha256": file_sha256(path), "hash_of": "file"}
-    return {"source": "<in-memory model>", "name": model.name, "sha256": weights_sha256(model), "hash_of": "weights"}
+    return {
+        "source": "<in-memory model>",
+        "name": model.name,
+        "sha256": weights_sha256(model),
+        "hash_of": "weights",
+    }
 
 
 def versions(engine: str) -> dict[str, str]:
@@ -75,9 +93,16 @@ def versions(engine: str) -> dict[str, str]:
 
     import keras
 
-    out = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
-           "keras_backend": keras.backend.backend()}
-    names = ["convscope", {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(out["keras_backend"], "")]
+    out = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+    }
+    names = [
+        "convscope",
+        {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(out["keras_backend"], ""),
+    ]
     if engine == "ray":
         names.append("ray")
     for name in names:

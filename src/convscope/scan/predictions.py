@@ -52,9 +52,16 @@ class OutputAccumulator:
         """The predictions ordered by row."""
         rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)
         order = np.argsort(rows, kind="stable")
-        cat = (lambda parts, dtype: np.concatenate(parts)[order] if parts else np.zeros(0, dtype))
-        return ScanPredictions(top1=cat(self._top, np.int32), value=cat(self._value, np.float32),
-                               probability=cat(self._prob, bool), class_names=class_names)
+
+        def cat(parts, dtype):
+            return np.concatenate(parts)[order] if parts else np.zeros(0, dtype)
+
+        return ScanPredictions(
+            top1=cat(self._top, np.int32),
+            value=cat(self._value, np.float32),
+            probability=cat(self._prob, bool),
+            class_names=class_names,
+        )
 
 
 @dataclass(frozen=True, eq=False)

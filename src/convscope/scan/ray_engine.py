@@ -38,8 +38,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise OptionError("--engine ray needs the 'ray' package, which is not installed; install it with "
-                          "pip install 'convscope[ray]' (or use --engine local)") from None
+        raise OptionError(
+            "--engine ray needs the 'ray' package, which is not installed; install it with "
+            "pip install 'convscope[ray]' (or use --engine local)"
+        ) from None
     return ray
 
 
@@ -82,8 +84,9 @@ def _unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, ConvscopeError) else exc
 
 
-def run_ray(job: ScanJob, *, address: str | None = None, workers: int | None = None,
-            on_batch: OnBatch | None = None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+def run_ray(
+    job: ScanJob, *, address: str | None = None, workers: int | None = None, on_batch: OnBatch | None = None
+) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Scan ``job`` on a Ray cluster; returns the merged accumulators and activation names.
 
     Args:
@@ -113,15 +116,22 @@ def run_ray(job: ScanJob, *, address: str | None = None, workers: int | None = N
         job_ref = ray.put(job)
         actor = ray.remote(num_cpus=1)(_Worker)
         pool = [actor.remote(job_ref, max(1, cpus // count)) for _ in range(count)]
-        log.info("Ray scan: %d rows in %d shards on %d workers (source %s)", source.size, len(ranges), count, source.name)
+        log.info(
+            "Ray scan: %d rows in %d shards on %d workers (source %s)",
+            source.size,
+            len(ranges),
+            count,
+            source.name,
+        )
         return _collect(ray, pool, ranges, on_batch)
     finally:
         if started:
             ray.shutdown()
 
 
-def _collect(ray: Any, pool: list[Any], ranges: list[tuple[int, int]],
-             on_batch: OnBatch | None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+def _collect(
+    ray: Any, pool: list[Any], ranges: list[tuple[int, int]], on_batch: OnBatch | None
+) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Keep every actor busy with the next shard; merge the partial results in shard order."""
     results: dict[int, tuple[dict[str, LayerAccumulator], dict[str, str]]] = {}
     todo = list(range(len(ranges)))

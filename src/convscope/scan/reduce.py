@@ -152,8 +152,18 @@ def summarize(act: np.ndarray, bounds: Bounds | None = None, *, fused: bool | No
         positive = np.zeros(channels, np.int64)
         nonzero = np.zeros(channels, np.int64)
         lo, hi = bounds.thresholds if bounds is not None else (0.0, 0.0)
-        kernel(act.reshape(n, positions, channels), float(lo), float(hi), bounds is not None, sums, maxes, sq,
-               positive, nonzero, saturated if saturated is not None else np.zeros(channels, np.int64))
+        kernel(
+            act.reshape(n, positions, channels),
+            float(lo),
+            float(hi),
+            bounds is not None,
+            sums,
+            maxes,
+            sq,
+            positive,
+            nonzero,
+            saturated if saturated is not None else np.zeros(channels, np.int64),
+        )
     else:
         sums, maxes, sq, positive = _numpy_passes(wide, r, channels, per_chunk, bounds, saturated)
     total = n * positions
@@ -177,8 +187,14 @@ def _sparse_kernel() -> Any:
     return sparse_gram_kernel()
 
 
-def _numpy_passes(wide: np.ndarray, r: int, channels: int, per_chunk: int, bounds: Bounds | None,
-                  saturated: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _numpy_passes(
+    wide: np.ndarray,
+    r: int,
+    channels: int,
+    per_chunk: int,
+    bounds: Bounds | None,
+    saturated: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-image sums and maxima, sums of squares and positive counts in numpy passes over chunks.
 
     Adds the saturated counts into ``saturated`` when ``bounds`` is given.
@@ -208,7 +224,9 @@ def _fold(values: np.ndarray, r: int, channels: int) -> np.ndarray:
     return values.reshape(r, channels).sum(axis=0, dtype=np.float64 if values.dtype.kind == "f" else np.int64)
 
 
-def _centred(wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def _centred(
+    wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Reduce again about a float32 copy ``s`` of ``mean``: float64 ``(M2 (C,), per-image sums (n, C))``.
 
     Both are accurate for any offset: deviations from ``s`` are small, so their float32 sums lose nothing.
@@ -229,8 +247,14 @@ def _centred(wide: np.ndarray, mean: np.ndarray, r: int, channels: int, per_chun
     return m2 - n * rows * r * (s64 - mean) ** 2, sums + rows * r * s64
 
 
-def comoment(act: np.ndarray, mean: np.ndarray, m2: np.ndarray | None = None, nonzero: np.ndarray | None = None,
-             *, float64: bool | None = None) -> np.ndarray:
+def comoment(
+    act: np.ndarray,
+    mean: np.ndarray,
+    m2: np.ndarray | None = None,
+    nonzero: np.ndarray | None = None,
+    *,
+    float64: bool | None = None,
+) -> np.ndarray:
     """The co-moment (centred Gram) matrix of a batch's channels over all its images and positions.
 
     ``sum (x - m)(x - m)^T = sum (x - s)(x - s)^T - P (m - s)(m - s)^T`` for any shift ``s``, with ``P`` the
@@ -288,13 +312,20 @@ def comoment(act: np.ndarray, mean: np.ndarray, m2: np.ndarray | None = None, no
     return out
 
 
-def gram_route(flat: np.ndarray, mean: np.ndarray, m2: np.ndarray | None, nonzero: np.ndarray | None,
-               float64: bool) -> str:
+def gram_route(
+    flat: np.ndarray, mean: np.ndarray, m2: np.ndarray | None, nonzero: np.ndarray | None, float64: bool
+) -> str:
     """Which way :func:`comoment` takes for a ``(P, C)`` matrix: ``"sparse"``, ``"about zero"`` or ``"shifted"``."""
     if float64 or m2 is None or not np.all(len(flat) * mean * mean <= (UNCENTRED_KAPPA - 1) * m2):
         return "shifted"
-    if (nonzero is not None and flat.shape[1] <= SPARSE_MAX_CHANNELS and nonzero.sum() <= SPARSE_DENSITY * flat.size
-            and flat.flags.c_contiguous and flat.dtype == np.float32 and _sparse_kernel() is not None):
+    if (
+        nonzero is not None
+        and flat.shape[1] <= SPARSE_MAX_CHANNELS
+        and nonzero.sum() <= SPARSE_DENSITY * flat.size
+        and flat.flags.c_contiguous
+        and flat.dtype == np.float32
+        and _sparse_kernel() is not None
+    ):
         return "sparse"
     return "about zero"
 

@@ -23,12 +23,22 @@ from convscope.scan.health import LayerHealth, layer_health, summary_dict, summa
 from convscope.scan.layerstats import ARRAYS, LayerStats
 from convscope.scan.predictions import ScanPredictions
 
-__all__ = ["ARRAYS", "FORMAT", "FORMAT_VERSION", "MANIFEST", "LayerStats", "ScanResult", "layer_dir", "load_scan"]
+__all__ = [
+    "ARRAYS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "LayerStats",
+    "ScanResult",
+    "layer_dir",
+    "load_scan",
+]
 
 FORMAT = "convscope-scan"
 #: 2: ``corr`` is the pixelwise correlation over all positions (1: of per-image channel means).
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+
 
 @dataclass(frozen=True, eq=False)
 class ScanResult:
@@ -51,8 +61,10 @@ class ScanResult:
         try:
             return self.layers[key]
         except KeyError:
-            raise LayerNotFound(f"no layer {key!r} in this scan; scanned: {', '.join(self.layers)} "
-                                f"(nearest: {', '.join(nearest(key, list(self.layers)))})") from None
+            raise LayerNotFound(
+                f"no layer {key!r} in this scan; scanned: {', '.join(self.layers)} "
+                f"(nearest: {', '.join(nearest(key, list(self.layers)))})"
+            ) from None
 
     @property
     def images(self) -> int:
@@ -82,22 +94,42 @@ class ScanResult:
 
     def __repr__(self) -> str:
         model = self.manifest.get("model", {}).get("name", "?")
-        return one_line("ScanResult", f"model={short(model)!r}", f"images={self.images}",
-                        f"layers={few(list(self.layers))}", f"path={short(self.path, 60)!r}" if self.path else "")
+        return one_line(
+            "ScanResult",
+            f"model={short(model)!r}",
+            f"images={self.images}",
+            f"layers={few(list(self.layers))}",
+            f"path={short(self.path, 60)!r}" if self.path else "",
+        )
 
     def _repr_html_(self) -> str:
         """The scan's facts and one row per layer (shape, channels, sparsity, largest value)."""
         model = self.manifest.get("model", {}).get("name", "?")
-        rows = [("model", model), ("images", self.images), ("layers", len(self.layers)),
-                ("folder", self.path or "in memory")]
+        rows = [
+            ("model", model),
+            ("images", self.images),
+            ("layers", len(self.layers)),
+            ("folder", self.path or "in memory"),
+        ]
         lines = []
         for key, st in self.layers.items():
             top = np.asarray(st.max, np.float64)
             top = top[np.isfinite(top)]
-            lines.append((key, dims(st.shape), st.channels, st.activation or "-", f"{st.sparsity:.3g}",
-                          f"{top.max():.4g}" if top.size else "-"))
-        return html_card(f"ScanResult {model}", rows,
-                         table=(("layer", "shape", "channels", "activation", "sparsity", "max"), lines))
+            lines.append(
+                (
+                    key,
+                    dims(st.shape),
+                    st.channels,
+                    st.activation or "-",
+                    f"{st.sparsity:.3g}",
+                    f"{top.max():.4g}" if top.size else "-",
+                )
+            )
+        return html_card(
+            f"ScanResult {model}",
+            rows,
+            table=(("layer", "shape", "channels", "activation", "sparsity", "max"), lines),
+        )
 
 
 def skipped_text(skipped: list[dict[str, str]], shown: int = 10) -> str:
@@ -133,8 +165,10 @@ def load_scan(path: str | Path) -> ScanResult:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"{manifest_path} is not readable JSON: {exc}") from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{manifest_path}: format {manifest.get('format')!r} version "
-                         f"{manifest.get('format_version')!r}; this convscope reads {FORMAT!r} version {FORMAT_VERSION}")
+        raise InputError(
+            f"{manifest_path}: format {manifest.get('format')!r} version "
+            f"{manifest.get('format_version')!r}; this convscope reads {FORMAT!r} version {FORMAT_VERSION}"
+        )
     layers = {}
     for meta in manifest["layers"]:
         with np.load(root / layer_dir(meta["slug"]) / "stats.npz", allow_pickle=False) as npz:

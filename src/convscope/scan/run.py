@@ -44,7 +44,9 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
         raise OptionError(f"--address {address!r} is only used with --engine ray")
 
 
-def _receptive_fields(model: Any, keys: Sequence[str], input_shape: tuple[int, ...] | None) -> dict[str, Grid]:
+def _receptive_fields(
+    model: Any, keys: Sequence[str], input_shape: tuple[int, ...] | None
+) -> dict[str, Grid]:
     try:
         return field_grids(model, keys, input_shape)
     except FieldsUnavailable as exc:  # crops are optional; the statistics do not need the table
@@ -52,20 +54,42 @@ def _receptive_fields(model: Any, keys: Sequence[str], input_shape: tuple[int, .
         return {}
 
 
-def _layer_stats(key: str, acc: LayerAccumulator, activation: str, shape: tuple[int, ...],
-                 spatial: tuple[int, ...], rf: Grid | None, labels: Sequence[str] | None) -> LayerStats:
+def _layer_stats(
+    key: str,
+    acc: LayerAccumulator,
+    activation: str,
+    shape: tuple[int, ...],
+    spatial: tuple[int, ...],
+    rf: Grid | None,
+    labels: Sequence[str] | None,
+) -> LayerStats:
     arrays = acc.finish()
     top_label = None
     if labels is not None:
         top_label = np.asarray(labels, dtype=str)[arrays["top_index"]]
-    return LayerStats(key=key, shape=shape, spatial=spatial, channels=acc.channels, images=acc.images,
-                      activation=activation, top_label=top_label,
-                      rf_size=None if rf is None else rf.size, rf_jump=None if rf is None else rf.step,
-                      rf_start=None if rf is None else rf.start, **arrays)
+    return LayerStats(
+        key=key,
+        shape=shape,
+        spatial=spatial,
+        channels=acc.channels,
+        images=acc.images,
+        activation=activation,
+        top_label=top_label,
+        rf_size=None if rf is None else rf.size,
+        rf_jump=None if rf is None else rf.step,
+        rf_start=None if rf is None else rf.start,
+        **arrays,
+    )
 
 
-def _run_engine(job: ScanJob, model: Any, engine: str, address: str | None, on_batch: OnBatch | None,
-                progress: Progress | None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+def _run_engine(
+    job: ScanJob,
+    model: Any,
+    engine: str,
+    address: str | None,
+    on_batch: OnBatch | None,
+    progress: Progress | None,
+) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Run the chosen engine, driving a progress bar (when given) from the batch callback."""
     bar = progress(job.source.size, f"scanning ({engine})") if progress is not None else None
     if bar is None:
@@ -81,8 +105,9 @@ def _run_engine(job: ScanJob, model: Any, engine: str, address: str | None, on_b
         return _dispatch(job, model, engine, address, advance)
 
 
-def _dispatch(job: ScanJob, model: Any, engine: str, address: str | None,
-              on_batch: OnBatch | None) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
+def _dispatch(
+    job: ScanJob, model: Any, engine: str, address: str | None, on_batch: OnBatch | None
+) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     if engine == "ray":
         from convscope.scan.ray_engine import run_ray
 
@@ -155,44 +180,76 @@ def scan(
 
     _check_options(top_k, batch_size, engine, address)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
-    resolved = resolve_model(model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode,
-                             custom_objects=custom_objects)
+    resolved = resolve_model(
+        model,
+        preprocess=preprocess,
+        input_shape=input_shape,
+        safe_mode=safe_mode,
+        custom_objects=custom_objects,
+    )
     if out is not None:  # where we may write, before any work (the scan identity is compared below)
         from convscope.store.output import check_out
 
-        check_out(out, "scan", protected=(data, *([resolved.source] if resolved.source else [])), force=force,
-                  mode="replace")
+        check_out(
+            out,
+            "scan",
+            protected=(data, *([resolved.source] if resolved.source else [])),
+            force=force,
+            mode="replace",
+        )
     if engine == "ray" and not resolved.source:
-        raise OptionError("--engine ray needs the model as a file path or zoo name (workers load it "
-                          f"themselves), got an in-memory {type(resolved.model).__name__}; save it with "
-                          "model.save('model.keras')")
+        raise OptionError(
+            "--engine ray needs the model as a file path or zoo name (workers load it "
+            f"themselves), got an in-memory {type(resolved.model).__name__}; save it with "
+            "model.save('model.keras')"
+        )
     keras_model = resolved.model
     prep = resolved.preprocess
     spec = resolved.spec(input_shape)
     source = open_source(data, spec, prep, strict=strict)
-    extractor = get_extractor(resolved, selectors, input_shape=input_shape, batch_size=batch_size,
-                              include_output=True)
+    extractor = get_extractor(
+        resolved, selectors, input_shape=input_shape, batch_size=batch_size, include_output=True
+    )
     keys, shapes = _probe_keys(extractor, source)
-    job = ScanJob(resolved.source or keras_model, tuple(selectors) if selectors else None,
-                  source, int(top_k), int(batch_size), input_shape, safe_mode,
-                  str(Path(custom_objects).expanduser().resolve()) if isinstance(custom_objects, (str, Path))
-                  else custom_objects)
+    job = ScanJob(
+        resolved.source or keras_model,
+        tuple(selectors) if selectors else None,
+        source,
+        int(top_k),
+        int(batch_size),
+        input_shape,
+        safe_mode,
+        str(Path(custom_objects).expanduser().resolve())
+        if isinstance(custom_objects, (str, Path))
+        else custom_objects,
+    )
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "model": mf.model_identity(resolved.source or None, keras_model),
         "layers": [{"key": k, "slug": _slug(k)} for k in keys],
-        "dataset": {"source": source.name, "size": source.size, "fingerprint": source.fingerprint,
-                    "labels": source.labels is not None,
-                    "skipped": [{"file": f, "reason": r} for f, r in source.skipped]},
-        "options": {"top_k": int(top_k), "preprocess": prep.describe(spec)
-                    if not _is_array(source) else "arrays taken as-is", "input_shape": list(input_shape or []) or None,
-                    "layers": [str(s) for s in selectors] if selectors else None, "batch_size": int(batch_size),
-                    "engine": engine},
+        "dataset": {
+            "source": source.name,
+            "size": source.size,
+            "fingerprint": source.fingerprint,
+            "labels": source.labels is not None,
+            "skipped": [{"file": f, "reason": r} for f, r in source.skipped],
+        },
+        "options": {
+            "top_k": int(top_k),
+            "preprocess": prep.describe(spec) if not _is_array(source) else "arrays taken as-is",
+            "input_shape": list(input_shape or []) or None,
+            "layers": [str(s) for s in selectors] if selectors else None,
+            "batch_size": int(batch_size),
+            "engine": engine,
+        },
         "classes": list(resolved.class_names) if resolved.class_names else None,
     }
     out_path = Path(out) if out is not None else None
     if out_path is not None:
-        mf.check_out(out_path, mf.identity(manifest), force, protected=(data, model))  # refuse before any work
+        mf.check_out(
+            out_path, mf.identity(manifest), force, protected=(data, model)
+        )  # refuse before any work
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
@@ -201,8 +258,9 @@ def scan(
     for key in keys:
         shape = shapes[key]
         spatial = shape[1:-1] if _channels_first(keras_model) and len(shape) > 1 else shape[:-1]
-        layers_stats[key] = _layer_stats(key, accs[key], activations.get(key, ""), shape, tuple(spatial),
-                                         fields.get(key), source.labels)
+        layers_stats[key] = _layer_stats(
+            key, accs[key], activations.get(key, ""), shape, tuple(spatial), fields.get(key), source.labels
+        )
     manifest["layers"] = [{**s.meta(), "slug": _slug(k)} for k, s in layers_stats.items()]
     manifest["versions"] = mf.versions(engine)
     manifest["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -230,8 +288,11 @@ _slug = key_filename
 def _probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """Run one sample to learn the activation keys and shapes (errors surface before the scan)."""
     acts = extractor.run_batch(source.read(0, 1))
-    shapes = {k: tuple(int(d) for d in v.shape[1:]) for k, v in acts.items()
-              if v.ndim >= 2 and k != extractor.OUTPUT_KEY}
+    shapes = {
+        k: tuple(int(d) for d in v.shape[1:])
+        for k, v in acts.items()
+        if v.ndim >= 2 and k != extractor.OUTPUT_KEY
+    }
     return list(shapes), shapes
 
 
@@ -255,4 +316,6 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
         (stage / "summary.txt").write_text(result.summary_text())
         mf.write_manifest(stage, result.manifest)
     log.info("scan written to %s", out)
-    return ScanResult(manifest=result.manifest, layers=result.layers, path=out, predictions=result.predictions)
+    return ScanResult(
+        manifest=result.manifest, layers=result.layers, path=out, predictions=result.predictions
+    )

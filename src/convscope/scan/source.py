@@ -93,7 +93,9 @@ class ArraySource:
 
     def __post_init__(self) -> None:
         shape = self._shape()
-        matches = len(shape) in (len(self.spec.shape), len(self.spec.shape) - 1) and self._is_one_sample(shape)
+        matches = len(shape) in (len(self.spec.shape), len(self.spec.shape) - 1) and self._is_one_sample(
+            shape
+        )
         self._single = matches
         self.size = 1 if matches else int(shape[0]) if shape else 0
         if self.size == 0:
@@ -192,7 +194,9 @@ def iter_chunks(source: Source, start: int, stop: int, size: int) -> Iterator[tu
 
 
 # -- opening --------------------------------------------------------------------------------------------
-def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False) -> Source:
+def open_source(
+    data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False
+) -> Source:
     """Turn DATA (path, ``"mnist"`` or array) into a source for a model input ``spec``.
 
     Args:
@@ -210,18 +214,34 @@ def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None, *, s
     prep = prep or Preprocess()
     if isinstance(data, np.ndarray):
         digest = hashlib.sha256(np.ascontiguousarray(data).data).hexdigest()
-        return ArraySource(spec, "array", array=data, fingerprint={"kind": "array", "shape": list(data.shape),
-                                                                    "dtype": str(data.dtype), "sha256": digest})
+        return ArraySource(
+            spec,
+            "array",
+            array=data,
+            fingerprint={
+                "kind": "array",
+                "shape": list(data.shape),
+                "dtype": str(data.dtype),
+                "sha256": digest,
+            },
+        )
     if not isinstance(data, (str, os.PathLike)):
-        raise InputError(f"DATA must be a path, 'mnist' or a numpy array, got {type(data).__name__}; {ACCEPTED}")
+        raise InputError(
+            f"DATA must be a path, 'mnist' or a numpy array, got {type(data).__name__}; {ACCEPTED}"
+        )
     text = str(data)
     path = Path(text).expanduser()
     if text.strip().lower() == MNIST and not path.exists():
         from convscope.models.zoo.mnist import load_mnist_digits
 
         x, y = load_mnist_digits()
-        return ArraySource(spec, MNIST, array=x, labels=tuple(str(int(v)) for v in y),
-                           fingerprint={"kind": MNIST, "size": len(x)})
+        return ArraySource(
+            spec,
+            MNIST,
+            array=x,
+            labels=tuple(str(int(v)) for v in y),
+            fingerprint={"kind": MNIST, "size": len(x)},
+        )
     if not path.exists():
         problem = file_problem(path) if os.path.lexists(path) else None  # a symlink loop or a broken link
         raise InputError(f"DATA {text!r}: {problem or 'no such file or folder'}; expected {ACCEPTED}")
@@ -232,10 +252,14 @@ def open_source(data: Any, spec: InputSpec, prep: Preprocess | None = None, *, s
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        return ArraySource(spec, str(path), array=arr, fingerprint=_file_print(path), path=str(path.resolve()))
+        return ArraySource(
+            spec, str(path), array=arr, fingerprint=_file_print(path), path=str(path.resolve())
+        )
     if suffix == ".npz":
         key, labels = _npz_keys(path)
-        return ArraySource(spec, f"{path}:{key}", npz=(str(path), key), labels=labels, fingerprint=_file_print(path))
+        return ArraySource(
+            spec, f"{path}:{key}", npz=(str(path), key), labels=labels, fingerprint=_file_print(path)
+        )
     raise InputError(f"DATA {text!r}: unknown file type {path.suffix!r}; expected {ACCEPTED}")
 
 
@@ -255,23 +279,36 @@ def _folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False)
     if strict and skipped:
         first, reason = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise InputError(f"DATA folder {path}: {first} {reason}{more}; --strict refuses unreadable files "
-                         "(without it they are skipped and listed in the scan's summary)")
+        raise InputError(
+            f"DATA folder {path}: {first} {reason}{more}; --strict refuses unreadable files "
+            "(without it they are skipped and listed in the scan's summary)"
+        )
     if not files:
         why = f"; {len(skipped)} skipped, e.g. {skipped[0][0]} {skipped[0][1]}" if skipped else ""
-        raise InputError(f"DATA folder {path} has no images (searched recursively; accepted: "
-                         f"{' '.join(IMAGE_EXTENSIONS)}){why}")
+        raise InputError(
+            f"DATA folder {path} has no images (searched recursively; accepted: "
+            f"{' '.join(IMAGE_EXTENSIONS)}){why}"
+        )
     for name, reason in skipped[:10]:
         log.warning("skipped %s: %s", Path(root) / name, reason)
     if len(skipped) > 10:
-        log.warning("skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10)
+        log.warning(
+            "skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10
+        )
     tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
     labels = tuple(tops) if any(tops) else None
     digest = hashlib.sha256()
     for f in files:
         digest.update(f"{f}\t{(root / f).stat().st_size}\n".encode())
-    return FolderSource(spec, str(root), tuple(files), prep, labels,
-                        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()}, tuple(skipped))
+    return FolderSource(
+        spec,
+        str(root),
+        tuple(files),
+        prep,
+        labels,
+        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()},
+        tuple(skipped),
+    )
 
 
 def _list_images(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
@@ -293,11 +330,18 @@ def _list_images(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
         rel = Path(folder).relative_to(path)
         for d in [d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() in IMAGE_EXTENSIONS]:
             skipped.append((str(rel / d), "is a folder named like an image file"))
-        dirs[:] = sorted((d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in IMAGE_EXTENSIONS),
-                         key=_natural)
-        candidates += [str(rel / n) for n in sorted(names, key=_natural)
-                       if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS]
-    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="convscope-check") as pool:  # decoding releases the GIL
+        dirs[:] = sorted(
+            (d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in IMAGE_EXTENSIONS),
+            key=_natural,
+        )
+        candidates += [
+            str(rel / n)
+            for n in sorted(names, key=_natural)
+            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS
+        ]
+    with ThreadPoolExecutor(
+        CHECK_THREADS, thread_name_prefix="convscope-check"
+    ) as pool:  # decoding releases the GIL
         problems = pool.map(lambda name: image_problem(path / name), candidates)
         for name, problem in zip(candidates, problems):
             if problem is None:
@@ -331,8 +375,10 @@ def _npz_keys(path: Path) -> tuple[str, tuple[str, ...] | None]:
     data_keys = [k for k in keys if k not in LABEL_KEYS]
     key = data_keys[0] if len(data_keys) == 1 else next((k for k in NPZ_KEYS if k in keys), None)
     if key is None:
-        raise InputError(f"{path} holds arrays {keys}; expected one data array, or one named "
-                         f"{', '.join(NPZ_KEYS)} (labels may be stored as {', '.join(LABEL_KEYS)})")
+        raise InputError(
+            f"{path} holds arrays {keys}; expected one data array, or one named "
+            f"{', '.join(NPZ_KEYS)} (labels may be stored as {', '.join(LABEL_KEYS)})"
+        )
     label_key = next((k for k in LABEL_KEYS if k in keys), None)
     labels = None
     if label_key is not None:
@@ -347,11 +393,15 @@ def _npz_header(path: str, key: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """``(shape, dtype, data offset)`` of member ``key`` (C order only)."""
     with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
         version = np.lib.format.read_magic(fh)
-        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        reader = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
         shape, fortran, dtype = reader(fh)
         offset = fh.tell()
     if fortran or dtype.hasobject:
-        raise InputError(f"{path}:{key} is Fortran-ordered or holds objects; save it with np.savez(x=np.ascontiguousarray(x))")
+        raise InputError(
+            f"{path}:{key} is Fortran-ordered or holds objects; save it with np.savez(x=np.ascontiguousarray(x))"
+        )
     return tuple(shape), dtype, offset
 
 

@@ -130,8 +130,19 @@ class LayerAccumulator:
         index = np.broadcast_to(np.arange(start, start + n, dtype=np.int64), candidates.shape)
         pending = np.full(candidates.shape, -1, np.int64)
         batch_max = np.max(s.maxes, axis=0) if not np.isnan(s.maxes).any() else np.nanmax(s.maxes, axis=0)
-        self._merge_moments(_Part(n, s.positions, batch_mean, m2, batch_max, s.positive, s.saturated,
-                                  s.maxes.sum(axis=0, dtype=np.float64), gram))
+        self._merge_moments(
+            _Part(
+                n,
+                s.positions,
+                batch_mean,
+                m2,
+                batch_max,
+                s.positive,
+                s.saturated,
+                s.maxes.sum(axis=0, dtype=np.float64),
+                gram,
+            )
+        )
         if self.top_value.shape[1] == self.top_k:  # full: only images beating some channel's k-th can enter
             keep = np.any(_rank_key(candidates) >= _rank_key(self.top_value[:, -1:]), axis=0)
             candidates, index, pending = candidates[:, keep], index[:, keep], pending[:, keep]
@@ -154,8 +165,19 @@ class LayerAccumulator:
             return
         if self.images and other.positions != self.positions:
             raise ValueError(f"cannot merge {other.positions} positions per image with {self.positions}")
-        self._merge_moments(_Part(other.images, other.positions, other.mean, other.m2, other.max, other.positive,
-                                  other.saturated, other.spatial_max_sum, other.comoment))
+        self._merge_moments(
+            _Part(
+                other.images,
+                other.positions,
+                other.mean,
+                other.m2,
+                other.max,
+                other.positive,
+                other.saturated,
+                other.spatial_max_sum,
+                other.comoment,
+            )
+        )
         self._merge_top(other.top_value, other.top_index, other.top_pos)
 
     def _merge_moments(self, b: _Part) -> None:
@@ -198,7 +220,9 @@ class LayerAccumulator:
             "std": std,
             "max": self.max.astype(np.float64),
             "frac_positive": self.positive / count if count else np.full(self.channels, np.nan),
-            "mean_spatial_max": self.spatial_max_sum / self.images if self.images else np.full(self.channels, np.nan),
+            "mean_spatial_max": self.spatial_max_sum / self.images
+            if self.images
+            else np.full(self.channels, np.nan),
             "top_value": self.top_value.copy(),
             "top_index": self.top_index.copy(),
             "top_pos": self.top_pos.copy(),

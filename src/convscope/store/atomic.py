@@ -33,8 +33,9 @@ def _exists(target: Path) -> FileExistsError:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True, fsync: bool = False,
-                mode: int = 0o644) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike[str], *, overwrite: bool = True, fsync: bool = False, mode: int = 0o644
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; when the block succeeds, move it to ``path``.
 
     The caller writes the temporary file (by any means: ``open``, ``np.savez``, a zip writer). Without
@@ -69,7 +70,9 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True, fsync: 
             tmp.unlink()
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False, fsync: bool = False) -> Path:
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False, fsync: bool = False
+) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder, so no file is ever half-written.
 
     Args:

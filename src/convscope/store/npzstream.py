@@ -45,14 +45,19 @@ class NpzStream:
             if key not in self._files:
                 member = self._tmp / f"{len(self._files):04d}.npy"
                 fh = member.open("wb")
-                header = {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False,
-                          "shape": (self.n_rows, *value.shape[1:])}
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(value.dtype),
+                    "fortran_order": False,
+                    "shape": (self.n_rows, *value.shape[1:]),
+                }
                 np.lib.format.write_array_header_2_0(fh, header)
                 self._files[key] = (member, fh, value.dtype, value.shape[1:])
                 self._written[key] = 0
             member, fh, dtype, tail = self._files[key]
             if value.shape[1:] != tail or value.dtype != dtype:
-                raise ValueError(f"{key}: batch shape {value.shape}/{value.dtype} differs from {tail}/{dtype}")
+                raise ValueError(
+                    f"{key}: batch shape {value.shape}/{value.dtype} differs from {tail}/{dtype}"
+                )
             if rows.start != self._written[key]:
                 raise ValueError(f"{key}: rows must be written in order (expected row {self._written[key]})")
             fh.write(np.ascontiguousarray(value).data)
@@ -65,8 +70,10 @@ class NpzStream:
                 fh.close()
                 if self._written[key] != self.n_rows:
                     raise ValueError(f"{key}: {self._written[key]} of {self.n_rows} rows written")
-            with atomic_path(self.path) as partial, zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED,
-                                                                     allowZip64=True) as zf:
+            with (
+                atomic_path(self.path) as partial,
+                zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf,
+            ):
                 for key, (member, _, _, _) in self._files.items():
                     with member.open("rb") as src, zf.open(f"{key}.npy", "w", force_zip64=True) as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
@@ -84,7 +91,9 @@ class NpzStream:
     def __enter__(self) -> NpzStream:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:

@@ -88,8 +88,10 @@ def check_not_data(out: str | os.PathLike[str], protected: Iterable[Any], option
             how = "contains the input"
         else:
             continue
-        raise OutputError(f"{option} {str(out)!r} {how} {str(item)!r}; convscope never writes into or replaces "
-                          "what it reads: choose another output path")
+        raise OutputError(
+            f"{option} {str(out)!r} {how} {str(item)!r}; convscope never writes into or replaces "
+            "what it reads: choose another output path"
+        )
 
 
 def _first_existing(path: Path) -> Path:
@@ -103,9 +105,13 @@ def check_parent(out: Path, option: str = "--out") -> None:
     """Refuse an OUT whose nearest existing ancestor is not a folder (``afile/sub`` with ``afile`` a file)."""
     ancestor = _first_existing(out.parent) if out.parent != out else out
     if ancestor.exists() and not ancestor.is_dir():
-        raise OutputError(f"{option} {str(out)!r}: {str(ancestor)!r} is a file, not a folder; choose another path")
+        raise OutputError(
+            f"{option} {str(out)!r}: {str(ancestor)!r} is a file, not a folder; choose another path"
+        )
     if not ancestor.exists():  # a dangling symlink or a loop on the way
-        raise OutputError(f"{option} {str(out)!r}: {str(ancestor)!r} is a broken symlink; choose another path")
+        raise OutputError(
+            f"{option} {str(out)!r}: {str(ancestor)!r} is a broken symlink; choose another path"
+        )
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -135,8 +141,15 @@ class Existing:
     command: str | None = None
 
 
-def check_out(out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = (), force: bool = False,
-              mode: Mode = "merge", option: str = "--out") -> Existing:
+def check_out(
+    out: str | os.PathLike[str],
+    command: str,
+    *,
+    protected: Iterable[Any] = (),
+    force: bool = False,
+    mode: Mode = "merge",
+    option: str = "--out",
+) -> Existing:
     """Apply the rule to the output folder ``out`` of ``command``; returns what is there now.
 
     Raises:
@@ -161,26 +174,35 @@ def check_out(out: str | os.PathLike[str], command: str, *, protected: Iterable[
     marker = read_marker(out)
     if marker is None:
         never = "; --force replaces only earlier convscope results" if mode == "replace" else ""
-        raise OutputError(f"{option} {str(out)!r} is a folder convscope did not write (no {MARKER}); convscope "
-                          f"writes only into a new or empty folder or over its own earlier results{never}: "
-                          "choose another path")
+        raise OutputError(
+            f"{option} {str(out)!r} is a folder convscope did not write (no {MARKER}); convscope "
+            f"writes only into a new or empty folder or over its own earlier results{never}: "
+            "choose another path"
+        )
     earlier = marker["command"]
     same = earlier == command or (mode == "merge" and earlier != "scan")
     if not same and not force:
         hint = ", or pass --force to replace it" if mode == "replace" else ""
-        raise OutputError(f"{option} {str(out)!r} holds a convscope {earlier} result; choose another path{hint}")
+        raise OutputError(
+            f"{option} {str(out)!r} holds a convscope {earlier} result; choose another path{hint}"
+        )
     return Existing("result", earlier)
 
 
 def marker_bytes(command: str, **extra: Any) -> bytes:
     """The content of :data:`MARKER` for a folder written by ``command``."""
-    data = {"convscope": convscope_version(), "command": command,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), **extra}
+    data = {
+        "convscope": convscope_version(),
+        "command": command,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
     return (json.dumps(data, indent=1) + "\n").encode()
 
 
-def claim_folder(out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = (),
-                 option: str = "--out") -> Path:
+def claim_folder(
+    out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = (), option: str = "--out"
+) -> Path:
     """Check OUT and create it (with its marker) for a command that writes files over time (the callback).
 
     Raises:
@@ -215,9 +237,18 @@ class OutputFolder:
         marker: Extra fields for the marker.
     """
 
-    def __init__(self, out: str | os.PathLike[str], command: str, *, protected: Iterable[Any] = (),
-                 force: bool = False, mode: Mode = "merge", check: bool = True, marker: dict[str, Any] | None = None,
-                 option: str = "--out") -> None:
+    def __init__(
+        self,
+        out: str | os.PathLike[str],
+        command: str,
+        *,
+        protected: Iterable[Any] = (),
+        force: bool = False,
+        mode: Mode = "merge",
+        check: bool = True,
+        marker: dict[str, Any] | None = None,
+        option: str = "--out",
+    ) -> None:
         self.out = Path(out)
         self.command = command
         self.protected = list(protected)
@@ -231,16 +262,23 @@ class OutputFolder:
 
     def __enter__(self) -> Path:
         if self.check:
-            self.existing = check_out(self.out, self.command, protected=self.protected, force=self.force,
-                                      mode=self.mode, option=self.option)
+            self.existing = check_out(
+                self.out,
+                self.command,
+                protected=self.protected,
+                force=self.force,
+                mode=self.mode,
+                option=self.option,
+            )
         try:
             self.stage = partial_dir(self.out)
         except OSError as exc:
             raise OutputError(f"cannot create {str(self.out)!r}: {exc.strerror or exc}") from None
         return self.stage
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if exc_type is None:
                 self._publish()
@@ -254,29 +292,40 @@ class OutputFolder:
     def _error(self, exc: OSError) -> OutputError:
         """The error named after OUT (not after the hidden staging folder the system call saw)."""
         name = str(exc.filename or "")
-        if not name or name.startswith(str(self.stage)) or name.startswith(str(self.out.parent / f".{self.out.name}")):
+        if not name or name.startswith((str(self.stage), str(self.out.parent / f".{self.out.name}"))):
             return OutputError(f"cannot write {str(self.out)!r}: {exc.strerror or exc}")
         return os_error(self.out, exc)
 
     def _publish(self) -> None:
-        merge = os.path.isdir(self.out) and self.existing.state == "result" and self.mode == "merge" and (
-            not self.force or self.existing.command == self.command)
+        merge = (
+            os.path.isdir(self.out)
+            and self.existing.state == "result"
+            and self.mode == "merge"
+            and (not self.force or self.existing.command == self.command)
+        )
         if merge:
             if read_marker(self.out) is None or not (self.out / MARKER).is_file():
                 write_atomic(self.stage / MARKER, marker_bytes(self.command, **self.marker), overwrite=True)
             merge_dir(self.stage, self.out, last=MARKER)
         else:
             if os.path.isdir(self.out) and any(Path(self.out).iterdir()) and read_marker(self.out) is None:
-                raise OutputError(f"{self.option} {str(self.out)!r} was filled by something else while convscope "
-                                  "was working; nothing was replaced (choose another path)")  # checked again: a race
+                raise OutputError(
+                    f"{self.option} {str(self.out)!r} was filled by something else while convscope "
+                    "was working; nothing was replaced (choose another path)"
+                )  # checked again: a race
             write_atomic(self.stage / MARKER, marker_bytes(self.command, **self.marker), overwrite=True)
             replace_dir(self.stage, self.out)
         log.info("%s written to %s", self.command, self.out)
 
 
 # -- a single output file (the report) ------------------------------------------------------------------------
-def check_file_out(path: str | os.PathLike[str], *, protected: Iterable[Any] = (), mark: str = REPORT_MARK,
-                   option: str = "--out") -> Path:
+def check_file_out(
+    path: str | os.PathLike[str],
+    *,
+    protected: Iterable[Any] = (),
+    mark: str = REPORT_MARK,
+    option: str = "--out",
+) -> Path:
     """Apply the rule to an output file; create its missing parent folders. Returns the path.
 
     The file may be new or an earlier convscope file (its first 4 KiB hold ``mark``); anything else,
@@ -298,8 +347,10 @@ def check_file_out(path: str | os.PathLike[str], *, protected: Iterable[Any] = (
         except OSError as exc:
             raise os_error(path, exc, "cannot read") from None
         if mark not in head:
-            raise OutputError(f"{option} {str(path)!r} exists and was not written by convscope; refusing to replace "
-                              "it: choose another path, or delete it first")
+            raise OutputError(
+                f"{option} {str(path)!r} exists and was not written by convscope; refusing to replace "
+                "it: choose another path, or delete it first"
+            )
     check_parent(path, option)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,10 +43,10 @@ __all__ = [
     "build_zoo_model",
     "is_built_in_code",
     "is_zoo_name",
+    "load_photos",
     "resolve_zoo_name",
     "sample_digits",
     "sample_images",
-    "load_photos",
     "zoo_class_names",
     "zoo_path",
     "zoo_preprocess",
@@ -333,8 +333,10 @@ def load_photos(names: tuple[str, ...]) -> dict[str, np.ndarray]:
     try:
         import skimage.data
     except ImportError:
-        raise InputError("the sample photos come from scikit-image, which is not installed; "
-                         "pip install 'convscope[imagenet]'") from None
+        raise InputError(
+            "the sample photos come from scikit-image, which is not installed; "
+            "pip install 'convscope[imagenet]'"
+        ) from None
     photos = {}
     for name in names:
         loader = getattr(skimage.data, name, None)

@@ -207,7 +207,7 @@ def weight_map() -> list[tuple[str, str, str]]:
         parts += [("_dwconv", "_depthwise_conv", "dwconv"), ("_bn", "_bn1", "bn")]
         parts += [("_project_conv", "_project_conv", "conv"), ("_project_bn", "_bn2", "bn")]
         pairs += [(name + ours, f"_blocks.{index}.{theirs}", kind) for ours, theirs, kind in parts]
-    return pairs + [("top_conv", "_conv_head", "conv"), ("top_bn", "_bn1", "bn"), ("logits", "_fc", "dense")]
+    return [*pairs, ("top_conv", "_conv_head", "conv"), ("top_bn", "_bn1", "bn"), ("logits", "_fc", "dense")]
 
 
 _CONVERT = {

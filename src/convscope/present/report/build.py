@@ -27,7 +27,9 @@ from convscope.present.report.page import render_page
 log = logging.getLogger(__name__)
 
 
-def _check_options(norm: str, cmap: str | None, channels: Any, max_channels: int, max_map_size: int | None) -> tuple[str, str]:
+def _check_options(
+    norm: str, cmap: str | None, channels: Any, max_channels: int, max_map_size: int | None
+) -> tuple[str, str]:
     from convscope.render import parse_channel_spec, resolve_cmap
     from convscope.render.normalize import check_mode, default_cmap
 
@@ -43,7 +45,9 @@ def _check_options(norm: str, cmap: str | None, channels: Any, max_channels: int
     return mode, cmap_name
 
 
-def describe_output(out: np.ndarray, class_names: Sequence[str] | None, k: int = 3) -> tuple[str, tuple[tuple[str, float], ...]]:
+def describe_output(
+    out: np.ndarray, class_names: Sequence[str] | None, k: int = 3
+) -> tuple[str, tuple[tuple[str, float], ...]]:
     """One line about one sample's model output, and its top-``k`` ``(label, value)`` if it is a vector.
 
     The words and numbers come from :func:`convscope.models.predictions.top_classes`, as on every surface.
@@ -79,23 +83,49 @@ def _finite_range(act: np.ndarray) -> str:
     return f"[{float(finite.min()):.4g}, {float(finite.max()):.4g}]" if finite.size else "no finite values"
 
 
-def _render(act: np.ndarray, key: str, data_format: str, norm: str, cmap: str, channels: Any, max_channels: int,
-            max_map_size: int | None) -> tuple[Picture, int, int]:
+def _render(
+    act: np.ndarray,
+    key: str,
+    data_format: str,
+    norm: str,
+    cmap: str,
+    channels: Any,
+    max_channels: int,
+    max_map_size: int | None,
+) -> tuple[Picture, int, int]:
     from convscope.render import render_activation
 
     small, factor = shrink(act, data_format, max_map_size)
     label = key if factor == 1 else f"{key}, maps at 1/{factor} size (mean of {factor}x{factor} blocks)"
-    grid = render_activation(small, layer=label, data_format=data_format, norm=norm, cmap=cmap, channels=channels,
-                             max_channels=max_channels)
+    grid = render_activation(
+        small,
+        layer=label,
+        data_format=data_format,
+        norm=norm,
+        cmap=cmap,
+        channels=channels,
+        max_channels=max_channels,
+    )
     picture = Picture.from_grid(grid)
     if factor > 1:  # the picture's numbers are of the block means: state the layer's own too
-        picture = Picture(picture.png, picture.width, picture.height,
-                          f"{grid.caption}. Full resolution: shape {tuple(act.shape)}, range {_finite_range(act)}")
+        picture = Picture(
+            picture.png,
+            picture.width,
+            picture.height,
+            f"{grid.caption}. Full resolution: shape {tuple(act.shape)}, range {_finite_range(act)}",
+        )
     return picture, len(grid.channels), factor
 
 
-def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: str, render_args: tuple[Any, ...],
-                   outputs: list[np.ndarray]) -> tuple[LayerEntry, ...]:
+def _layer_entries(
+    extractor: Any,
+    x: Any,
+    batch_size: int,
+    workers: int,
+    fmt: str,
+    render_args: tuple[Any, ...],
+    outputs: list[np.ndarray],
+) -> tuple[LayerEntry, ...]:
     """Probe ``x`` batch by batch and render every (layer, input) grid in a thread pool.
 
     The model's outputs are appended to ``outputs`` (one array per input).
@@ -112,8 +142,11 @@ def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: s
             out = batch.pop(Extractor.OUTPUT_KEY, None)
             if out is not None:
                 outputs.extend(np.array(out[i]) for i in range(len(out)))
-            jobs = [(key, pool.submit(_render, value[i], key, fmt, *render_args))
-                    for i in range(rows.stop - rows.start) for key, value in batch.items()]
+            jobs = [
+                (key, pool.submit(_render, value[i], key, fmt, *render_args))
+                for i in range(rows.stop - rows.start)
+                for key, value in batch.items()
+            ]
             shapes.update({key: tuple(int(s) for s in value.shape[1:]) for key, value in batch.items()})
             for key, job in jobs:
                 picture, count, factor = job.result()
@@ -122,9 +155,16 @@ def _layer_entries(extractor: Any, x: Any, batch_size: int, workers: int, fmt: s
             del batch, jobs  # free this batch's activations before the next forward pass
     classes = {node.path: type(node.layer).__name__ for node in extractor.nodes}
     return tuple(
-        LayerEntry(key=key, anchor=anchor_id("layer", j, key), class_name=classes.get(ActivationKey.parse(key).path, "?"),
-                   shape=shapes[key], grids=tuple(pics), n_channels=_n_channels(shapes[key], fmt), n_shown=shown[key],
-                   factor=factors[key])
+        LayerEntry(
+            key=key,
+            anchor=anchor_id("layer", j, key),
+            class_name=classes.get(ActivationKey.parse(key).path, "?"),
+            shape=shapes[key],
+            grids=tuple(pics),
+            n_channels=_n_channels(shapes[key], fmt),
+            n_shown=shown[key],
+            factor=factors[key],
+        )
         for j, (key, pics) in enumerate(grids.items())
     )
 
@@ -161,8 +201,14 @@ class ReportOptions:
     workers: int = 2
 
 
-def build_report(model: Any, inputs: Any, options: ReportOptions | None = None, *,
-                 input_shape: tuple[int, ...] | None = None, **fields: Any) -> Report:
+def build_report(
+    model: Any,
+    inputs: Any,
+    options: ReportOptions | None = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    **fields: Any,
+) -> Report:
     """Build one self-contained HTML report of a model on some inputs.
 
     The page has a table of contents, the layer table (shapes, parameters, receptive fields), each
@@ -189,53 +235,87 @@ def build_report(model: Any, inputs: Any, options: ReportOptions | None = None, 
     from convscope.probe.cache import get_extractor
 
     if options is not None and fields:
-        raise OptionError(f"give build_report either options= or option fields ({', '.join(fields)}), not both")
+        raise OptionError(
+            f"give build_report either options= or option fields ({', '.join(fields)}), not both"
+        )
     try:
         opts = options or ReportOptions(**fields)
     except TypeError:
         valid = ", ".join(f.name for f in dataclasses.fields(ReportOptions))
         raise OptionError(f"unknown report option(s) {', '.join(sorted(fields))}; valid: {valid}") from None
-    mode, cmap_name = _check_options(opts.norm, opts.cmap, opts.channels, opts.max_channels, opts.max_map_size)
+    mode, cmap_name = _check_options(
+        opts.norm, opts.cmap, opts.channels, opts.max_channels, opts.max_map_size
+    )
     if opts.batch_size < 1:
         raise OptionError(f"batch_size must be >= 1, got {opts.batch_size}")
     if opts.scan is not None and not Path(opts.scan).is_dir():
         raise OptionError(f"--scan {str(opts.scan)!r} is not a folder written by convscope scan")
     resolved = resolve_model(model, input_shape=input_shape)
     data = resolved.load_inputs(inputs, input_shape=input_shape)
-    extractor = get_extractor(resolved, opts.layers, input_shape=input_shape, include_output=True,
-                              batch_size=opts.batch_size)
+    extractor = get_extractor(
+        resolved, opts.layers, input_shape=input_shape, include_output=True, batch_size=opts.batch_size
+    )
     notes: list[str] = []
     info = resolved.info
     fmt = resolved.data_format
     n = len(data.names)
     outputs: list[np.ndarray] = []
-    layer_entries = _layer_entries(extractor, data.x, opts.batch_size, opts.workers, fmt,
-                                   (mode, cmap_name, opts.channels, opts.max_channels, opts.max_map_size), outputs)
+    layer_entries = _layer_entries(
+        extractor,
+        data.x,
+        opts.batch_size,
+        opts.workers,
+        fmt,
+        (mode, cmap_name, opts.channels, opts.max_channels, opts.max_map_size),
+        outputs,
+    )
     cams = extras.cam_pictures(resolved.model, data, notes, resolved.label) if opts.cam else [None] * n
     input_entries = []
     for i, name in enumerate(data.names):
-        text, top = describe_output(outputs[i], resolved.class_names) if i < len(outputs) else ("no output", ())
+        text, top = (
+            describe_output(outputs[i], resolved.class_names) if i < len(outputs) else ("no output", ())
+        )
         display = data.display[i] if data.display is not None else None
         picture = Picture.from_array(display, f"input {name}") if display is not None else None
-        input_entries.append(InputEntry(name=name, source=data.sources[i], anchor=anchor_id("input", i, name),
-                                        picture=picture, prediction=text, top=top, cam=cams[i]))
+        input_entries.append(
+            InputEntry(
+                name=name,
+                source=data.sources[i],
+                anchor=anchor_id("input", i, name),
+                picture=picture,
+                prediction=text,
+                top=top,
+                cam=cams[i],
+            )
+        )
     capped = [e for e in layer_entries if e.n_shown < e.n_channels]
     if capped and opts.channels is not None:
         notes.insert(0, f"Channels drawn per layer: {opts.channels} (channels option).")
     elif capped:
-        notes.insert(0, f"At most {opts.max_channels} channels per layer are drawn to keep the file small "
-                        f"({len(capped)} of {len(layer_entries)} layers have more; --max-channels "
-                        "raises the cap).")
+        notes.insert(
+            0,
+            f"At most {opts.max_channels} channels per layer are drawn to keep the file small "
+            f"({len(capped)} of {len(layer_entries)} layers have more; --max-channels "
+            "raises the cap).",
+        )
     shrunk = [e for e in layer_entries if e.factor > 1]
     if shrunk:
-        notes.insert(1 if capped else 0, f"Feature maps larger than {opts.max_map_size} pixels are drawn smaller "
-                     f"(means of k x k blocks) in {len(shrunk)} layers; --max-map-size changes this.")
+        notes.insert(
+            1 if capped else 0,
+            f"Feature maps larger than {opts.max_map_size} pixels are drawn smaller "
+            f"(means of k x k blocks) in {len(shrunk)} layers; --max-map-size changes this.",
+        )
     sections = [extras.scan_section(opts.scan)] if opts.scan is not None else []
     content = ReportContent(
         title=opts.title or f"convscope report: {resolved.name}",
         facts=_facts(resolved, data, layer_entries, mode, cmap_name),
-        notes=tuple(notes), info=info, layers=layer_entries, inputs=tuple(input_entries),
-        sections=tuple(sections), norm=mode, cmap=cmap_name,
+        notes=tuple(notes),
+        info=info,
+        layers=layer_entries,
+        inputs=tuple(input_entries),
+        sections=tuple(sections),
+        norm=mode,
+        cmap=cmap_name,
     )
     return Report(html=render_page(content), content=content)
 
@@ -248,7 +328,9 @@ def _n_channels(shape: tuple[int, ...], fmt: str) -> int:
     return shape[0] if fmt == "channels_first" else shape[-1]
 
 
-def _facts(resolved: Any, data: Any, layers: tuple[LayerEntry, ...], norm: str, cmap: str) -> tuple[tuple[str, str], ...]:
+def _facts(
+    resolved: Any, data: Any, layers: tuple[LayerEntry, ...], norm: str, cmap: str
+) -> tuple[tuple[str, str], ...]:
     import keras
 
     from convscope import __version__
@@ -260,6 +342,9 @@ def _facts(resolved: Any, data: Any, layers: tuple[LayerEntry, ...], norm: str, 
         ("inputs", f"{len(data.names)} ({data.preprocess})"),
         ("layers drawn", f"{len(layers)}"),
         ("grids", f"norm={norm}, cmap={cmap}"),
-        ("made with", f"convscope {__version__}, Keras {keras.__version__} ({keras.backend.backend()} backend)"),
+        (
+            "made with",
+            f"convscope {__version__}, Keras {keras.__version__} ({keras.backend.backend()} backend)",
+        ),
         ("date", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
     )

@@ -21,7 +21,7 @@ from convscope.store.atomic import write_atomic
 
 NORM_TEXT: dict[str, str] = {
     "channel": "each channel scaled to its own min..max (best contrast; magnitudes are not comparable "
-               "between channels)",
+    "between channels)",
     "layer": "one min..max for all channels shown (channels comparable; colorbar under each grid)",
     "symmetric": "0 maps to the middle of the diverging colormap, +-max|v| of the layer to its ends",
     "percentile": "clipped at the layer's 1st and 99th percentiles, then scaled (robust to outliers)",
@@ -76,8 +76,10 @@ class Picture:
         """
         factor = max(1, -(-min_width // max(self.width, 1))) if min_width else 1
         cls_attr = f' class="{esc(css_class)}"' if css_class else ""
-        return (f'<img{cls_attr} src="{self.data_uri()}" width="{self.width * factor}" '
-                f'height="{self.height * factor}" alt="{esc(self.caption)}">')
+        return (
+            f'<img{cls_attr} src="{self.data_uri()}" width="{self.width * factor}" '
+            f'height="{self.height * factor}" alt="{esc(self.caption)}">'
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,9 +193,13 @@ class Report:
 
     def _repr_html_(self) -> str:
         """The page inside a sandboxed ``<iframe>`` (its styles stay out of the notebook's)."""
-        return (f'<iframe sandbox="" srcdoc="{esc(self.html)}" style="width:100%;height:640px;'
-                f'border:1px solid #ccc" title="{esc(self.content.title)}"></iframe>')
+        return (
+            f'<iframe sandbox="" srcdoc="{esc(self.html)}" style="width:100%;height:640px;'
+            f'border:1px solid #ccc" title="{esc(self.content.title)}"></iframe>'
+        )
 
     def __repr__(self) -> str:
-        return (f"Report(title={self.content.title!r}, inputs={len(self.content.inputs)}, "
-                f"layers={len(self.content.layers)}, size={self.nbytes / 1e6:.2f} MB)")
+        return (
+            f"Report(title={self.content.title!r}, inputs={len(self.content.inputs)}, "
+            f"layers={len(self.content.layers)}, size={self.nbytes / 1e6:.2f} MB)"
+        )

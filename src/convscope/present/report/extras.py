@@ -51,7 +51,9 @@ def cam_pictures(model: Any, data: Any, notes: list[str], label: Any = str) -> l
             continue
         grid = overlay(display, result.maps[i][..., None], 0, cmap="magma", caption=False)
         target = int(result.targets[i])
-        pictures.append(Picture.from_array(grid.image, f"Grad-CAM at {result.layer} for class {label(target)}"))
+        pictures.append(
+            Picture.from_array(grid.image, f"Grad-CAM at {result.layer} for class {label(target)}")
+        )
     if all(p is None for p in pictures):
         notes.append("Grad-CAM overlays are not drawn: the inputs are arrays without a picture.")
     return pictures
@@ -65,4 +67,6 @@ def scan_section(scan_dir: Any) -> Section:
     """
     from convscope.present.report.scan_view import scan_html
 
-    return Section(anchor="scan", title="Scan: layer health and top-k examples", html=scan_html(load_scan(scan_dir)))
+    return Section(
+        anchor="scan", title="Scan: layer health and top-k examples", html=scan_html(load_scan(scan_dir))
+    )

@@ -64,42 +64,59 @@ def _model(content: ReportContent) -> str:
         links.setdefault(ActivationKey.parse(entry.key).path, entry.anchor)
     info = content.info
     notes = "".join(f"<p><em>{esc(n)}</em></p>" for n in info.notes)
-    return (f'<section id="model"><h2>Model</h2><p>{esc(info_summary(info))}</p>{notes}'
-            f"{layer_table_html(info, links=links)}"
-            "<p class=meta><small>kernel/stride/dil per spatial axis; rf = receptive field in input pixels "
-            "(~ = estimate; - = not spatial, or every value sees the whole input); jump = input pixels between "
-            "neighbouring output positions; start = centre of position 0's field. Linked rows have feature "
-            "maps below.</small></p></section>")
+    return (
+        f'<section id="model"><h2>Model</h2><p>{esc(info_summary(info))}</p>{notes}'
+        f"{layer_table_html(info, links=links)}"
+        "<p class=meta><small>kernel/stride/dil per spatial axis; rf = receptive field in input pixels "
+        "(~ = estimate; - = not spatial, or every value sees the whole input); jump = input pixels between "
+        "neighbouring output positions; start = centre of position 0's field. Linked rows have feature "
+        "maps below.</small></p></section>"
+    )
 
 
 def _input_block(entry: InputEntry) -> str:
     pics = []
     if entry.picture is not None:
-        pics.append(f"<figure>{entry.picture.img_tag(min_width=112, css_class='pixel')}"
-                    f"<figcaption>input as the model sees it</figcaption></figure>")
+        pics.append(
+            f"<figure>{entry.picture.img_tag(min_width=112, css_class='pixel')}"
+            f"<figcaption>input as the model sees it</figcaption></figure>"
+        )
     if entry.cam is not None:
-        pics.append(f"<figure>{entry.cam.img_tag()}<figcaption>{esc(entry.cam.caption)}</figcaption></figure>")
+        pics.append(
+            f"<figure>{entry.cam.img_tag()}<figcaption>{esc(entry.cam.caption)}</figcaption></figure>"
+        )
     top = ""
     if entry.top:
-        cells = "".join(f"<tr><td>{esc(label)}</td><td class=num>{score:.4g}</td></tr>" for label, score in entry.top)
+        cells = "".join(
+            f"<tr><td>{esc(label)}</td><td class=num>{score:.4g}</td></tr>" for label, score in entry.top
+        )
         top = f'<table class="cs-table"><thead><tr><th>class</th><th>score</th></tr></thead><tbody>{cells}</tbody></table>'
-    return (f'<div class="input" id="{entry.anchor}"><h3>{esc(entry.name)}</h3>'
-            f'<p class=meta>{esc(entry.source)}</p><p class="pred">{esc(entry.prediction)}</p>'
-            f'<div class="row">{"".join(pics)}{top}</div></div>')
+    return (
+        f'<div class="input" id="{entry.anchor}"><h3>{esc(entry.name)}</h3>'
+        f'<p class=meta>{esc(entry.source)}</p><p class="pred">{esc(entry.prediction)}</p>'
+        f'<div class="row">{"".join(pics)}{top}</div></div>'
+    )
 
 
 def _layer_block(entry: LayerEntry, inputs: tuple[InputEntry, ...]) -> str:
-    shown = (f"all {entry.n_channels} channels" if entry.n_shown >= entry.n_channels
-             else f"{entry.n_shown} of {entry.n_channels} channels shown (capped)")
+    shown = (
+        f"all {entry.n_channels} channels"
+        if entry.n_shown >= entry.n_channels
+        else f"{entry.n_shown} of {entry.n_channels} channels shown (capped)"
+    )
     if entry.factor > 1:
         shown += f"; maps drawn at 1/{entry.factor} size (means of {entry.factor}x{entry.factor} blocks)"
     figures = []
     for grid, item in zip(entry.grids, inputs):
-        figures.append(f"<figure>{grid.img_tag()}<figcaption><a href=\"#{item.anchor}\">{esc(item.name)}</a>: "
-                       f"{esc(grid.caption)}</figcaption></figure>")
-    return (f'<div class="layer" id="{entry.anchor}"><h3>{esc(entry.key)}</h3>'
-            f"<p class=meta>{esc(entry.class_name)}, activation shape {esc(entry.shape)}, {esc(shown)}</p>"
-            f'<div class="row">{"".join(figures)}</div></div>')
+        figures.append(
+            f'<figure>{grid.img_tag()}<figcaption><a href="#{item.anchor}">{esc(item.name)}</a>: '
+            f"{esc(grid.caption)}</figcaption></figure>"
+        )
+    return (
+        f'<div class="layer" id="{entry.anchor}"><h3>{esc(entry.key)}</h3>'
+        f"<p class=meta>{esc(entry.class_name)}, activation shape {esc(entry.shape)}, {esc(shown)}</p>"
+        f'<div class="row">{"".join(figures)}</div></div>'
+    )
 
 
 def render_page(content: ReportContent) -> str:
@@ -107,14 +124,20 @@ def render_page(content: ReportContent) -> str:
     norm_line = f"Normalization: {content.norm} — {NORM_TEXT.get(content.norm, '')}; colormap {content.cmap}."
     inputs = "".join(_input_block(e) for e in content.inputs)
     layers = "".join(_layer_block(e, content.inputs) for e in content.layers)
-    sections = "".join(f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in content.sections)
-    body = (f"{_header(content)}{_model(content)}"
-            f'<section id="inputs"><h2>Inputs and predictions</h2><div class="cards">{inputs}</div></section>'
-            f'<section id="maps"><h2>Feature maps</h2><p>{esc(norm_line)} Each grid states its layer, shape, '
-            f"normalization, colormap, channels, inactive channels (zero on that image) and value range.</p>{layers}</section>{sections}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<meta name="generator" content="convscope">'
-            f"<title>{esc(content.title)}</title><style>{CSS}</style></head>"
-            f"<body>{_toc(content)}<main>{body}</main></body></html>\n")
+    sections = "".join(
+        f'<section id="{s.anchor}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in content.sections
+    )
+    body = (
+        f"{_header(content)}{_model(content)}"
+        f'<section id="inputs"><h2>Inputs and predictions</h2><div class="cards">{inputs}</div></section>'
+        f'<section id="maps"><h2>Feature maps</h2><p>{esc(norm_line)} Each grid states its layer, shape, '
+        f"normalization, colormap, channels, inactive channels (zero on that image) and value range.</p>{layers}</section>{sections}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="generator" content="convscope">'
+        f"<title>{esc(content.title)}</title><style>{CSS}</style></head>"
+        f"<body>{_toc(content)}<main>{body}</main></body></html>\n"
+    )

@@ -27,11 +27,19 @@ def _indices(values: Any, limit: int = 8) -> str:
 
 def health_table(result: ScanResult) -> str:
     """One summary row per layer of ``result.health()``."""
-    rows = [{"layer": key, "channels": h.channels, "sparsity": round(float(h.sparsity), 3),
-             "dead": _indices(h.dead), "rare": _indices(h.rare), "saturated": _indices(h.saturated),
-             "near-duplicate pairs": len(h.duplicates),
-             "look first": "; ".join(f"{c}: {why}" for c, why in list(h.worst)[:4])}
-            for key, h in result.health().items()]
+    rows = [
+        {
+            "layer": key,
+            "channels": h.channels,
+            "sparsity": round(float(h.sparsity), 3),
+            "dead": _indices(h.dead),
+            "rare": _indices(h.rare),
+            "saturated": _indices(h.saturated),
+            "near-duplicate pairs": len(h.duplicates),
+            "look first": "; ".join(f"{c}: {why}" for c, why in list(h.worst)[:4]),
+        }
+        for key, h in result.health().items()
+    ]
     return dict_table_html(rows)
 
 
@@ -45,8 +53,17 @@ def overview_pictures(result: ScanResult) -> list[tuple[str, Picture]]:
         if path.is_file():
             data = path.read_bytes()
             width, height = struct.unpack(">II", data[16:24])  # the PNG's IHDR
-            out.append((str(meta["key"]), Picture(data, width, height,
-                        f"{meta['key']}: top-k receptive-field crops per channel (from the scan)")))
+            out.append(
+                (
+                    str(meta["key"]),
+                    Picture(
+                        data,
+                        width,
+                        height,
+                        f"{meta['key']}: top-k receptive-field crops per channel (from the scan)",
+                    ),
+                )
+            )
     return out
 
 
@@ -61,8 +78,10 @@ def scan_html(result: ScanResult) -> str:
     if pictures:
         parts.append("<h3>Top-k examples per channel</h3>")
         for j, (layer, picture) in enumerate(pictures):
-            parts.append(f'<div class="layer" id="{anchor_id("scan", j, layer)}"><h4>{esc(layer)}</h4>'
-                         f"<figure>{picture.img_tag()}<figcaption>{esc(picture.caption)}</figcaption></figure></div>")
+            parts.append(
+                f'<div class="layer" id="{anchor_id("scan", j, layer)}"><h4>{esc(layer)}</h4>'
+                f"<figure>{picture.img_tag()}<figcaption>{esc(picture.caption)}</figcaption></figure></div>"
+            )
     elif result.path is None:
         parts.append("<p class=meta>An in-memory scan has no crop pictures; scan with an output folder.</p>")
     return "".join(parts)

@@ -16,7 +16,15 @@ from typing import Any
 from convscope.models.inspect import format_axes
 
 LAYER_COLUMNS: tuple[str, ...] = (
-    "layer", "class", "output shape", "params", "kernel/stride/dil", "pad", "rf", "jump", "start",
+    "layer",
+    "class",
+    "output shape",
+    "params",
+    "kernel/stride/dil",
+    "pad",
+    "rf",
+    "jump",
+    "start",
 )
 
 
@@ -62,7 +70,9 @@ def layer_rows(info: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in info]
 
 
-def layer_table_html(info: Any, *, links: Mapping[str, str] | None = None, css_class: str = "cs-table") -> str:
+def layer_table_html(
+    info: Any, *, links: Mapping[str, str] | None = None, css_class: str = "cs-table"
+) -> str:
     """The layer table (as ``convscope inspect`` prints it) as an HTML ``<table>``.
 
     Args:
@@ -97,24 +107,32 @@ def layer_table_html(info: Any, *, links: Mapping[str, str] | None = None, css_c
             f"<td>{esc(fmt_axes(row.get('rf_start')))}</td>",
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def info_summary(info: Any) -> str:
     """One line about a ``ModelInfo``: name, kind, input shape, parameters (plain text, not escaped)."""
-    return (f"{info.name} ({info.kind}), input {fmt_value(info.input_shape)}, "
-            f"{info.total_params:,} parameters ({info.trainable_params:,} trainable)")
+    return (
+        f"{info.name} ({info.kind}), input {fmt_value(info.input_shape)}, "
+        f"{info.total_params:,} parameters ({info.trainable_params:,} trainable)"
+    )
 
 
 def info_html(info: Any) -> str:
     """A ``ModelInfo`` as a self-contained HTML fragment (summary line, notes and layer table)."""
     notes = "".join(f"<p><em>{esc(n)}</em></p>" for n in getattr(info, "notes", ()))
-    legend = ("<p><small>kernel/stride/dil per spatial axis; rf = receptive field in input pixels "
-              "(~ = estimate, - = not spatial or the whole input); jump = input pixels between "
-              "neighbouring positions; start = centre of position 0's field.</small></p>")
-    return (f'<div class="convscope-info"><p><strong>{esc(info_summary(info))}</strong></p>{notes}'
-            f"{layer_table_html(info)}{legend}</div>")
+    legend = (
+        "<p><small>kernel/stride/dil per spatial axis; rf = receptive field in input pixels "
+        "(~ = estimate, - = not spatial or the whole input); jump = input pixels between "
+        "neighbouring positions; start = centre of position 0's field.</small></p>"
+    )
+    return (
+        f'<div class="convscope-info"><p><strong>{esc(info_summary(info))}</strong></p>{notes}'
+        f"{layer_table_html(info)}{legend}</div>"
+    )
 
 
 def as_row(item: Any) -> dict[str, Any]:
@@ -128,8 +146,13 @@ def as_row(item: Any) -> dict[str, Any]:
     return {"value": item}
 
 
-def dict_table_html(rows: Iterable[Any], columns: Sequence[str] | None = None, *,
-                    css_class: str = "cs-table", max_rows: int = 500) -> str:
+def dict_table_html(
+    rows: Iterable[Any],
+    columns: Sequence[str] | None = None,
+    *,
+    css_class: str = "cs-table",
+    max_rows: int = 500,
+) -> str:
     """Rows of dicts (or dataclasses / objects with ``to_dict``) as an escaped HTML table.
 
     Args:
@@ -148,9 +171,13 @@ def dict_table_html(rows: Iterable[Any], columns: Sequence[str] | None = None, *
         for c in columns:
             value = r.get(c)
             num = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cells.append(f'<td{" class=num" if num else ""}>{esc(fmt_value(value))}</td>')
+            cells.append(f"<td{' class=num' if num else ''}>{esc(fmt_value(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     if len(items) > max_rows:
-        body.append(f'<tr><td colspan="{len(columns)}">... {len(items) - max_rows} more rows not shown</td></tr>')
-    return (f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+        body.append(
+            f'<tr><td colspan="{len(columns)}">... {len(items) - max_rows} more rows not shown</td></tr>'
+        )
+    return (
+        f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )

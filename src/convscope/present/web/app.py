@@ -48,10 +48,16 @@ DEFAULT_MAX_UPLOAD_BYTES = 8 << 20
 DEFAULT_BODY_TIMEOUT = 20.0
 MAX_QUERY_CHARS = 200
 IMAGE_TYPES = ("image/", "application/octet-stream")
-_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"), (b"content-security-policy", _CSP.encode())]
+_CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", _CSP.encode()),
+]
 
 
 def static_dir() -> str:
@@ -87,8 +93,14 @@ class Guard:
         if "*" not in self.allowed:
             host = host_of(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
             if host not in self.allowed:
-                response = JSONResponse({"error": f"host {host[:60]!r} is not served here; use one of "
-                                                  f"{', '.join(sorted(self.allowed))}", "status": 400}, 400)
+                response = JSONResponse(
+                    {
+                        "error": f"host {host[:60]!r} is not served here; use one of "
+                        f"{', '.join(sorted(self.allowed))}",
+                        "status": 400,
+                    },
+                    400,
+                )
                 await response(scope, receive, send)
                 return
 
@@ -125,6 +137,7 @@ _PATHS = _path_pattern()
 
 def scrub(message: str) -> str:
     """``message`` with every absolute path of the server machine cut to its last part (``.../x.png``)."""
+
     def short(match: re.Match[str]) -> str:
         tail = match.group(0).rstrip("/").rsplit("/", 1)[-1]
         return f".../{tail}" if tail else "..."
@@ -159,8 +172,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    return JSONResponse({"error": scrub(f"internal error: {type(exc).__name__}: {exc}")[:300], "status": 500},
-                        status_code=500)
+    return JSONResponse(
+        {"error": scrub(f"internal error: {type(exc).__name__}: {exc}")[:300], "status": 500}, status_code=500
+    )
 
 
 def _param(request: Request, name: str, default: str | None = None) -> str:
@@ -168,8 +182,10 @@ def _param(request: Request, name: str, default: str | None = None) -> str:
     if value is None or value == "":
         raise OptionError(f"missing query parameter {name!r}")
     if len(value) > MAX_QUERY_CHARS:
-        raise OptionError(f"query parameter {name!r} is {len(value):,} characters long "
-                          f"(starts {value[:40]!r}); the limit is {MAX_QUERY_CHARS}")
+        raise OptionError(
+            f"query parameter {name!r} is {len(value):,} characters long "
+            f"(starts {value[:40]!r}); the limit is {MAX_QUERY_CHARS}"
+        )
     return value
 
 
@@ -223,14 +239,20 @@ async def _read_body(request: Request, limit: int, timeout: float = DEFAULT_BODY
                 chunks.append(chunk)
     except TimeoutError:
         expected = f" of {int(declared):,}" if declared else ""
-        raise RequestTimeout(f"the upload did not arrive within {timeout:g} s ({size:,}{expected} bytes "
-                             "received); send the whole file at once") from None
+        raise RequestTimeout(
+            f"the upload did not arrive within {timeout:g} s ({size:,}{expected} bytes "
+            "received); send the whole file at once"
+        ) from None
     return b"".join(chunks)
 
 
-def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]"),
-               body_timeout: float = DEFAULT_BODY_TIMEOUT) -> Starlette:
+def create_app(
+    explorer: Explorer,
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]"),
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+) -> Starlette:
     """Build the ASGI app serving ``explorer``.
 
     Args:
@@ -267,8 +289,10 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     async def upload(request: Request) -> JSONResponse:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if not ctype.startswith(IMAGE_TYPES):
-            return JSONResponse({"error": f"uploads must be image files; got content type {ctype[:60]!r}",
-                                 "status": 415}, status_code=415)
+            return JSONResponse(
+                {"error": f"uploads must be image files; got content type {ctype[:60]!r}", "status": 415},
+                status_code=415,
+            )
         data = await _read_body(request, max_upload_bytes, body_timeout)
         if not data:
             raise OptionError("empty upload: send the image file's bytes as the request body")
@@ -315,15 +339,27 @@ def create_app(explorer: Explorer, *, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
         return JSONResponse({"ok": True, "images": len(ex.gallery.list()), "caches": ex.cache_stats()})
 
     routes = [
-        Route("/", index), Route("/api/model", model), Route("/api/images", images),
-        Route("/api/images", upload, methods=["POST"]), Route("/api/images/{image_id}.png", thumbnail),
-        Route("/api/grid", grid), Route("/api/grid.png", grid_png), Route("/api/channel", channel),
-        Route("/api/channel.png", channel_png), Route("/api/predict", predict), Route("/api/cam", cam),
+        Route("/", index),
+        Route("/api/model", model),
+        Route("/api/images", images),
+        Route("/api/images", upload, methods=["POST"]),
+        Route("/api/images/{image_id}.png", thumbnail),
+        Route("/api/grid", grid),
+        Route("/api/grid.png", grid_png),
+        Route("/api/channel", channel),
+        Route("/api/channel.png", channel_png),
+        Route("/api/predict", predict),
+        Route("/api/cam", cam),
         Route("/api/cam.png", cam_png),
-        Route("/api/filters", filters), Route("/api/filters.png", filters_png), Route("/api/health", health),
+        Route("/api/filters", filters),
+        Route("/api/filters.png", filters_png),
+        Route("/api/health", health),
         Mount("/static", StaticFiles(directory=static_dir(), follow_symlink=False), name="static"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
-        ConvscopeError: _convscope_error, HTTPException: _http_error, Exception: _server_error}
+        ConvscopeError: _convscope_error,
+        HTTPException: _http_error,
+        Exception: _server_error,
+    }
     middleware = [Middleware(Guard, allowed_hosts=list(allowed_hosts))]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]

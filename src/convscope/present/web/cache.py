@@ -78,7 +78,9 @@ class LRUCache(Generic[K, V]):
             if old is not None:
                 self._bytes -= old[1]
             if size > self.max_bytes:
-                log.debug("%s cache: %r (%d bytes) is larger than the whole cache; not kept", self.name, key, size)
+                log.debug(
+                    "%s cache: %r (%d bytes) is larger than the whole cache; not kept", self.name, key, size
+                )
                 return
             self._data[key] = (value, size)
             self._bytes += size
@@ -123,4 +125,6 @@ class LRUCache(Generic[K, V]):
     def stats(self) -> CacheStats:
         """Entries, bytes and hit counts right now."""
         with self._lock:
-            return CacheStats(self.name, len(self._data), self._bytes, self.max_bytes, self._hits, self._misses)
+            return CacheStats(
+                self.name, len(self._data), self._bytes, self.max_bytes, self._hits, self._misses
+            )

@@ -31,7 +31,14 @@ from convscope.present.web.views import (
     mosaic_shape,
     top_predictions,
 )
-from convscope.render import COLORMAPS, NORM_MODES, overlay, parse_channel_spec, render_activation, resolve_cmap
+from convscope.render import (
+    COLORMAPS,
+    NORM_MODES,
+    overlay,
+    parse_channel_spec,
+    render_activation,
+    resolve_cmap,
+)
 from convscope.render.encode import encode_png
 from convscope.render.normalize import check_mode
 
@@ -58,8 +65,9 @@ class ViewOptions:
     aspect: float | None = None
 
     @classmethod
-    def parse(cls, norm: str | None, cmap: str | None, channels: str | None,
-              aspect: str | None = None) -> ViewOptions:
+    def parse(
+        cls, norm: str | None, cmap: str | None, channels: str | None, aspect: str | None = None
+    ) -> ViewOptions:
         """Validate request parameters (empty strings mean the default).
 
         Raises:
@@ -111,9 +119,17 @@ class Explorer:
             leaves sizes free (e.g. ``(None, None, 3)``); images then keep their own size.
     """
 
-    def __init__(self, model: Any, gallery: Gallery, *, class_names: Sequence[str] | None = None,
-                 title: str = "", cache_mb: int = 512, picture_cache_mb: int = 128,
-                 input_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        gallery: Gallery,
+        *,
+        class_names: Sequence[str] | None = None,
+        title: str = "",
+        cache_mb: int = 512,
+        picture_cache_mb: int = 128,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
         from convscope.models.grids import field_grids
         from convscope.models.resolve import resolve_model
         from convscope.models.tree import layer_tree
@@ -132,14 +148,19 @@ class Explorer:
         self.extractor = get_extractor(model, paths, include_output=True)
         self._output_key = self.extractor.OUTPUT_KEY
         self._forward = threading.Lock()
-        self._acts: LRUCache[str, dict[str, np.ndarray]] = LRUCache("activations", cache_mb << 20, _sizeof_acts)
+        self._acts: LRUCache[str, dict[str, np.ndarray]] = LRUCache(
+            "activations", cache_mb << 20, _sizeof_acts
+        )
         self._pictures: LRUCache[tuple[Any, ...], Rendered] = LRUCache(
-            "pictures", picture_cache_mb << 20, lambda r: len(r.png) + 512)
+            "pictures", picture_cache_mb << 20, lambda r: len(r.png) + 512
+        )
         self.features = plugins.features()
         self.cam_methods = plugins.cam_methods() if self.features["cam"] else []
         self.layers = self._layer_rows(self._run(np.zeros((1, *self.info.input_shape[1:]), np.float32)))
         self._by_key = {row["key"]: row for row in self.layers if row["key"]}
-        self.grids = {key: grid.placement for key, grid in field_grids(self.info, self._by_key, ndim=2).items()}
+        self.grids = {
+            key: grid.placement for key, grid in field_grids(self.info, self._by_key, ndim=2).items()
+        }
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -153,8 +174,15 @@ class Explorer:
             shape = list(acts[key].shape[1:]) if key else None
             spatial = bool(key) and len(shape or ()) == 3
             filters = self.features["filters"] and "Conv" in row["class"] and not row["call"]
-            rows.append({**row, "key": key, "viewable": key is not None, "spatial": spatial,
-                         "has_filters": bool(filters and key)})
+            rows.append(
+                {
+                    **row,
+                    "key": key,
+                    "viewable": key is not None,
+                    "spatial": spatial,
+                    "has_filters": bool(filters and key),
+                }
+            )
         return rows
 
     def summary(self) -> dict[str, Any]:
@@ -162,11 +190,18 @@ class Explorer:
         layer to open first, see :mod:`~convscope.present.web.layers`), options and optional views."""
         rows, groups = layer_groups(self.layers)
         return {
-            "title": self.title, "name": self.info.name, "kind": self.info.kind,
-            "input_shape": list(self.info.input_shape[1:]), "total_params": self.info.total_params,
-            "data_format": self.data_format, "layers": rows, "groups": groups,
-            "default_layer": default_layer(self.layers), "norms": list(NORM_MODES),
-            "cmaps": ["auto", *COLORMAPS], "class_names": self.class_names,
+            "title": self.title,
+            "name": self.info.name,
+            "kind": self.info.kind,
+            "input_shape": list(self.info.input_shape[1:]),
+            "total_params": self.info.total_params,
+            "data_format": self.data_format,
+            "layers": rows,
+            "groups": groups,
+            "default_layer": default_layer(self.layers),
+            "norms": list(NORM_MODES),
+            "cmaps": ["auto", *COLORMAPS],
+            "class_names": self.class_names,
             "features": {**self.features, "cam_methods": self.cam_methods},
             "preprocess": self.gallery.preprocess.describe(self.gallery.spec),
         }
@@ -179,8 +214,10 @@ class Explorer:
         """
         row = self._by_key.get(key)
         if row is None:
-            raise LayerNotFound(f"no layer {key[:80]!r} with an activation in model {self.info.name!r}; "
-                                f"nearest: {', '.join(nearest(key, list(self._by_key)))}")
+            raise LayerNotFound(
+                f"no layer {key[:80]!r} with an activation in model {self.info.name!r}; "
+                f"nearest: {', '.join(nearest(key, list(self._by_key)))}"
+            )
         return row
 
     # -- forward passes -----------------------------------------------------------------------------------
@@ -190,6 +227,7 @@ class Explorer:
 
     def activations(self, image_id: str) -> dict[str, np.ndarray]:
         """Every layer's activation of one image (no batch axis), from one cached forward pass."""
+
         def compute() -> dict[str, np.ndarray]:
             x = self.gallery.prepared(image_id).x
             return {key: value[0] for key, value in self._run(x[None]).items()}
@@ -214,25 +252,38 @@ class Explorer:
             act = self.activations(image_id)[key]
             layout = None
             if options.aspect is not None:
-                layout = mosaic_shape(act.shape, options.channels, options.aspect, data_format=self.data_format,
-                                      labels=False)
+                layout = mosaic_shape(
+                    act.shape, options.channels, options.aspect, data_format=self.data_format, labels=False
+                )
             rows, cols = layout or (None, None)
             # A 2-D mosaic goes out bare: the page writes its caption, channel numbers and colorbar as text.
             labels = act.ndim != 3
-            picture = render_activation(act, layer=key, data_format=self.data_format, norm=options.norm,
-                                        cmap=options.cmap, channels=options.channels, rows=rows, cols=cols,
-                                        labels=labels)
+            picture = render_activation(
+                act,
+                layer=key,
+                data_format=self.data_format,
+                norm=options.norm,
+                cmap=options.cmap,
+                channels=options.channels,
+                rows=rows,
+                cols=cols,
+                labels=labels,
+            )
             meta = grid_meta(picture, key, options.norm, self.data_format, layout, labels=labels)
             pixels, meta = bare_mosaic(picture, meta)
             return Rendered(encode_png(pixels), {**meta, "image": image_id})
 
         return self._pictures.get_or_compute(("grid", image_id, key, options), render)
 
-    def channel(self, image_id: str, key: str, channel: int, cmap: str = "magma", alpha: float = 0.5) -> Rendered:
+    def channel(
+        self, image_id: str, key: str, channel: int, cmap: str = "magma", alpha: float = 0.5
+    ) -> Rendered:
         """One channel of a 2-D layer, large and overlaid on the input picture, with its statistics."""
         row = self.layer(key)
         if not row["spatial"]:
-            raise OptionError(f"layer {key!r} has shape {row['output_shape']}; channel overlays need a 2-D map")
+            raise OptionError(
+                f"layer {key!r} has shape {row['output_shape']}; channel overlays need a 2-D map"
+            )
         cmap_name = resolve_cmap(cmap)
         if not 0.0 <= alpha <= 1.0:
             raise OptionError(f"alpha must be in [0, 1], got {alpha}")
@@ -241,16 +292,26 @@ class Explorer:
             act = self.activations(image_id)[key]
             hwc = np.moveaxis(act, 0, -1) if self.data_format == "channels_first" else act
             if not 0 <= channel < hwc.shape[-1]:
-                raise OptionError(f"channel {channel} is out of range for layer {key!r}: "
-                                  f"valid are 0..{hwc.shape[-1] - 1}")
+                raise OptionError(
+                    f"channel {channel} is out of range for layer {key!r}: valid are 0..{hwc.shape[-1] - 1}"
+                )
             grid = self.grids.get(key)
             display = self.gallery.prepared(image_id).display
-            picture = overlay(display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha,
-                              caption=False)  # the page writes the caption and colorbar as text
+            picture = overlay(
+                display, hwc, channel, layer=key, grid=grid, cmap=cmap_name, alpha=alpha, caption=False
+            )  # the page writes the caption and colorbar as text
             stats = channel_stats(hwc, channel, grid, row.get("rf_size"))
-            return Rendered(picture.to_png(), {**stats, "layer": key, "image": image_id,
-                                               "caption": picture.caption, "n_channels": int(hwc.shape[-1]),
-                                               "legend": legend_meta(picture)})
+            return Rendered(
+                picture.to_png(),
+                {
+                    **stats,
+                    "layer": key,
+                    "image": image_id,
+                    "caption": picture.caption,
+                    "n_channels": int(hwc.shape[-1]),
+                    "legend": legend_meta(picture),
+                },
+            )
 
         return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
 
@@ -263,19 +324,34 @@ class Explorer:
             target: Class to explain; ``None`` = the predicted class.
         """
         if target is not None and self.class_names and not 0 <= target < len(self.class_names):
-            raise OptionError(f"target class {target} is out of range: valid are 0..{len(self.class_names) - 1}")
+            raise OptionError(
+                f"target class {target} is out of range: valid are 0..{len(self.class_names) - 1}"
+            )
 
         def render() -> Rendered:
             prepared = self.gallery.prepared(image_id)
             with self._forward:
                 heat, facts = plugins.cam_map(self.model, prepared.x, method, target)
             cls = facts.get("target")
-            name = self.class_names[cls] if self.class_names and cls is not None and 0 <= cls < len(self.class_names) else cls
+            name = (
+                self.class_names[cls]
+                if self.class_names and cls is not None and 0 <= cls < len(self.class_names)
+                else cls
+            )
             label = f"{method} @ {facts.get('layer') or '?'}" + ("" if cls is None else f" for class {name}")
-            picture = overlay(prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label,
-                              caption=False)  # the page writes the caption and colorbar as text
-            return Rendered(picture.to_png(), {**facts, "image": image_id, "class_name": name,
-                                               "caption": picture.caption, "legend": legend_meta(picture)})
+            picture = overlay(
+                prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label, caption=False
+            )  # the page writes the caption and colorbar as text
+            return Rendered(
+                picture.to_png(),
+                {
+                    **facts,
+                    "image": image_id,
+                    "class_name": name,
+                    "caption": picture.caption,
+                    "legend": legend_meta(picture),
+                },
+            )
 
         return self._pictures.get_or_compute(("cam", image_id, method, target), render)
 
@@ -287,8 +363,9 @@ class Explorer:
 
         def render() -> Rendered:
             picture = plugins.render_filters(self._nodes[row["path"]].layer)
-            return Rendered(picture.to_png(), {"layer": key, "caption": picture.caption,
-                                               "legend": legend_meta(picture)})
+            return Rendered(
+                picture.to_png(), {"layer": key, "caption": picture.caption, "legend": legend_meta(picture)}
+            )
 
         return self._pictures.get_or_compute(("filters", key), render)
 

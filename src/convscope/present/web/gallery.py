@@ -79,7 +79,9 @@ def release_memory() -> None:
         trim(0)
 
 
-def reduction_factor(width: int, height: int, target: tuple[int | None, int | None], max_free_side: int) -> int:
+def reduction_factor(
+    width: int, height: int, target: tuple[int | None, int | None], max_free_side: int
+) -> int:
     """The integer factor an image ``width x height`` can be shrunk by before preprocessing.
 
     ``target`` ``(height, width)`` of the model input (``None`` = any size): the image keeps at least
@@ -150,10 +152,17 @@ class Gallery:
             on their longer side.
     """
 
-    def __init__(self, spec: InputSpec, preprocess: Preprocess | None = None, *,
-                 max_pixels: int = 25_000_000, max_uploads: int = DEFAULT_MAX_UPLOADS,
-                 max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB, decode_slots: int = DEFAULT_DECODE_SLOTS,
-                 max_free_side: int = DEFAULT_MAX_FREE_SIDE) -> None:
+    def __init__(
+        self,
+        spec: InputSpec,
+        preprocess: Preprocess | None = None,
+        *,
+        max_pixels: int = 25_000_000,
+        max_uploads: int = DEFAULT_MAX_UPLOADS,
+        max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB,
+        decode_slots: int = DEFAULT_DECODE_SLOTS,
+        max_free_side: int = DEFAULT_MAX_FREE_SIDE,
+    ) -> None:
         self.spec = spec
         self.preprocess = preprocess or Preprocess()
         self.max_pixels = int(max_pixels)
@@ -168,7 +177,8 @@ class Gallery:
         self._next_upload = 0
         self._lock = threading.Lock()
         self._decoded: LRUCache[str, PreparedImage] = LRUCache(
-            "folder images", 256 << 20, lambda p: p.x.nbytes + p.display.nbytes)
+            "folder images", 256 << 20, lambda p: p.x.nbytes + p.display.nbytes
+        )
         self._thumbs: LRUCache[str, bytes] = LRUCache("thumbnails", 32 << 20, len)
 
     # -- filling ------------------------------------------------------------------------------------------
@@ -177,9 +187,14 @@ class Gallery:
         ``#i · <prefix> <label>``."""
         for i, row in enumerate(np.asarray(x, dtype=np.float32)):
             hwc = np.moveaxis(row, 0, -1) if self.spec.data_format == "channels_first" else row
-            shown = np.clip(hwc * 255.0 + 0.5, 0, 255).astype(np.uint8) if hwc.max(initial=0) <= 1.0 else (
-                np.clip(hwc, 0, 255).astype(np.uint8))
-            display = np.repeat(shown, 3, axis=2) if shown.shape[2] == 1 else np.ascontiguousarray(shown[..., :3])
+            shown = (
+                np.clip(hwc * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                if hwc.max(initial=0) <= 1.0
+                else (np.clip(hwc, 0, 255).astype(np.uint8))
+            )
+            display = (
+                np.repeat(shown, 3, axis=2) if shown.shape[2] == 1 else np.ascontiguousarray(shown[..., :3])
+            )
             label = None if labels is None else int(labels[i])
             name = f"#{i}" + ("" if label is None else f" \u00b7 {prefix} {label}")
             self._add(ImageEntry(f"s{i}", name, "sample", label, prepared=PreparedImage(row, display, ())))
@@ -206,7 +221,9 @@ class Gallery:
         files = [p for p in listed if _inside(p, self.root)]
         dropped = len(listed) - len(files)
         if dropped:
-            log.warning("%d file(s) in %s point outside the folder (symlinks) and are not served", dropped, root)
+            log.warning(
+                "%d file(s) in %s point outside the folder (symlinks) and are not served", dropped, root
+            )
         if len(files) > limit:
             log.warning("%s holds %d images; serving the first %d", root, len(files), limit)
             files = files[:limit]
@@ -230,8 +247,9 @@ class Gallery:
             self._entries[entry.id] = entry
             self._uploads.append(entry.id)
             self._upload_bytes += size
-            while len(self._uploads) > 1 and (len(self._uploads) > self.max_uploads
-                                              or self._upload_bytes > self.max_upload_bytes):
+            while len(self._uploads) > 1 and (
+                len(self._uploads) > self.max_uploads or self._upload_bytes > self.max_upload_bytes
+            ):
                 old = self._uploads.pop(0)
                 dropped = self._entries.pop(old, None)
                 self._upload_bytes -= _nbytes(dropped.prepared) if dropped and dropped.prepared else 0
@@ -255,8 +273,10 @@ class Gallery:
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error):
             return  # not an image: read_image says so in its own words
         if width * height > self.max_pixels:
-            raise UploadTooLarge(f"{name!r} is {width}x{height} = {width * height:,} pixels, over the limit of "
-                                 f"{self.max_pixels:,} pixels; downscale it first")
+            raise UploadTooLarge(
+                f"{name!r} is {width}x{height} = {width * height:,} pixels, over the limit of "
+                f"{self.max_pixels:,} pixels; downscale it first"
+            )
 
     def _decode_reduced(self, source: bytes | Path) -> np.ndarray | None:
         """Decode ``source`` (bytes or a file) shrunk by :func:`reduction_factor` (JPEG: at the decoder).
@@ -282,8 +302,18 @@ class Gallery:
                 if "exif" in im.info:  # keeps the orientation that image_to_array applies
                     shrunk.info.setdefault("exif", im.info["exif"])
                 return image_to_array(shrunk)
-        except (InputError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
-                zlib.error, Image.DecompressionBombError):
+        except (
+            InputError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            IndexError,
+            TypeError,
+            struct.error,
+            zlib.error,
+            Image.DecompressionBombError,
+        ):
             return None
 
     def _decode_bytes(self, data: bytes, name: str) -> PreparedImage:
@@ -322,8 +352,10 @@ class Gallery:
         with self._lock:
             entry = self._entries.get(image_id)
         if entry is None:
-            raise ImageNotFound(f"no image {image_id[:60]!r}; list them with GET /api/images "
-                                "(uploads beyond the newest few hundred are dropped)")
+            raise ImageNotFound(
+                f"no image {image_id[:60]!r}; list them with GET /api/images "
+                "(uploads beyond the newest few hundred are dropped)"
+            )
         return entry
 
     def prepared(self, image_id: str) -> PreparedImage:

@@ -16,11 +16,28 @@ from collections.abc import Sequence
 from typing import Any
 
 # Layers that only reshape or rescale the input: never the layer a page opens on.
-PLUMBING = frozenset({
-    "InputLayer", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Rescaling", "Normalization", "Resizing",
-    "CenterCrop", "Cropping1D", "Cropping2D", "Cropping3D", "RandomFlip", "RandomRotation", "RandomZoom",
-    "RandomCrop", "RandomTranslation", "RandomContrast", "RandomBrightness",
-})
+PLUMBING = frozenset(
+    {
+        "InputLayer",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Rescaling",
+        "Normalization",
+        "Resizing",
+        "CenterCrop",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "RandomFlip",
+        "RandomRotation",
+        "RandomZoom",
+        "RandomCrop",
+        "RandomTranslation",
+        "RandomContrast",
+        "RandomBrightness",
+    }
+)
 
 
 def block_of(name: str) -> str | None:
@@ -89,15 +106,27 @@ def layer_groups(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
     for row, block in zip(rows, blocks):
         parent = _parent(row["path"])
         if row["path"] in containers and row["path"] not in groups:
-            groups[row["path"]] = {"id": row["path"], "kind": "model", "label": _leaf(row["path"]),
-                                   "parent": parent if parent in groups else None, "size": 0, "last_key": None}
+            groups[row["path"]] = {
+                "id": row["path"],
+                "kind": "model",
+                "label": _leaf(row["path"]),
+                "parent": parent if parent in groups else None,
+                "size": 0,
+                "last_key": None,
+            }
         if block is not None and block not in groups:
-            groups[block] = {"id": block, "kind": "block", "label": _leaf(block),
-                             "parent": parent if parent in groups else None, "size": 0, "last_key": None}
+            groups[block] = {
+                "id": block,
+                "kind": "block",
+                "label": _leaf(block),
+                "parent": parent if parent in groups else None,
+                "size": 0,
+                "last_key": None,
+            }
         group = block if block is not None else (parent if parent in groups else None)
         short = _leaf(row["path"])
         if block is not None:
-            short = short[len(_leaf(block)) + 1:]
+            short = short[len(_leaf(block)) + 1 :]
         g = group
         while g is not None:
             groups[g]["size"] += 1
@@ -112,10 +141,12 @@ def default_layer(rows: Sequence[dict[str, Any]]) -> str | None:
     """The activation key a page opens on: the first convolution with 2-D maps, else the first 2-D layer
     that does more than pad, crop, rescale or augment the input, else the first viewable layer."""
     viewable = [row for row in rows if row.get("viewable") and row.get("key")]
-    for keep in (lambda r: r.get("spatial") and "Conv" in r["class"],
-                 lambda r: r.get("spatial") and r["class"] not in PLUMBING,
-                 lambda r: r["class"] not in PLUMBING,
-                 lambda r: True):
+    for keep in (
+        lambda r: r.get("spatial") and "Conv" in r["class"],
+        lambda r: r.get("spatial") and r["class"] not in PLUMBING,
+        lambda r: r["class"] not in PLUMBING,
+        lambda r: True,
+    ):
         for row in viewable:
             if keep(row):
                 return str(row["key"])

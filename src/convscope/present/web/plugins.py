@@ -46,7 +46,9 @@ def features() -> dict[str, bool]:
 
 def _module(view: str) -> Any:
     if not has_module(MODULES[view]):
-        raise ViewUnavailable(f"the {view!r} view needs {MODULES[view]}, which is not installed in this convscope")
+        raise ViewUnavailable(
+            f"the {view!r} view needs {MODULES[view]}, which is not installed in this convscope"
+        )
     return importlib.import_module(MODULES[view])
 
 
@@ -60,7 +62,9 @@ def cam_methods() -> list[str]:
     return list(DEFAULT_CAM_METHODS)
 
 
-def cam_map(model: Any, x: np.ndarray, method: str, target: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def cam_map(
+    model: Any, x: np.ndarray, method: str, target: int | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The class-activation map ``(H, W)`` of one sample ``x`` (no batch axis) and facts about it.
 
     Args:
@@ -79,7 +83,9 @@ def cam_map(model: Any, x: np.ndarray, method: str, target: int | None = None) -
     """
     methods = cam_methods()
     if method not in methods:
-        raise OptionError(f"CAM method {method[:40]!r} is not available; valid: {', '.join(methods) or 'none'}")
+        raise OptionError(
+            f"CAM method {method[:40]!r} is not available; valid: {', '.join(methods) or 'none'}"
+        )
     kwargs: dict[str, Any] = {"method": method}
     if target is not None:
         kwargs["target"] = int(target)

@@ -32,8 +32,10 @@ DEFAULT_BODY_TIMEOUT = 30.0
 def timeout_response(message: str) -> bytes:
     """The raw bytes of a JSON ``408`` answer that closes the connection."""
     body = json.dumps({"error": message, "status": 408}).encode()
-    head = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n" % len(body))
+    head = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n" % len(body)
+    )
     return head + body
 
 
@@ -79,16 +81,23 @@ class DeadlineH11Protocol(H11Protocol):
             return
         cycle = self.cycle if phase == "body" else None
         answer = (phase == "headers" and self._partial) or (cycle is not None and not cycle.response_started)
-        log.info("closing a connection from %s: request %s not received within %g s", self.client, phase,
-                 self.header_timeout if phase == "headers" else self.body_timeout)
+        log.info(
+            "closing a connection from %s: request %s not received within %g s",
+            self.client,
+            phase,
+            self.header_timeout if phase == "headers" else self.body_timeout,
+        )
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's receive() now reports a disconnect; its sends are dropped
             cycle.message_event.set()
         if answer:
             seconds = self.header_timeout if phase == "headers" else self.body_timeout
             what = "request headers" if phase == "headers" else "request body"
-            self.transport.write(timeout_response(f"the {what} did not arrive within {seconds:g} s; "
-                                                  "send the whole request at once"))
+            self.transport.write(
+                timeout_response(
+                    f"the {what} did not arrive within {seconds:g} s; send the whole request at once"
+                )
+            )
         self.transport.close()
 
     # -- protocol hooks -----------------------------------------------------------------------------------
@@ -115,8 +124,12 @@ class DeadlineH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-def deadline_protocol(header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-                      body_timeout: float = DEFAULT_BODY_TIMEOUT) -> type[DeadlineH11Protocol]:
+def deadline_protocol(
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT, body_timeout: float = DEFAULT_BODY_TIMEOUT
+) -> type[DeadlineH11Protocol]:
     """A :class:`DeadlineH11Protocol` class with these deadlines (seconds), for ``uvicorn.Config(http=)``."""
-    return type("DeadlineH11Protocol", (DeadlineH11Protocol,),
-                {"header_timeout": float(header_timeout), "body_timeout": float(body_timeout)})
+    return type(
+        "DeadlineH11Protocol",
+        (DeadlineH11Protocol,),
+        {"header_timeout": float(header_timeout), "body_timeout": float(body_timeout)},
+    )

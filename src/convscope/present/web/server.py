@@ -62,8 +62,10 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         if err.errno == errno.EADDRINUSE:
-            raise OptionError(f"port {port} on {host} is already in use; choose another with --port "
-                              "(or --port 0 for any free port)") from None
+            raise OptionError(
+                f"port {port} on {host} is already in use; choose another with --port "
+                "(or --port 0 for any free port)"
+            ) from None
         raise OptionError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     sock.listen(2048)
     sock.setblocking(False)
@@ -76,9 +78,18 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def build_explorer(model: Any = None, *, images: str | Path | None = None, labels: Sequence[str] | str | None = None,
-                   preprocess: Any = None, input_shape: tuple[int, ...] | None = None, safe_mode: bool = True,
-                   max_pixels: int = 25_000_000, cache_mb: int = 512, custom_objects: Any = None) -> Any:
+def build_explorer(
+    model: Any = None,
+    *,
+    images: str | Path | None = None,
+    labels: Sequence[str] | str | None = None,
+    preprocess: Any = None,
+    input_shape: tuple[int, ...] | None = None,
+    safe_mode: bool = True,
+    max_pixels: int = 25_000_000,
+    cache_mb: int = 512,
+    custom_objects: Any = None,
+) -> Any:
     """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
     Args:
@@ -95,8 +106,14 @@ def build_explorer(model: Any = None, *, images: str | Path | None = None, label
     from convscope.present.web.explorer import Explorer
     from convscope.present.web.gallery import Gallery
 
-    resolved = resolve_model(model if model is not None else "mnist-cnn", preprocess=preprocess, labels=labels,
-                             input_shape=input_shape, safe_mode=safe_mode, custom_objects=custom_objects)
+    resolved = resolve_model(
+        model if model is not None else "mnist-cnn",
+        preprocess=preprocess,
+        labels=labels,
+        input_shape=input_shape,
+        safe_mode=safe_mode,
+        custom_objects=custom_objects,
+    )
     zoo = ZOO.get(resolved.zoo or "")
     gallery = Gallery(resolved.spec(input_shape), resolved.preprocess, max_pixels=max_pixels)
     if images is not None:
@@ -112,8 +129,9 @@ def build_explorer(model: Any = None, *, images: str | Path | None = None, label
     return Explorer(resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape)
 
 
-def make_server(app: Any, *, verbose: bool = False, header_timeout: float | None = None,
-                body_timeout: float | None = None) -> Any:
+def make_server(
+    app: Any, *, verbose: bool = False, header_timeout: float | None = None, body_timeout: float | None = None
+) -> Any:
     """A uvicorn server for ``app`` (no lifespan, keep-alive 15 s, access log only when verbose).
 
     Slow clients are cut off (see :mod:`convscope.present.web.protocol`): a request's headers must arrive
@@ -125,9 +143,16 @@ def make_server(app: Any, *, verbose: bool = False, header_timeout: float | None
     from convscope.present.web.protocol import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, deadline_protocol
 
     http = deadline_protocol(header_timeout or DEFAULT_HEADER_TIMEOUT, body_timeout or DEFAULT_BODY_TIMEOUT)
-    config = uvicorn.Config(app, log_level="info" if verbose else "warning", access_log=verbose,
-                            lifespan="off", timeout_keep_alive=15, server_header=False, http=http,
-                            h11_max_incomplete_event_size=16 << 10)
+    config = uvicorn.Config(
+        app,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        lifespan="off",
+        timeout_keep_alive=15,
+        server_header=False,
+        http=http,
+        h11_max_incomplete_event_size=16 << 10,
+    )
     return uvicorn.Server(config)
 
 
@@ -150,9 +175,16 @@ class ServerThread:
         self.thread.join(timeout)
 
 
-def start_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 20.0,
-                    on_error: Callable[[BaseException], None] | None = None, header_timeout: float | None = None,
-                    body_timeout: float | None = None) -> ServerThread:
+def start_in_thread(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    timeout: float = 20.0,
+    on_error: Callable[[BaseException], None] | None = None,
+    header_timeout: float | None = None,
+    body_timeout: float | None = None,
+) -> ServerThread:
     """Start ``app`` on ``host:port`` (0 = a free port) in a daemon thread; return once it accepts.
 
     ``header_timeout`` / ``body_timeout``: the slow-client deadlines of :func:`make_server`.

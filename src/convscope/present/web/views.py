@@ -22,8 +22,14 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def mosaic_shape(shape: Sequence[int], channels: str | None, aspect: float, max_channels: int = 64,
-                 data_format: str = "channels_last", labels: bool = True) -> tuple[int, int] | None:
+def mosaic_shape(
+    shape: Sequence[int],
+    channels: str | None,
+    aspect: float,
+    max_channels: int = 64,
+    data_format: str = "channels_last",
+    labels: bool = True,
+) -> tuple[int, int] | None:
     """``(rows, cols)`` giving a 2-D activation's mosaic the width/height ``aspect`` of the screen area.
 
     Counts the channels the spec shows (as :func:`~convscope.render.render_activation` does: at most
@@ -33,15 +39,23 @@ def mosaic_shape(shape: Sequence[int], channels: str | None, aspect: float, max_
     if len(shape) != 3:
         return None
     h, w, c = (shape[1], shape[2], shape[0]) if data_format == "channels_first" else shape
-    spec: str | int | None = channels if channels is not None else (max_channels if c > max_channels else None)
+    spec: str | int | None = (
+        channels if channels is not None else (max_channels if c > max_channels else None)
+    )
     plan = parse_channels(spec, c)
     k = {"all": c, "first": plan.count, "top": plan.count}.get(plan.kind, len(plan.indices))
     s = auto_scale(h, w)
     return auto_grid(k, (LABEL_H if labels else 0) + h * s + 1, w * s + 1, aspect)
 
 
-def grid_geometry(grid: FeatureGrid, norm: str, data_format: str = "channels_last",
-                  rows: int | None = None, cols: int | None = None, labels: bool = True) -> dict[str, Any] | None:
+def grid_geometry(
+    grid: FeatureGrid,
+    norm: str,
+    data_format: str = "channels_last",
+    rows: int | None = None,
+    cols: int | None = None,
+    labels: bool = True,
+) -> dict[str, Any] | None:
     """Where each channel's tile lies in a 2-D mosaic picture, so a click can be mapped to a channel.
 
     The layout is recomputed with the same public planning functions the renderer uses
@@ -67,8 +81,17 @@ def grid_geometry(grid: FeatureGrid, norm: str, data_format: str = "channels_las
     top = height - layout.height - (LEGEND_H if legend else 0)
     if top < 0 or layout.width > width:
         return None
-    return {"top": top, "left": 0, "rows": layout.rows, "cols": layout.cols, "cell_h": layout.cell_h,
-            "cell_w": layout.cell_w, "sep": layout.sep, "width": width, "height": height}
+    return {
+        "top": top,
+        "left": 0,
+        "rows": layout.rows,
+        "cols": layout.cols,
+        "cell_h": layout.cell_h,
+        "cell_w": layout.cell_w,
+        "sep": layout.sep,
+        "width": width,
+        "height": height,
+    }
 
 
 def channel_at(geometry: dict[str, Any], channels: Sequence[int], y: float, x: float) -> int | None:
@@ -81,18 +104,34 @@ def channel_at(geometry: dict[str, Any], channels: Sequence[int], y: float, x: f
     return int(channels[i]) if i < len(channels) else None
 
 
-def grid_meta(grid: FeatureGrid, key: str, norm: str, data_format: str = "channels_last",
-              layout: tuple[int, int] | None = None, labels: bool = True) -> dict[str, Any]:
+def grid_meta(
+    grid: FeatureGrid,
+    key: str,
+    norm: str,
+    data_format: str = "channels_last",
+    layout: tuple[int, int] | None = None,
+    labels: bool = True,
+) -> dict[str, Any]:
     """JSON facts of a rendered grid: what is shown and where (see :func:`grid_geometry`; ``labels`` as
     the grid was drawn)."""
     rows, cols = layout if layout else (None, None)
     lo, hi = grid.value_range
     return {
-        "layer": key, "shape": list(grid.shape), "kind": grid.kind, "norm": grid.norm, "cmap": grid.cmap,
-        "channels": list(grid.channels), "n_channels": grid.n_channels,
-        "value_range": [_finite(lo), _finite(hi)], "inactive": list(grid.inactive), "n_nan": grid.n_nan,
-        "n_inf": grid.n_inf, "caption": grid.caption, "width": int(grid.image.shape[1]),
-        "height": int(grid.image.shape[0]), "geometry": grid_geometry(grid, norm, data_format, rows, cols, labels),
+        "layer": key,
+        "shape": list(grid.shape),
+        "kind": grid.kind,
+        "norm": grid.norm,
+        "cmap": grid.cmap,
+        "channels": list(grid.channels),
+        "n_channels": grid.n_channels,
+        "value_range": [_finite(lo), _finite(hi)],
+        "inactive": list(grid.inactive),
+        "n_nan": grid.n_nan,
+        "n_inf": grid.n_inf,
+        "caption": grid.caption,
+        "width": int(grid.image.shape[1]),
+        "height": int(grid.image.shape[0]),
+        "geometry": grid_geometry(grid, norm, data_format, rows, cols, labels),
     }
 
 
@@ -113,8 +152,13 @@ def legend_meta(grid: FeatureGrid, stops: int = 17) -> dict[str, Any] | None:
         return None
     lut = get_lut(legend.cmap)
     picks = np.round(np.linspace(0, len(lut) - 1, stops)).astype(np.intp)
-    return {"cmap": legend.cmap, "lo": _finite(legend.lo), "hi": _finite(legend.hi), "symmetric": legend.symmetric,
-            "colors": ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in lut[i])) for i in picks]}
+    return {
+        "cmap": legend.cmap,
+        "lo": _finite(legend.lo),
+        "hi": _finite(legend.hi),
+        "symmetric": legend.symmetric,
+        "colors": ["#{:02x}{:02x}{:02x}".format(*(int(v) for v in lut[i])) for i in picks],
+    }
 
 
 def bare_mosaic(grid: FeatureGrid, meta: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -139,12 +183,22 @@ def bare_mosaic(grid: FeatureGrid, meta: dict[str, Any]) -> tuple[np.ndarray, di
     width = geo["sep"] + geo["cols"] * geo["cell_w"]
     body = np.asarray(grid.image)[geo["top"] : geo["top"] + height, geo["left"] : geo["left"] + width]
     geometry = {**geo, "top": 0, "left": 0, "width": width, "height": height}
-    return body, {**meta, "geometry": geometry, "width": width, "height": height, "labels": False,
-                  "legend": legend_meta(grid)}
+    return body, {
+        **meta,
+        "geometry": geometry,
+        "width": width,
+        "height": height,
+        "labels": False,
+        "legend": legend_meta(grid),
+    }
 
 
-def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, float], tuple[float, float]] | None,
-                  rf_size: Sequence[float] | None = None) -> dict[str, Any]:
+def channel_stats(
+    act_hwc: np.ndarray,
+    channel: int,
+    grid: tuple[tuple[float, float], tuple[float, float]] | None,
+    rf_size: Sequence[float] | None = None,
+) -> dict[str, Any]:
     """Statistics of one channel of a ``(h, w, C)`` activation, and where its peak looks in the input.
 
     Returns:
@@ -156,13 +210,27 @@ def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, fl
     finite = np.isfinite(values)
     good = values[finite]
     stats: dict[str, Any] = {
-        "channel": int(channel), "map_shape": list(values.shape),
-        "n_nan": int(np.isnan(values).sum()), "n_inf": int(np.isinf(values).sum()),
-        "min": None, "max": None, "mean": None, "std": None, "positive": None, "zero": None, "argmax": None,
+        "channel": int(channel),
+        "map_shape": list(values.shape),
+        "n_nan": int(np.isnan(values).sum()),
+        "n_inf": int(np.isinf(values).sum()),
+        "min": None,
+        "max": None,
+        "mean": None,
+        "std": None,
+        "positive": None,
+        "zero": None,
+        "argmax": None,
     }
     if good.size:
-        stats.update(min=float(good.min()), max=float(good.max()), mean=float(good.mean()), std=float(good.std()),
-                     positive=float((good > 0).mean()), zero=float((good == 0).mean()))
+        stats.update(
+            min=float(good.min()),
+            max=float(good.max()),
+            mean=float(good.mean()),
+            std=float(good.std()),
+            positive=float((good > 0).mean()),
+            zero=float((good == 0).mean()),
+        )
         masked = np.where(finite, values, -np.inf)
         y, x = np.unravel_index(int(np.argmax(masked)), values.shape)
         stats["argmax"] = [int(y), int(x)]
@@ -174,7 +242,9 @@ def channel_stats(act_hwc: np.ndarray, channel: int, grid: tuple[tuple[float, fl
     return stats
 
 
-def top_predictions(output: np.ndarray, class_names: Sequence[str] | None = None, k: int = 5) -> dict[str, Any]:
+def top_predictions(
+    output: np.ndarray, class_names: Sequence[str] | None = None, k: int = 5
+) -> dict[str, Any]:
     """The top-``k`` classes of one sample's model output, as JSON for the page.
 
     The numbers and names come from :func:`convscope.models.predictions.top_classes`, the one rule every
@@ -190,11 +260,20 @@ def top_predictions(output: np.ndarray, class_names: Sequence[str] | None = None
     out = np.asarray(output, dtype=np.float64)
     pred = top_classes(out, class_names, k)
     if pred.kind == "none":
-        return {"available": False, "reason": f"the model's output has shape {list(np.shape(output))}, "
-                                              "not a class vector"}
+        return {
+            "available": False,
+            "reason": f"the model's output has shape {list(np.shape(output))}, not a class vector",
+        }
     if not np.all(np.isfinite(out)):
         return {"available": False, "reason": "the model's output holds NaN or Inf"}
-    top = [{"index": s.index, "label": s.label(), "name": s.name, "score": s.value,
-            "text": pred.format_value(s)} for s in pred.top]
-    return {"available": True, "kind": pred.kind, "n_classes": int(out.size), "headline": pred.headline(),
-            "top": top}
+    top = [
+        {"index": s.index, "label": s.label(), "name": s.name, "score": s.value, "text": pred.format_value(s)}
+        for s in pred.top
+    ]
+    return {
+        "available": True,
+        "kind": pred.kind,
+        "n_classes": int(out.size),
+        "headline": pred.headline(),
+        "top": top,
+    }
