@@ -2,6 +2,8 @@
 #   make demo   install and run the bundled demo (MNIST CNN on real digits)
 #   make test   install everything the tests need and run the whole suite
 #   make demo-imagenet   the same for the EfficientNet-Lite0 ImageNet model on three photos (+ Grad-CAM)
+#   make lint   ruff (lint + format check) and mypy on src/, zero findings (CI runs it)
+#   make wheel-smoke   build sdist + wheel, install the wheel in a clean venv, run --version, demo, serve
 # Everything installs into a project virtualenv (.venv), or into the one already active ($VIRTUAL_ENV),
 # so a stock interpreter that refuses system-wide installs (PEP 668) works as well as any other.
 PYTHON ?= python3
@@ -18,7 +20,7 @@ PIP := $(VPY) -m pip
 # unpinned torch pulls CUDA packages. The published metadata does not pin it.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo demo-imagenet test install install-test bench venv
+.PHONY: demo demo-imagenet test install install-test bench venv lint wheel-smoke
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,16 @@ demo-imagenet: $(VPY)
 
 test: install-test
 	$(VPY) -m pytest -q -n 2 --dist loadgroup
+
+lint: install-test
+	$(PIP) install -q -e ".[lint]"
+	$(VPY) -m ruff check src
+	$(VPY) -m ruff format --check src
+	$(VPY) -m mypy
+
+wheel-smoke: $(VPY)
+	$(PIP) install -q "build>=1.2"
+	$(VPY) scripts/smoke_wheel.py --python $(PYTHON)
 
 bench: install-test
 	$(PIP) install -q "$(TORCH_PIN)" -e ".[bench]"

@@ -91,6 +91,19 @@ def test_unknown_option_in_a_subprocess_has_no_traceback():
     assert proc.stderr.strip().startswith("convscope: error:") and proc.stderr.strip().count("\n") == 0
 
 
+def test_version_prints_the_package_metadata_version(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"convscope {version('convscope')}"
+
+
+def test_no_suggestion_is_not_an_empty_did_you_mean(capsys):
+    code, line = one_line(capsys, "--zzzzzzzzzzzzzzzz")
+    assert code == 2 and "--zzzzzzzzzzzzzzzz" in line
+    assert "did you mean ?" not in line
+
+
 def test_bare_convscope_prints_help(capsys):
     assert main([]) == 0
     assert "Commands" in capsys.readouterr().out
@@ -115,7 +128,7 @@ def option_names_in_messages() -> dict[str, set[str]]:
 
 def test_every_option_named_in_a_message_exists():
     existing = {"--help"}
-    for command in commands().values():
+    for command in [click_command(), *commands().values()]:
         for param in command.params:
             existing.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("--"))
     named = option_names_in_messages()
@@ -130,6 +143,7 @@ def test_every_option_named_in_a_message_exists():
     ["maps", "mnist-cnn", "x.png", "--cmap", "rainbowz"],
     ["maps", "mnist-cnn", "x.png", "--channels", "1-x"],
     ["maps", "mnist-cnn", "x.png", "--channels", "0-1000000000,x"],
+    ["maps", "mnist-cnn", "x.png", "--channels", "0-1000000000"],  # beyond any layer: no model needed
     ["maps", "mnist-cnn", "x.png", "--range", "2,1"],
     ["maps", "mnist-cnn", "x.png", "--mean", "0.5"],
     ["maps", "mnist-cnn", "x.png", "--overlay", "middle"],

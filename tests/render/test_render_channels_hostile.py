@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from convscope.errors import ConvscopeError, OptionError
 from convscope.render import parse_channel_spec, parse_channels
-from convscope.render.channels import ChannelQuery, _unique_ranges
+from convscope.render.channels import MAX_CHANNELS, ChannelQuery, _unique_ranges, check_spec
 
 PEAK_LIMIT = 4 << 20  # generous: a parse may allocate its own text a few times, never a number's worth
 
@@ -138,3 +138,17 @@ def test_rows_cols_scale_cannot_size_a_huge_picture(kwargs: dict[str, int]) -> N
         render_activation(act, **kwargs)
     assert peak_bytes(lambda: render_activation(act, **kwargs)) < 16 << 20
     assert render_activation(act, cols=40).image.shape[1] < 40 * 60  # generous but sane layouts still work
+
+
+@pytest.mark.parametrize("spec", ["0-1000000000", "3,16777216", "0-" + "9" * 5000, ",".join(["0-999999999"] * 2000)])
+def test_the_early_check_refuses_an_index_beyond_any_layer(spec: str) -> None:
+    # before a model is loaded (the command line's first check), an index no layer can have is refused
+    assert peak_bytes(lambda: check_spec(spec)) < PEAK_LIMIT
+    with pytest.raises(OptionError, match="beyond any layer") as err:
+        check_spec(spec)
+    assert f"{MAX_CHANNELS:,}" in str(err.value) and len(str(err.value)) < 500
+
+
+@pytest.mark.parametrize("spec", ["0-16777215", "16777215", "top16777216", "99999999999999999999"])
+def test_the_early_check_keeps_what_some_layer_could_take(spec: str) -> None:
+    assert check_spec(spec) == spec  # the largest index a layer may have; counts saturate later

@@ -56,8 +56,8 @@ def value_and_grad(model: Any, fn: Callable[..., Any], *, compile: bool = True) 
         finally:
             for p, flag in zip(params, flags):
                 p.requires_grad_(flag)
-        grads = [torch.zeros_like(w) if g is None else g for w, g in zip(leaves, grads)]
+        zeroed = [torch.zeros_like(w) if g is None else g for w, g in zip(leaves, grads)]
         aux = torch.utils._pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, aux)
-        return value.detach(), aux, grads
+        return value.detach(), aux, zeroed
 
     return run

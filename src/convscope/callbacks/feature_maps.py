@@ -98,7 +98,7 @@ class FeatureMapCallback(keras.callbacks.Callback):
         self.out = None if out is None else Path(out)
         if self.out is not None:  # the rule of where convscope may write, checked before training starts
             check_out(self.out, "callback", protected=_paths(images), option="out")
-        self.render_options = {"norm": norm, "cmap": cmap, "max_channels": max_channels}
+        self.norm, self.cmap, self.max_channels = norm, cmap, max_channels
         self.tensorboard, self.record_start, self.gif_duration_ms = tensorboard, record_start, gif_duration_ms
         self.preprocess = preprocess
         self.recorder: FrameRecorder | None = None
@@ -134,7 +134,11 @@ class FeatureMapCallback(keras.callbacks.Callback):
             self._extractor = get_extractor(model, self.layer_selectors, batch_size=max(16, len(data.names)))
             if self.recorder is None:
                 self.recorder = FrameRecorder(
-                    data.names, data_format=resolved.data_format, **self.render_options
+                    data.names,
+                    norm=self.norm,
+                    cmap=self.cmap,
+                    max_channels=self.max_channels,
+                    data_format=resolved.data_format,
                 )
         if self._writer is None:
             self._writer = make_writer(self.out, self.tensorboard)

@@ -30,6 +30,7 @@ import numpy as np
 from convscope.data import Inputs, InputSpec, Preprocess, load_inputs
 from convscope.errors import InputError
 from convscope.models.predictions import ClassScore, Prediction, top_classes
+from convscope.models.spec import DataFormat
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class ResolvedModel:
         return inspect_model(self.model, input_shape=self._build_shape())
 
     @functools.cached_property
-    def data_format(self) -> str:
+    def data_format(self) -> DataFormat:
         """``channels_last`` or ``channels_first``."""
         from convscope.models.spec import data_format
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from convscope.errors import InputError
+
+DataFormat = Literal["channels_last", "channels_first"]
 
 
 def input_shapes(model: Any) -> list[tuple[int | None, ...]] | None:
@@ -22,17 +24,17 @@ def input_shapes(model: Any) -> list[tuple[int | None, ...]] | None:
     return [tuple(None if d is None else int(d) for d in t.shape[1:]) for t in inputs]
 
 
-def data_format(model: Any) -> str:
+def data_format(model: Any) -> DataFormat:
     """``channels_first`` if the model's first layer with a ``data_format`` says so, else ``channels_last``."""
     from convscope.models.tree import layer_tree
 
     for node in layer_tree(model):
         fmt = getattr(node.layer, "data_format", None)
         if fmt in ("channels_first", "channels_last"):
-            return fmt
+            return "channels_first" if fmt == "channels_first" else "channels_last"
     import keras
 
-    return keras.config.image_data_format()
+    return "channels_first" if keras.config.image_data_format() == "channels_first" else "channels_last"
 
 
 def ensure_built(model: Any, input_shape: tuple[int, ...] | None) -> Any:

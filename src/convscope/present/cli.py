@@ -55,6 +55,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from convscope import __version__
+
+        typer.echo(f"convscope {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """See inside any Keras 3 CNN: layer tables and feature maps of every layer."""
+
+
 _NOISE = (
     "All log messages before absl::InitializeLog()",
     "oneDNN custom operations are on",
@@ -263,13 +281,22 @@ def _usage_error(exc: Any, argv: list[str]) -> str:
     option = getattr(exc, "option_name", None)
     if option and command is not None and "Did you mean" not in message:  # an unknown option
         names = [o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
-        message = f"no such option {option}; did you mean {' or '.join(nearest(option, names, 2))}?"
+        close = nearest(option, names, 2)
+        message = f"no such option {option}" + (f"; did you mean {' or '.join(close)}?" if close else "")
     elif message.startswith("No such command") and "Did you mean" not in message and command is not None:
         typo = message.split("'")[1] if "'" in message else ""
         names = list(getattr(command, "commands", {}))
-        message = f"{message.rstrip('.')}; did you mean {' or '.join(map(repr, nearest(typo, names, 2)))}?"
+        close = nearest(typo, names, 2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        message = f"{message.rstrip('.')}{hint}"
     help_path = ctx.command_path if ctx is not None else "convscope"
     return f"convscope: error: {where}{message} (see: {help_path} --help)"
+
+
+def _click_message(exc: BaseException) -> str:
+    """A click error's own message (``format_message``), or ``str(exc)`` for anything else."""
+    fmt = getattr(exc, "format_message", None)
+    return str(fmt()) if callable(fmt) else str(exc)
 
 
 def _click_errors() -> tuple[type[BaseException], ...]:
@@ -301,12 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 1))
     except _click_errors() as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # bare `convscope`: the help, not an error
-            typer.echo(exc.format_message())
+            typer.echo(_click_message(exc))
             return 0
         if hasattr(exc, "ctx") or type(exc).__name__.endswith(("UsageError", "Parameter", "Option")):
             typer.echo(_usage_error(exc, args), err=True)
             return 2
-        typer.echo(f"convscope: error: {' '.join(exc.format_message().split())}", err=True)
+        typer.echo(f"convscope: error: {' '.join(_click_message(exc).split())}", err=True)
         return int(getattr(exc, "exit_code", 1)) or 1
     return 0
 

@@ -510,6 +510,11 @@ class Command(TyperCommand):
 class Group(TyperGroup):
     """The ``convscope`` group: plain help."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _plain(param)
+
     def get_help_option(self, ctx: Any) -> Any:
         return _plain(super().get_help_option(ctx))
 

@@ -71,7 +71,9 @@ def run_cam(
     with OutputFolder(out, "cam", protected=protected) as stage:
         for i, name in enumerate(data.names):
             picture = (
-                data.display[i] if data.display[i] is not None else np.zeros(data.x.shape[1:3], np.uint8)
+                data.display[i]
+                if data.display[i] is not None
+                else np.zeros(_first(data.x).shape[1:3], np.uint8)
             )
             for method, result in results.items():
                 blend = overlay(
@@ -90,7 +92,7 @@ def run_cam(
         if save_arrays:
             arrays = {m: np.asarray(r.maps) for m, r in results.items()}
             arrays.update({f"{m}_raw": np.asarray(r.raw) for m, r in results.items()})
-            np.savez(stage / "cam.npz", **arrays)
+            np.savez(stage / "cam.npz", **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds vs allow_pickle
             written.append(out / "cam.npz")
     for method, result in results.items():
         lines.append(f"{method}: layer {result.layer}, score = {result.score}")
@@ -161,3 +163,8 @@ def run_maximize(
     with OutputFolder(out, "maximize", protected=protected) as stage:
         (stage / name).write_bytes(result.to_grid().to_png())
     return [out / name]
+
+
+def _first(x: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """The first input array of a batch (the only one of a single-input model)."""
+    return x[0] if isinstance(x, list) else x

@@ -21,14 +21,14 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import numpy as np
 
 from convscope.errors import OptionError
 from convscope.render.checks import is_int
 
-ChannelSpec = str | int | Sequence[int] | None
+ChannelSpec = str | int | np.integer | Sequence[int] | None
 TOP_STATS: Final = ("mean", "max")
 _GRAMMAR: Final = "'all', a count like '32', a list like '0,3,5' or '0-7,12', or 'top16[:mean|:max]'"
 _TOP = re.compile(r"^top\s*([0-9]+)\s*(?::\s*(\w+))?$", re.ASCII)
@@ -105,7 +105,7 @@ def _check_index(i: int, n_channels: int, spec: ChannelSpec) -> int:
     return i
 
 
-def _show(spec: ChannelSpec) -> str:
+def _show(spec: object) -> str:
     """``repr`` of a spec for a message, cut to a readable length (never fails, even on a huge int)."""
     try:
         text = repr(spec)
@@ -158,6 +158,8 @@ class ChannelQuery:
 
 
 MAX_COUNT: Final = 1 << 62
+#: No layer convscope draws has more channels than this; a larger index is refused before any model loads.
+MAX_CHANNELS: Final = 1 << 24
 MAX_SPEC_CHARS: Final = 100_000
 _DIGITS: Final = 18  # more digits than this cannot name a channel of any layer
 
@@ -211,7 +213,7 @@ def parse_channel_spec(spec: ChannelSpec) -> ChannelQuery:
     if isinstance(spec, range) and spec.step in (1, -1) and len(spec):
         return ChannelQuery("list", ranges=((spec.start, spec[-1]),), spec=spec)
     try:
-        items = [_as_int(v, spec) for v in spec]
+        items = [_as_int(v, spec) for v in cast("Sequence[object]", spec)]  # not an int: checked above
     except TypeError:
         raise OptionError(f"invalid channel spec {_show(spec)}; expected {_GRAMMAR}") from None
     if not items:
@@ -236,7 +238,7 @@ def parse_channels(spec: ChannelSpec, n_channels: int) -> ChannelPlan:
 def _as_int(value: object, spec: ChannelSpec) -> int:
     if isinstance(value, (bool, np.bool_)) or not is_int(value):
         raise OptionError(f"channel list {_show(spec)} holds {_show(value)}, which is not an integer index")
-    return int(value)  # type: ignore[call-overload]
+    return int(value)
 
 
 def _number(digits: str) -> int:
@@ -281,6 +283,20 @@ def _parse_text(spec: str) -> ChannelQuery:
         a = _number(match.group(1))
         ranges.append((a, _number(match.group(2)) if match.group(2) else a))
     return ChannelQuery("list", ranges=tuple(ranges), spec=spec)
+
+
+def _beyond_any_layer(index: int, spec: object) -> None:
+    """Refuse an index no layer can have (:data:`MAX_CHANNELS`), before the model is even loaded.
+
+    Used by :func:`check_spec` only: where the layer is known, the index is checked against its real channel
+    count instead (a message naming the valid range).
+    """
+    if index >= MAX_CHANNELS:
+        shown = f"{index:,}" if index < MAX_COUNT else f"over {MAX_COUNT:,}"
+        raise OptionError(
+            f"channel {shown} in spec {_show(spec)} is beyond any layer (at most {MAX_CHANNELS:,} channels); "
+            f"expected {_GRAMMAR}"
+        )
 
 
 def channel_scores(maps: np.ndarray, stat: str = "mean") -> np.ndarray:
@@ -379,6 +395,8 @@ def check_spec(spec: str, *, allow_top: bool = True) -> str:
             raise OptionError(f"top-k needs k >= 1, got {spec!r}")
         return spec
     for part in text.split(","):
-        if not _ITEM.match(part.strip()):
+        match = _ITEM.match(part.strip())
+        if not match:
             raise OptionError(f"invalid channel spec {spec!r} (at {part.strip()!r}); expected {_GRAMMAR}")
+        _beyond_any_layer(max(_number(g) for g in match.groups() if g is not None), spec)
     return spec

@@ -58,7 +58,7 @@ def _up_filter(image: np.ndarray) -> memoryview:
     out[:, 0] = 2
     out[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])
-    return memoryview(out.reshape(-1))
+    return out.reshape(-1).data
 
 
 def _deflate_part(data: memoryview, level: int, strategy: int, last: bool) -> bytes:

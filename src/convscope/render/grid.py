@@ -143,7 +143,7 @@ def render_2d(
     """
     idx = plan.resolve(maps)
     selected = gather_channels(maps, idx)  # (K, H, W), one gather copy
-    factor = reduction_factor(len(idx), *selected.shape[1:], opts)
+    factor = reduction_factor(len(idx), selected.shape[1], selected.shape[2], opts)
     if factor > 1:
         selected = block_mean(selected, factor)
     span = layer_span(maps, opts, stats)

@@ -214,8 +214,8 @@ def decorate(
                 height=lay.label_h,
                 max_width=tw,
             )
-    for i in np.flatnonzero(flags):
-        _frame(dst, lay, int(i), th, tw)
+    for tile in np.flatnonzero(flags):
+        _frame(dst, lay, int(tile), th, tw)
 
 
 def _frame(dst: np.ndarray, lay: MosaicLayout, i: int, th: int, tw: int) -> None:

@@ -64,7 +64,7 @@ def _axis_samples(
 
 
 def place_map(
-    values: np.ndarray, height: int, width: int, k: int, start: tuple[float, float], jump: tuple[float, float]
+    values: np.ndarray, height: int, width: int, k: int, start: tuple[float, ...], jump: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resample a map onto an input picture enlarged ``k`` times, using the layer's receptive-field grid.
 
@@ -94,7 +94,7 @@ def overlay(
     layer: str = "",
     min_size: int = 224,
     caption: bool = True,
-    grid: tuple[tuple[float, float], tuple[float, float]] | None = None,
+    grid: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> FeatureGrid:
     """Blend one channel (or the mean of all channels) of a feature map over the input picture.
 

@@ -121,7 +121,7 @@ def _njit(fn: Any) -> Callable[..., None] | None:
     except Exception as exc:  # noqa: BLE001 - ImportError, or numba refusing this numpy version
         log.debug("numba unavailable (%s): scan statistics use numpy", exc)
         return None
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
 
 
 @functools.cache

@@ -307,7 +307,7 @@ def _write(result: ScanResult, source: Source, out: Path, crops: bool) -> ScanRe
         for key, stats in result.layers.items():
             folder = stage / layer_dir(_slug(key))
             folder.mkdir(parents=True)
-            np.savez(folder / "stats.npz", **stats.arrays())
+            np.savez(folder / "stats.npz", **stats.arrays())  # type: ignore[arg-type]  # numpy stub: **kwds vs allow_pickle
             if crops:
                 write_layer_pictures(stats, source.display, folder)
         if result.predictions is not None:

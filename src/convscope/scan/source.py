@@ -121,7 +121,8 @@ class ArraySource:
                 return np.asarray(npz[self.npz[1]])[None]  # type: ignore[index]
         if self.array is not None:
             return self.array[start:stop]
-        return _npz_rows(*self.npz, start, stop)  # type: ignore[misc]
+        assert self.npz is not None
+        return _npz_rows(self.npz[0], self.npz[1], start, stop)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Model input float32 ``(stop - start, *spec.shape)`` for rows ``start..stop``."""

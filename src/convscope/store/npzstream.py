@@ -44,7 +44,7 @@ class NpzStream:
         for key, value in arrays.items():
             if key not in self._files:
                 member = self._tmp / f"{len(self._files):04d}.npy"
-                fh = member.open("wb")
+                fh: IO[bytes] = member.open("wb")
                 header = {
                     "descr": np.lib.format.dtype_to_descr(value.dtype),
                     "fortran_order": False,

@@ -59,7 +59,7 @@ def _header(content: ReportContent) -> str:
 def _model(content: ReportContent) -> str:
     if content.info is None:
         return '<section id="model"><h2>Model</h2><p>The layer table could not be computed (see notes).</p></section>'
-    links = {}
+    links: dict[str, str] = {}
     for entry in content.layers:
         links.setdefault(ActivationKey.parse(entry.key).path, entry.anchor)
     info = content.info

@@ -362,4 +362,4 @@ def create_app(
         Exception: _server_error,
     }
     middleware = [Middleware(Guard, allowed_hosts=list(allowed_hosts))]
-    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

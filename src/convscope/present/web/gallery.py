@@ -364,10 +364,10 @@ class Gallery:
         if entry.prepared is not None:
             return entry.prepared
         assert entry.path is not None and self.root is not None
-        path = entry.path
+        path, root = entry.path, self.root
 
         def load() -> PreparedImage:
-            if not _inside(path, self.root):  # replaced by a symlink since start: refuse
+            if not _inside(path, root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
             with self._slots:
                 img = self._decode_reduced(path)

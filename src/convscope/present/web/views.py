@@ -196,7 +196,7 @@ def bare_mosaic(grid: FeatureGrid, meta: dict[str, Any]) -> tuple[np.ndarray, di
 def channel_stats(
     act_hwc: np.ndarray,
     channel: int,
-    grid: tuple[tuple[float, float], tuple[float, float]] | None,
+    grid: tuple[tuple[float, ...], tuple[float, ...]] | None,
     rf_size: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Statistics of one channel of a ``(h, w, C)`` activation, and where its peak looks in the input.
