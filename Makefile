@@ -2,6 +2,7 @@
 #   make demo   install and run the bundled demo (MNIST CNN on real digits)
 #   make test   install everything the tests need and run the whole suite
 #   make demo-imagenet   the same for the EfficientNet-Lite0 ImageNet model on three photos (+ Grad-CAM)
+#   make docs   build the documentation site into site/ (mkdocs --strict: any warning fails)
 # Everything installs into a project virtualenv (.venv), or into the one already active ($VIRTUAL_ENV),
 # so a stock interpreter that refuses system-wide installs (PEP 668) works as well as any other.
 PYTHON ?= python3
@@ -18,7 +19,7 @@ PIP := $(VPY) -m pip
 # unpinned torch pulls CUDA packages. The published metadata does not pin it.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo demo-imagenet test install install-test bench venv
+.PHONY: demo demo-imagenet test install install-test bench venv docs
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +47,7 @@ test: install-test
 bench: install-test
 	$(PIP) install -q "$(TORCH_PIN)" -e ".[bench]"
 	$(VPY) benchmarks/run_all.py
+
+docs: $(VPY)
+	$(PIP) install -q -e ".[docs]"
+	$(VPY) -m mkdocs build --strict -d site
