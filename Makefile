@@ -50,4 +50,4 @@ bench: install-test
 
 docs: $(VPY)
 	$(PIP) install -q -e ".[docs]"
-	$(VPY) -m mkdocs build --strict -d site
+	NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs build --strict -d site
