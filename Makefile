@@ -4,6 +4,7 @@
 #   make demo-imagenet   the same for the EfficientNet-Lite0 ImageNet model on three photos (+ Grad-CAM)
 #   make lint   ruff (lint + format check) and mypy on src/, zero findings (CI runs it)
 #   make wheel-smoke   build sdist + wheel, install the wheel in a clean venv, run --version, demo, serve
+#   make docs   build the documentation site into site/ (mkdocs --strict: any warning fails)
 # Everything installs into a project virtualenv (.venv), or into the one already active ($VIRTUAL_ENV),
 # so a stock interpreter that refuses system-wide installs (PEP 668) works as well as any other.
 PYTHON ?= python3
@@ -20,7 +21,7 @@ PIP := $(VPY) -m pip
 # unpinned torch pulls CUDA packages. The published metadata does not pin it.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo demo-imagenet test install install-test bench venv lint wheel-smoke
+.PHONY: demo demo-imagenet test install install-test bench venv lint wheel-smoke docs
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +59,7 @@ wheel-smoke: $(VPY)
 bench: install-test
 	$(PIP) install -q "$(TORCH_PIN)" -e ".[bench]"
 	$(VPY) benchmarks/run_all.py
+
+docs: $(VPY)
+	$(PIP) install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs build --strict -d site

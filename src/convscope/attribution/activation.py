@@ -42,10 +42,14 @@ class ScoreCAM(Attribution):
     image are scored (the others get weight 0); masked inputs run in batches of ``batch_size``.
 
     Args:
-        model, layer, batch_size, upsample, compile: As :class:`~convscope.attribution.base.Attribution`.
+        model: As :class:`~convscope.attribution.base.Attribution`.
+        layer: As :class:`~convscope.attribution.base.Attribution`.
         max_channels: At most this many channels are scored per image.
         baseline: ``X_b``: a number, one sample, or one per image (default 0, a black image).
         use_logits: Score pre-softmax logits instead of probabilities (default False, as in the paper).
+        batch_size: As :class:`~convscope.attribution.base.Attribution`.
+        upsample: As :class:`~convscope.attribution.base.Attribution`.
+        compile: As :class:`~convscope.attribution.base.Attribution`.
     """
 
     name = "scorecam"
