@@ -15,6 +15,7 @@ from PIL import Image
 
 from convscope.data.arrays import ARRAY_EXTENSIONS, _coerce, array_display, read_array_file
 from convscope.data.convert import prepare_image
+from convscope.data.medical import STACK_EXTENSIONS, is_dicom_series, is_stack_path, read_stack, stack_suffix
 from convscope.data.names import safe_name, unique_names
 from convscope.data.preprocess import Preprocess
 from convscope.data.read import (
@@ -23,15 +24,17 @@ from convscope.data.read import (
     check_file,
     image_to_array,
     is_image_path,
-    read_image,
+    read_picture,
 )
 from convscope.data.spec import InputSpec, format_shape
+from convscope.data.volumes import stack_samples
 from convscope.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 InputItem = Union[str, "os.PathLike[str]", np.ndarray, Image.Image]
 ARRAYS_AS_IS = "arrays taken as-is (already preprocessed)"
+DEEP_NOTE = "16-bit/float pixels kept in full (0..65535 -> 0..1)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +80,7 @@ class Inputs:
 
 @dataclass(frozen=True)
 class _Item:
-    kind: str  # "image" (a file), "pil" (in-memory image) or "array" (file or in-memory)
+    kind: str  # "image" (a file), "stack" (TIFF/DICOM/NIfTI/series), "pil" (in-memory image) or "array"
     name: str
     source: str
     path: Path | None = None
@@ -90,7 +93,8 @@ def _natural_key(name: str) -> tuple[object, ...]:
 
 
 def folder_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder`` (no subfolders, no hidden files), in natural name order.
+    """The image and stack files (TIFF, DICOM, NIfTI) directly inside ``folder`` (no subfolders, no hidden
+    files), in natural name order.
 
     Natural order compares digit runs as numbers and ignores case: ``img2.png`` before ``img10.png``.
 
@@ -101,12 +105,25 @@ def folder_images(folder: Path) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError as err:
         raise InputError(f"folder {folder} cannot be listed: {err}") from None
-    files = [p for p in entries if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
+    files = [
+        p
+        for p in entries
+        if not p.name.startswith(".") and (is_image_path(p) or is_stack_path(p)) and p.is_file()
+    ]
     if not files:
         arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in entries)
         hint = "; .npy/.npz files are not read from folders, pass them directly" if arrays else ""
-        raise InputError(f"folder {folder} has no images (accepted: {' '.join(IMAGE_EXTENSIONS)}){hint}")
+        accepted = " ".join(dict.fromkeys(IMAGE_EXTENSIONS + STACK_EXTENSIONS))
+        raise InputError(f"folder {folder} has no images (accepted: {accepted}){hint}")
     return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def _file_item(path: Path) -> _Item:
+    """An image file, or a stack (TIFF, DICOM, NIfTI) named without its extension (``brain.nii.gz`` -> ``brain``)."""
+    suffix = stack_suffix(path)
+    if suffix is None:
+        return _Item("image", path.stem, str(path), path=path)
+    return _Item("stack", path.name[: len(path.name) - len(suffix)] or path.name, str(path), path=path)
 
 
 def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
@@ -120,15 +137,19 @@ def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
             path = Path(item)
             if not path.is_dir():
                 check_file(path, "input file")  # missing, symlink loop, FIFO, device: one line, never a hang
-            if path.is_dir():
+            if path.is_dir() and is_dicom_series(path):
+                yield _Item("stack", path.name, str(path), path=path)
+            elif path.is_dir():
                 for p in folder_images(path):
-                    yield _Item("image", p.stem, str(p), path=p)
+                    yield _file_item(p)
+            elif is_stack_path(path):
+                yield _file_item(path)
             elif is_image_path(path):
                 yield _Item("image", path.stem, str(path), path=path)
             elif path.suffix.lower() in ARRAY_EXTENSIONS:
                 yield _Item("array", path.name, str(path), path=path)
             else:
-                accepted = " ".join(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
+                accepted = " ".join(dict.fromkeys(IMAGE_EXTENSIONS + STACK_EXTENSIONS + ARRAY_EXTENSIONS))
                 raise InputError(
                     f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder"
                 )
@@ -162,8 +183,18 @@ class _Parts:
     notes: list[str]
     kinds: set[str]
 
+    def add(
+        self, x: np.ndarray, source: str, names: list[str], sources: list[str], notes: Sequence[str] = ()
+    ) -> None:
+        """Add one item's samples ``x (n, ...)`` with their names and sources (display added apart)."""
+        self.xs.append(x)
+        self.part_sources.append(source)
+        self.names.extend(names)
+        self.sources.extend(sources)
+        self.notes.extend(n for n in notes if n not in self.notes)
+
     def describe(self, prep: Preprocess, spec: InputSpec) -> str:
-        parts = [prep.describe(spec)] if self.kinds & {"image", "pil"} else []
+        parts = [prep.describe(spec)] if self.kinds & {"image", "pil", "stack"} else []
         if self.notes:
             parts.append("converted: " + ", ".join(self.notes))
         if "array" in self.kinds:
@@ -267,34 +298,34 @@ def _read_all(
     items = list(items)
     if not items:
         raise InputError("no inputs given; pass image files, folders, .npy/.npz files or numpy arrays")
-    xs: list[np.ndarray] = []
-    names: list[str] = []
-    display: list[np.ndarray | None] = []
-    sources: list[str] = []
-    part_sources: list[str] = []  # one per entry of xs
-    notes: list[str] = []
-    kinds: set[str] = set()
+    parts = _Parts([], [], [], [], [], [], set())
     for item in list(_expand(items)):  # every path is checked before any image is decoded
-        kinds.add(item.kind)
+        parts.kinds.add(item.kind)
         if item.kind == "array":
             arr, key = (item.obj, None) if item.path is None else read_array_file(item.path)
             source = item.source + (f":{key}" if key else "")
             batch, single = _coerce(arr, spec, source)  # type: ignore[arg-type]
-            xs.append(batch)
-            part_sources.append(source)
-            names.extend([item.name] if single else [f"{item.name}[{j}]" for j in range(len(batch))])
-            sources.extend([source] if single else [f"{source}[{j}]" for j in range(len(batch))])
-            display.extend(array_display(sample, spec) for sample in batch)
-            continue
-        if item.path is not None:
-            img = read_image(item.path, max_pixels=max_pixels)
+            rows = [""] if single else [f"[{j}]" for j in range(len(batch))]
+            parts.add(batch, source, [item.name + r for r in rows], [source + r for r in rows])
+            parts.display.extend(array_display(sample, spec) for sample in batch)
+        elif item.kind == "stack":
+            stack = read_stack(item.path, max_pixels=max_pixels, max_voxels=prep.read.max_voxels)  # type: ignore[arg-type]
+            samples = stack_samples(stack, spec, prep, item.source)
+            parts.add(
+                np.stack([s.x for s in samples]),
+                item.source,
+                [item.name + s.suffix for s in samples],
+                [item.source + s.suffix for s in samples],
+                [stack.describe(prep.read.window)] + [n for s in samples for n in s.notes],
+            )
+            parts.display.extend(s.display for s in samples)
         else:
-            img = image_to_array(item.obj)  # type: ignore[arg-type]
-        prepared = prepare_image(img, spec, prep, label=item.source)
-        xs.append(prepared.x[None])
-        part_sources.append(item.source)
-        names.append(item.name)
-        sources.append(item.source)
-        display.append(prepared.display)
-        notes.extend(n for n in prepared.notes if n not in notes)
-    return _Parts(xs, part_sources, names, display, sources, notes, kinds)
+            if item.path is not None:
+                img = read_picture(item.path, prep.read.window, max_pixels=max_pixels)
+            else:
+                img = image_to_array(item.obj)  # type: ignore[arg-type]
+            prepared = prepare_image(img, spec, prep, label=item.source)
+            deep = [DEEP_NOTE] if img.dtype != np.uint8 and prep.read.window is None else []
+            parts.add(prepared.x[None], item.source, [item.name], [item.source], [*prepared.notes, *deep])
+            parts.display.append(prepared.display)
+    return parts
