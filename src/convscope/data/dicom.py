@@ -50,9 +50,9 @@ def _frames(ds: Any) -> int:
     return int(ds.get("NumberOfFrames", 1) or 1)
 
 
-def _header_check(ds: Any, path: Path, max_pixels: int, max_voxels: int) -> None:
-    """Pixel data present; declared frames x rows x columns x samples within the caps."""
-    if not any(k in ds for k in _PIXEL_KEYWORDS):
+def _header_check(ds: Any, path: Path, max_pixels: int, max_voxels: int, *, pixels: bool = True) -> None:
+    """Pixel data present (``pixels``: read with them); frames x rows x columns x samples within the caps."""
+    if pixels and not any(k in ds for k in _PIXEL_KEYWORDS):
         what = ds.get("Modality", "") or ds.get("SOPClassUID", "")
         kind = f" ({getattr(what, 'name', what)})" if what else ""
         raise InputError(
@@ -150,8 +150,8 @@ def read_dicom(path: str | Path, *, max_pixels: int, max_voxels: int = DEFAULT_M
         InputError: Not DICOM, no pixel data, over the caps, undecodable pixel data, or pydicom missing.
     """
     path = Path(path)
-    _header_check(_read(path, pixels=False), path, max_pixels, max_voxels)  # sizes before any pixel
-    ds = _read(path, pixels=True)
+    ds = _read(path, pixels=True)  # the file's bytes; decoding (sized by the header) comes after the check
+    _header_check(ds, path, max_pixels, max_voxels)
     values, span = _physical(ds, path)
     frames = values.shape[0]
     return Stack(
@@ -234,7 +234,7 @@ def read_dicom_series(folder: str | Path, *, max_pixels: int, max_voxels: int = 
         raise InputError(f"folder {folder} holds {len(series)} DICOM series; give one series per folder")
     first_path, first = headers[0]
     for p, ds in headers:
-        _header_check(ds, p, max_pixels, max_voxels)
+        _header_check(ds, p, max_pixels, max_voxels, pixels=False)  # pixel data: checked per file below
         size = (int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel", 1) or 1), _frames(ds))
         want = (int(first.Rows), int(first.Columns), int(first.get("SamplesPerPixel", 1) or 1), 1)
         if size != want:
