@@ -164,6 +164,29 @@ def read_dicom(path: str | Path, *, max_pixels: int, max_voxels: int = DEFAULT_M
     )
 
 
+def dicom_shape(path: str | Path) -> tuple[int, int, int, int]:
+    """``(frames, rows, columns, samples)`` of a DICOM file or series folder, from headers only.
+
+    Raises:
+        InputError: Not DICOM, or (a file) no pixel data is declared.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = dicom_folder_files(path)
+        if not files:
+            raise InputError(f"folder {path} holds no .dcm files (or also holds images)")
+        ds = _read(files[0], pixels=False)
+        count = len(files)
+    else:
+        ds, count = _read(path, pixels=False), 0
+    shape = (
+        int(ds.get("Rows", 0) or 0),
+        int(ds.get("Columns", 0) or 0),
+        int(ds.get("SamplesPerPixel", 1) or 1),
+    )
+    return (count or _frames(ds), *shape)
+
+
 def dicom_folder_files(folder: Path) -> list[Path]:
     """The ``.dcm`` files of a folder that holds DICOM files and no images or other stacks; else ``[]``."""
     from convscope.data.read import is_image_path

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from convscope.data.dicom import DICOM_EXTENSIONS, dicom_folder_files, read_dicom, read_dicom_series
+from convscope.data.dicom import (
+    DICOM_EXTENSIONS,
+    dicom_folder_files,
+    dicom_shape,
+    read_dicom,
+    read_dicom_series,
+)
 from convscope.data.files import check_file, open_regular
 from convscope.data.readopts import DEFAULT_MAX_VOXELS
 from convscope.data.stack import Stack, check_size, from_image, require
@@ -74,6 +80,40 @@ def read_stack(path: str | Path, *, max_pixels: int, max_voxels: int = DEFAULT_M
     raise InputError(
         f"{path}: not a stack file; accepted: {' '.join(STACK_EXTENSIONS)} or a DICOM series folder"
     )
+
+
+def stack_shape(path: str | Path) -> tuple[tuple[int, int, int, int], int]:
+    """``((D, H, W, C), slice axis)`` of a stack from its header only (nothing decoded), for counting samples.
+
+    Raises:
+        InputError: The file cannot be read as its extension says (its reason in words), or the package to
+            read it is missing.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        check_file(path, "stack file")
+    suffix = stack_suffix(path)
+    if path.is_dir() or suffix in DICOM_EXTENSIONS:
+        return dicom_shape(path), 0
+    if suffix in NIFTI_EXTENSIONS:
+        nib = require("nibabel", "NIfTI volumes")
+        try:
+            shape = tuple(int(d) for d in nib.load(str(path)).shape)
+        except (nib.filebasedimages.ImageFileError, OSError, ValueError, EOFError) as err:
+            raise InputError(f"{path} is not a readable NIfTI file (.nii/.nii.gz): {err}") from None
+        while len(shape) > 3 and shape[-1] == 1:
+            shape = shape[:-1]
+        if len(shape) == 2:
+            return (1, shape[0], shape[1], 1), 0
+        return (*shape[:3], shape[3] if len(shape) > 3 else 1), 2  # type: ignore[return-value]
+    tifffile = require("tifffile", "TIFF stacks and 16-bit TIFF")
+    try:
+        with open_regular(path) as fh, tifffile.TiffFile(fh, name=path.name) as tif:
+            pages = [p for p in tif.pages if not getattr(p, "is_reduced", False)]
+            first = pages[0]
+            return (len(pages), int(first.imagelength), int(first.imagewidth), int(first.samplesperpixel)), 0
+    except _TIFF_ERRORS as err:
+        raise InputError(f"{path} is not a readable TIFF: {err}") from None
 
 
 # -- TIFF ---------------------------------------------------------------------------------------------------
