@@ -43,8 +43,11 @@ from convscope.data import (
     prepare_image,
     read_image,
 )
+from convscope.data.medical import is_dicom_series, is_stack_path
+from convscope.data.read import read_picture
 from convscope.errors import InputError
 from convscope.present.web.cache import LRUCache
+from convscope.present.web.stacks import SEPARATOR, StackSlices, count_slices, split_id
 from convscope.render import encode_png
 
 log = logging.getLogger(__name__)
@@ -111,8 +114,10 @@ class ImageEntry:
         name: Display name (file name or ``digit 3``).
         source: ``"sample"``, ``"folder"`` or ``"upload"``.
         label: True class when known (bundled samples), else ``None``.
-        path: The file, for folder images (decoded lazily).
+        path: The file, for folder images (decoded lazily); a DICOM series is its folder.
         prepared: The model input and display picture, for samples and uploads.
+        slices: How many 2D slices a stack (TIFF, DICOM, NIfTI) has; 0 for a plain image. Slice ``k`` is
+            the id ``<id>~k``; the bare id shows the middle slice.
     """
 
     id: str
@@ -121,10 +126,17 @@ class ImageEntry:
     label: int | None = None
     path: Path | None = None
     prepared: PreparedImage | None = field(default=None, repr=False)
+    slices: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the page (no path)."""
-        return {"id": self.id, "name": self.name, "source": self.source, "label": self.label}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "source": self.source,
+            "label": self.label,
+            "slices": self.slices,
+        }
 
 
 def _nbytes(prepared: PreparedImage) -> int:
@@ -180,6 +192,7 @@ class Gallery:
             "folder images", 256 << 20, lambda p: p.x.nbytes + p.display.nbytes
         )
         self._thumbs: LRUCache[str, bytes] = LRUCache("thumbnails", 32 << 20, len)
+        self._stacks = StackSlices(spec, self.preprocess, self.max_pixels)
 
     # -- filling ------------------------------------------------------------------------------------------
     def add_arrays(self, x: np.ndarray, labels: np.ndarray | None = None, *, prefix: str = "class") -> None:
@@ -217,7 +230,7 @@ class Gallery:
         if not root.is_dir():
             raise InputError(f"--images {str(folder)!r} is not a folder")
         self.root = root.resolve()
-        listed = folder_images(root)
+        listed = [root] if is_dicom_series(root) else folder_images(root)
         files = [p for p in listed if _inside(p, self.root)]
         dropped = len(listed) - len(files)
         if dropped:
@@ -227,9 +240,18 @@ class Gallery:
         if len(files) > limit:
             log.warning("%s holds %d images; serving the first %d", root, len(files), limit)
             files = files[:limit]
+        added = 0
         for i, path in enumerate(files):
-            self._add(ImageEntry(f"f{i}", path.name, "folder", path=path))
-        return len(files)
+            slices = 0
+            if path.is_dir() or is_stack_path(path):
+                try:
+                    slices = count_slices(path, self.spec, self.preprocess)
+                except InputError as err:
+                    log.warning("not served: %s", err)
+                    continue
+            self._add(ImageEntry(f"f{i}", path.name, "folder", path=path, slices=slices))
+            added += 1
+        return added
 
     def add_upload(self, data: bytes, filename: str) -> ImageEntry:
         """Decode and keep an uploaded image; the oldest upload is dropped beyond ``max_uploads``.
@@ -349,8 +371,14 @@ class Gallery:
         Raises:
             ImageNotFound: Unknown id (the message echoes it).
         """
+        base, index = split_id(image_id)
         with self._lock:
-            entry = self._entries.get(image_id)
+            entry = self._entries.get(base)
+        if entry is not None and index is not None and not 0 <= index < entry.slices:
+            raise ImageNotFound(
+                f"no image {image_id[:60]!r}: {entry.name!r} has {entry.slices} slice(s), "
+                f"{base}{SEPARATOR}0 to {base}{SEPARATOR}{max(0, entry.slices - 1)}"
+            )
         if entry is None:
             raise ImageNotFound(
                 f"no image {image_id[:60]!r}; list them with GET /api/images "
@@ -369,10 +397,13 @@ class Gallery:
         def load() -> PreparedImage:
             if not _inside(path, self.root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
+            if entry.slices:
+                with self._slots:
+                    return self._stacks.prepared(path, split_id(image_id)[1], entry.name)
             with self._slots:
-                img = self._decode_reduced(path)
+                img = None if self.preprocess.read.window else self._decode_reduced(path)
                 if img is None:
-                    img = read_image(path, max_pixels=self.max_pixels)
+                    img = read_picture(path, self.preprocess.read.window, max_pixels=self.max_pixels)
                 else:
                     release_memory()
                 return prepare_image(img, self.spec, self.preprocess, label=entry.name)
