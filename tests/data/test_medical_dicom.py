@@ -173,3 +173,11 @@ def test_not_dicom_and_bad_windows(tmp_path: Path) -> None:
             ReadOptions.parse(window=text)
     with pytest.raises(OptionError, match=r"window 'abc' is malformed"):
         ReadOptions.parse(window="abc")
+
+
+def test_without_pydicom_the_error_names_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pydicom", None)  # import pydicom -> ImportError
+    with pytest.raises(InputError, match=r"reading DICOM files needs the pydicom package: pip install 'convscope\[medical\]'"):
+        load_inputs([sample("CT_small.dcm")], InputSpec((128, 128, 1)))

@@ -118,3 +118,20 @@ def test_not_a_nifti_and_the_size_cap(tmp_path: Path) -> None:
     prep = Preprocess(read=ReadOptions(max_voxels=1000))
     with pytest.raises(InputError, match=r"declares shape \(33, 41, 25\) = 33,825 values, over the limit of 1,000"):
         load_inputs([NIB_DATA / "anatomical.nii"], InputSpec((33, 41, 1)), prep)
+
+
+def test_without_nibabel_the_error_names_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # import nibabel -> ImportError
+    with pytest.raises(InputError, match=r"reading NIfTI volumes needs the nibabel package: pip install 'convscope\[medical\]'"):
+        load_inputs([NIB_DATA / "anatomical.nii"], InputSpec((33, 41, 1)))
+
+
+def test_importing_convscope_data_does_not_import_the_medical_readers() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, convscope.data, convscope.data.medical; print(sorted(m for m in ('tifffile', 'pydicom', 'nibabel') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

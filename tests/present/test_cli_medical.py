@@ -172,3 +172,24 @@ def test_serve_accepts_window_and_slice(capsys) -> None:
     for name in ("maps", "cam", "scan", "serve", "report"):
         options = {o for p in get_command(app).commands[name].params for o in p.opts}
         assert {"--window", "--slice"} <= options, name
+
+
+def test_scan_and_report_of_volumes_for_a_conv3d_model(models, tmp_path: Path, capsys) -> None:
+    data = tmp_path / "vols"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("p1", "p2"):
+        nib.save(nib.Nifti1Image(rng.random((33, 41, 25)).astype(np.float32), np.eye(4)), data / f"{name}.nii.gz")
+    tifffile.imwrite(data / "flat.tif", np.zeros((8, 8), np.uint16))  # one 8x8 page: a 2D image, not a volume
+    code, out, err = run(capsys, "scan", models["vol"], data, "--out", tmp_path / "scan")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "scan" / "manifest.json").read_text())
+    assert manifest["dataset"]["size"] == 2
+    assert (tmp_path / "scan" / "layers").is_dir()
+    code, out, err = run(capsys, "report", models["vol"], data / "p1.nii.gz", "-o", tmp_path / "r.html", "--no-cam")
+    assert code == 0, err
+    assert "p1" in (tmp_path / "r.html").read_text()
+    skipped = manifest["dataset"]["skipped"]
+    assert skipped == [{"file": "flat.tif", "reason": "is a single 2D image; the model takes volumes (D, H, W, C)"}]
+    code, out, err = run(capsys, "maps", models["vol"], data / "flat.tif", "--out", tmp_path / "m")
+    assert_one_line_error(code, err, "flat.tif is a single 2D image (TIFF 8x8)", "takes volumes")

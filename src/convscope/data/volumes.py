@@ -107,6 +107,11 @@ def stack_samples(stack: Stack, spec: InputSpec, prep: Preprocess, label: str) -
                 f"picks 2D slices, but model input {spec.name!r} {format_shape(spec.shape)} takes whole "
                 "volumes (D, H, W, C); leave --slice out"
             )
+        if stack.shape[0] == 1 and spec.spatial[0] != 1:
+            raise InputError(
+                f"{label} is a single 2D image ({stack.kind} {'x'.join(map(str, stack.shape[1:3]))}); model input "
+                f"{spec.name!r} {format_shape(spec.shape)} takes volumes (D, H, W, C) of several slices"
+            )
         picture = stack.picture(stack.values, window, label)
         return [Sample(_volume_input(picture, spec, prep, label), None, "")]
     if spec.rank != 2:

@@ -115,6 +115,8 @@ class FolderSource:
 def _rows_of(path: Path, spec: InputSpec, prep: Preprocess) -> int:
     """How many rows a stack gives for ``spec`` (from its header); raises InputError if unreadable."""
     shape, axis = stack_shape(path)
+    if spec.rank == 3 and shape[0] == 1 and spec.spatial[0] != 1:
+        raise InputError(f"{path} is a single 2D image; the model takes volumes (D, H, W, C)")
     if spec.rank == 3 or shape[0] * shape[1] * shape[2] == 0:
         return 1
     chosen = prep.read.slice
