@@ -73,6 +73,24 @@ def test_a_slice_is_exactly_what_load_inputs_gives(server: ServerThread, folder:
     assert not np.array_equal(got, other)
 
 
+def test_stacks_can_be_uploaded(server: ServerThread, folder: Path) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        body = (folder / "brain.nii.gz").read_bytes()
+        r = c.post("/api/images", content=body, headers={"content-type": "application/gzip", "x-filename": "up.nii.gz"})
+        assert r.status_code == 201, r.text
+        up = r.json()
+        assert (up["name"], up["slices"], up["source"]) == ("up.nii.gz", 5, "upload")
+        shot = c.get(f"/api/images/{up['id']}~1.png")
+        assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")
+        ct = (folder / "ct.dcm").read_bytes()
+        r = c.post("/api/images", content=ct, headers={"content-type": "application/dicom", "x-filename": "scan.dcm"})
+        assert r.status_code == 201 and r.json()["slices"] == 1
+        assert c.get(f"/api/predict?image={r.json()['id']}").status_code == 200
+        bad = c.post("/api/images", content=b"junk", headers={"content-type": "application/dicom", "x-filename": "junk.dcm"})
+        assert bad.status_code == 400 and "'junk.dcm' is not a DICOM file" in bad.json()["error"]
+        assert "convscope-upload-" not in bad.json()["error"]  # the temporary file is never named
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")

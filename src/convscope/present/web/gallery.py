@@ -45,6 +45,7 @@ from convscope.data import (
 )
 from convscope.data.medical import is_dicom_series, is_stack_path
 from convscope.data.read import read_picture
+from convscope.data.stack import Stack
 from convscope.errors import InputError
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.stacks import SEPARATOR, StackSlices, count_slices, split_id
@@ -118,6 +119,7 @@ class ImageEntry:
         prepared: The model input and display picture, for samples and uploads.
         slices: How many 2D slices a stack (TIFF, DICOM, NIfTI) has; 0 for a plain image. Slice ``k`` is
             the id ``<id>~k``; the bare id shows the middle slice.
+        stack: An uploaded stack, decoded (folder stacks are read from ``path`` when needed).
     """
 
     id: str
@@ -127,6 +129,7 @@ class ImageEntry:
     path: Path | None = None
     prepared: PreparedImage | None = field(default=None, repr=False)
     slices: int = 0
+    stack: Stack | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the page (no path)."""
@@ -141,6 +144,18 @@ class ImageEntry:
 
 def _nbytes(prepared: PreparedImage) -> int:
     return int(prepared.x.nbytes + prepared.display.nbytes)
+
+
+def _entry_bytes(entry: ImageEntry | None) -> int:
+    if entry is None:
+        return 0
+    return (
+        int(entry.stack.values.nbytes)
+        if entry.stack is not None
+        else _nbytes(entry.prepared)
+        if entry.prepared
+        else 0
+    )
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -260,12 +275,24 @@ class Gallery:
             InputError: Not a readable image, or over ``max_pixels`` (refused before decoding).
         """
         name = (os.path.basename(filename or "").strip() or "upload")[:80]
+        stack: Stack | None = None
+        prepared: PreparedImage | None = None
         with self._slots:
-            prepared = self._decode_bytes(data, name)
-        size = _nbytes(prepared)
+            if is_stack_path(name):  # TIFF stack, DICOM, NIfTI: one entry, one id per slice
+                stack, slices = self._stacks.read_upload(data, name)
+            else:
+                prepared = self._decode_bytes(data, name)
         with self._lock:
             self._next_upload += 1
-            entry = ImageEntry(f"u{self._next_upload}", name, "upload", prepared=prepared)
+            entry = ImageEntry(
+                f"u{self._next_upload}",
+                name,
+                "upload",
+                prepared=prepared,
+                slices=slices if stack is not None else 0,
+                stack=stack,
+            )
+            size = _entry_bytes(entry)
             self._entries[entry.id] = entry
             self._uploads.append(entry.id)
             self._upload_bytes += size
@@ -274,9 +301,9 @@ class Gallery:
             ):
                 old = self._uploads.pop(0)
                 dropped = self._entries.pop(old, None)
-                self._upload_bytes -= _nbytes(dropped.prepared) if dropped and dropped.prepared else 0
+                self._upload_bytes -= _entry_bytes(dropped)
                 self._thumbs.discard(old)
-        log.info("upload %s: %r -> %s", entry.id, name, prepared.x.shape)
+        log.info("upload %s: %r (%s)", entry.id, name, stack.describe() if stack else prepared.x.shape)  # type: ignore[union-attr]
         return entry
 
     def _add(self, entry: ImageEntry) -> None:
@@ -391,6 +418,11 @@ class Gallery:
         entry = self.entry(image_id)
         if entry.prepared is not None:
             return entry.prepared
+        if entry.stack is not None:
+            stack = entry.stack
+            return self._decoded.get_or_compute(
+                image_id, lambda: self._stacks.prepared(stack, split_id(image_id)[1], entry.name)
+            )
         assert entry.path is not None and self.root is not None
         path = entry.path
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from convscope.data import InputSpec, PreparedImage, Preprocess
-from convscope.data.medical import read_stack, stack_shape
+from convscope.data.medical import read_stack, stack_shape, stack_suffix
 from convscope.data.readopts import SliceSpec
 from convscope.data.stack import Stack
 from convscope.data.volumes import slice_indices, stack_samples
@@ -71,13 +73,33 @@ class StackSlices:
             lambda: read_stack(path, max_pixels=self.max_pixels, max_voxels=self.preprocess.read.max_voxels),
         )
 
-    def prepared(self, path: Path, index: int | None, label: str) -> PreparedImage:
-        """Slice ``index`` (``None``: the middle one) of the stack at ``path``, prepared for the model.
+    def read_upload(self, data: bytes, name: str) -> tuple[Stack, int]:
+        """Decode an uploaded stack (named by its extension) from a temporary file; ``(stack, slices)``.
+
+        Raises:
+            InputError: The model is not a 2D image model, or the bytes are not a readable stack (the
+                message names the upload, never the temporary file).
+        """
+        if self.spec.rank != 2:
+            raise InputError(f"{name!r}: the explorer shows volumes slice by slice for 2D image models only")
+        fd, tmp = tempfile.mkstemp(prefix="convscope-upload-", suffix=stack_suffix(name) or "")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            stack = read_stack(tmp, max_pixels=self.max_pixels, max_voxels=self.preprocess.read.max_voxels)
+        except InputError as err:
+            raise InputError(str(err).replace(tmp, repr(name))) from None
+        finally:
+            os.unlink(tmp)
+        return stack, len(slice_indices(stack, self.preprocess.read.slice, repr(name))[1])
+
+    def prepared(self, source: Path | Stack, index: int | None, label: str) -> PreparedImage:
+        """Slice ``index`` (``None``: the middle one) of a stack (a file, or an uploaded stack) for the model.
 
         Raises:
             InputError: The stack cannot be read, or ``index`` is out of range.
         """
-        stack = self._stack(path)
+        stack = source if isinstance(source, Stack) else self._stack(source)
         axis, indices = slice_indices(stack, self.preprocess.read.slice, label)
         if index is None:
             index = indices[len(indices) // 2]
