@@ -15,11 +15,8 @@ to at most ``max_free_side`` pixels on its longer side.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import io
 import logging
-import math
 import os
 import struct
 import tempfile
@@ -27,7 +24,6 @@ import threading
 import warnings
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +44,14 @@ from convscope.data.read import read_picture
 from convscope.data.stack import Stack
 from convscope.errors import InputError
 from convscope.present.web.cache import LRUCache
+from convscope.present.web.entries import (
+    ImageEntry,
+    ImageNotFound,
+    UploadTooLarge,
+    entry_bytes,
+    inside_folder,
+)
+from convscope.present.web.memory import REDUCE_MARGIN, reduction_factor, release_memory
 from convscope.present.web.stacks import SEPARATOR, StackSlices, count_slices, split_id
 from convscope.render import encode_png
 
@@ -58,111 +62,8 @@ DEFAULT_MAX_FOLDER_IMAGES = 2000
 DEFAULT_MAX_UPLOAD_MB = 128
 DEFAULT_DECODE_SLOTS = 2
 DEFAULT_MAX_FREE_SIDE = 1024
-REDUCE_MARGIN = 4  # a reduced upload keeps at least this many times the model's input size
 _BIG_DECODE = 4_000_000  # pixels: after decoding more, freed memory is handed back to the system
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA")
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` from the running process's own symbols, or ``None`` (other C libraries)."""
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except (OSError, TypeError, AttributeError):
-        return None
-
-
-def release_memory() -> None:
-    """Give freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Large decodes are freed into per-thread malloc arenas that otherwise keep the process's resident size
-    at its peak long after the pictures are gone.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-def reduction_factor(
-    width: int, height: int, target: tuple[int | None, int | None], max_free_side: int
-) -> int:
-    """The integer factor an image ``width x height`` can be shrunk by before preprocessing.
-
-    ``target`` ``(height, width)`` of the model input (``None`` = any size): the image keeps at least
-    :data:`REDUCE_MARGIN` times that size; a free size keeps at most ``max_free_side`` on the longer side.
-    """
-    th, tw = target
-    if th and tw:
-        return max(1, min(width // (REDUCE_MARGIN * tw), height // (REDUCE_MARGIN * th)))
-    longest = max(width, height)
-    return max(1, math.ceil(longest / max_free_side)) if longest > max_free_side else 1
-
-
-class ImageNotFound(InputError):
-    """No image has the requested id (never loaded, or an upload that was dropped)."""
-
-
-class UploadTooLarge(InputError):
-    """An upload is over the byte limit."""
-
-
-@dataclass(frozen=True, eq=False)
-class ImageEntry:
-    """One image of the gallery.
-
-    Attributes:
-        id: Short id used in URLs.
-        name: Display name (file name or ``digit 3``).
-        source: ``"sample"``, ``"folder"`` or ``"upload"``.
-        label: True class when known (bundled samples), else ``None``.
-        path: The file, for folder images (decoded lazily); a DICOM series is its folder.
-        prepared: The model input and display picture, for samples and uploads.
-        slices: How many 2D slices a stack (TIFF, DICOM, NIfTI) has; 0 for a plain image. Slice ``k`` is
-            the id ``<id>~k``; the bare id shows the middle slice.
-        stack: An uploaded stack, decoded (folder stacks are read from ``path`` when needed).
-    """
-
-    id: str
-    name: str
-    source: str
-    label: int | None = None
-    path: Path | None = None
-    prepared: PreparedImage | None = field(default=None, repr=False)
-    slices: int = 0
-    stack: Stack | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON for the page (no path)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "source": self.source,
-            "label": self.label,
-            "slices": self.slices,
-        }
-
-
-def _nbytes(prepared: PreparedImage) -> int:
-    return int(prepared.x.nbytes + prepared.display.nbytes)
-
-
-def _entry_bytes(entry: ImageEntry | None) -> int:
-    if entry is None:
-        return 0
-    return (
-        int(entry.stack.values.nbytes)
-        if entry.stack is not None
-        else _nbytes(entry.prepared)
-        if entry.prepared
-        else 0
-    )
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve(strict=True).is_relative_to(root)
-    except OSError:
-        return False
 
 
 class Gallery:
@@ -246,7 +147,7 @@ class Gallery:
             raise InputError(f"--images {str(folder)!r} is not a folder")
         self.root = root.resolve()
         listed = [root] if is_dicom_series(root) else folder_images(root)
-        files = [p for p in listed if _inside(p, self.root)]
+        files = [p for p in listed if inside_folder(p, self.root)]
         dropped = len(listed) - len(files)
         if dropped:
             log.warning(
@@ -292,7 +193,7 @@ class Gallery:
                 slices=slices if stack is not None else 0,
                 stack=stack,
             )
-            size = _entry_bytes(entry)
+            size = entry_bytes(entry)
             self._entries[entry.id] = entry
             self._uploads.append(entry.id)
             self._upload_bytes += size
@@ -301,7 +202,7 @@ class Gallery:
             ):
                 old = self._uploads.pop(0)
                 dropped = self._entries.pop(old, None)
-                self._upload_bytes -= _entry_bytes(dropped)
+                self._upload_bytes -= entry_bytes(dropped)
                 self._thumbs.discard(old)
         log.info("upload %s: %r (%s)", entry.id, name, stack.describe() if stack else prepared.x.shape)  # type: ignore[union-attr]
         return entry
@@ -427,7 +328,7 @@ class Gallery:
         path = entry.path
 
         def load() -> PreparedImage:
-            if not _inside(path, self.root):  # replaced by a symlink since start: refuse
+            if not inside_folder(path, self.root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
             if entry.slices:
                 with self._slots:
@@ -445,3 +346,14 @@ class Gallery:
     def thumbnail(self, image_id: str) -> bytes:
         """PNG of what the model sees for ``image_id`` (at model resolution)."""
         return self._thumbs.get_or_compute(image_id, lambda: encode_png(self.prepared(image_id).display))
+
+
+__all__ = [
+    "REDUCE_MARGIN",
+    "Gallery",
+    "ImageEntry",
+    "ImageNotFound",
+    "UploadTooLarge",
+    "reduction_factor",
+    "release_memory",
+]
