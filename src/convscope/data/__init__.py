@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from convscope.data.arrays import ARRAY_EXTENSIONS, NPZ_KEYS, array_display, coerce_array, read_array_file
 from convscope.data.convert import PreparedImage, prepare_image, to_model_input
-from convscope.data.load import Inputs, folder_images, load_input_groups, load_inputs
+from convscope.data.items import folder_images
+from convscope.data.load import Inputs, load_input_groups, load_inputs
 from convscope.data.medical import STACK_EXTENSIONS, read_stack
 from convscope.data.names import key_filename, safe_name, unique_names
 from convscope.data.preprocess import RESIZE_MODES, Preprocess, parse_range

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
 
-from convscope.data.arrays import ARRAY_EXTENSIONS, _coerce, array_display, read_array_file
+from convscope.data.arrays import _coerce, array_display, read_array_file
 from convscope.data.convert import prepare_image
-from convscope.data.medical import STACK_EXTENSIONS, is_dicom_series, is_stack_path, read_stack, stack_suffix
+from convscope.data.items import InputItem, expand
+from convscope.data.medical import read_stack
 from convscope.data.names import safe_name, unique_names
 from convscope.data.preprocess import Preprocess
 from convscope.data.read import (
     DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
-    check_file,
     image_to_array,
-    is_image_path,
     read_picture,
 )
 from convscope.data.spec import InputSpec, format_shape
@@ -32,9 +27,8 @@ from convscope.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-InputItem = Union[str, "os.PathLike[str]", np.ndarray, Image.Image]
 ARRAYS_AS_IS = "arrays taken as-is (already preprocessed)"
-DEEP_NOTE = "16-bit/float pixels kept in full (0..65535 -> 0..1)"
+DEEP_NOTE = "16-bit/float pixels kept in full (16-bit: v/65535)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,88 +70,6 @@ class Inputs:
             f"preprocess={self.preprocess[:60]!r})"
         )
         return " ".join(text.split())
-
-
-@dataclass(frozen=True)
-class _Item:
-    kind: str  # "image" (a file), "stack" (TIFF/DICOM/NIfTI/series), "pil" (in-memory image) or "array"
-    name: str
-    source: str
-    path: Path | None = None
-    obj: object = None
-
-
-def _natural_key(name: str) -> tuple[object, ...]:
-    parts = re.split(r"(\d+)", name.lower())
-    return (*((0, int(p)) if p.isdigit() else (1, p) for p in parts if p), name)
-
-
-def folder_images(folder: Path) -> list[Path]:
-    """The image and stack files (TIFF, DICOM, NIfTI) directly inside ``folder`` (no subfolders, no hidden
-    files), in natural name order.
-
-    Natural order compares digit runs as numbers and ignores case: ``img2.png`` before ``img10.png``.
-
-    Raises:
-        InputError: If the folder holds no image file (the message names it and the accepted extensions).
-    """
-    try:
-        entries = list(folder.iterdir())
-    except OSError as err:
-        raise InputError(f"folder {folder} cannot be listed: {err}") from None
-    files = [
-        p
-        for p in entries
-        if not p.name.startswith(".") and (is_image_path(p) or is_stack_path(p)) and p.is_file()
-    ]
-    if not files:
-        arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in entries)
-        hint = "; .npy/.npz files are not read from folders, pass them directly" if arrays else ""
-        accepted = " ".join(dict.fromkeys(IMAGE_EXTENSIONS + STACK_EXTENSIONS))
-        raise InputError(f"folder {folder} has no images (accepted: {accepted}){hint}")
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-def _file_item(path: Path) -> _Item:
-    """An image file, or a stack (TIFF, DICOM, NIfTI) named without its extension (``brain.nii.gz`` -> ``brain``)."""
-    suffix = stack_suffix(path)
-    if suffix is None:
-        return _Item("image", path.stem, str(path), path=path)
-    return _Item("stack", path.name[: len(path.name) - len(suffix)] or path.name, str(path), path=path)
-
-
-def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
-    arrays = sum(isinstance(it, np.ndarray) for it in items)
-    for i, item in enumerate(items):
-        if isinstance(item, np.ndarray):
-            yield _Item("array", "array" if arrays == 1 else f"array{i}", f"<array {i}>", obj=item)
-        elif isinstance(item, Image.Image):
-            yield _Item("pil", f"image{i}", f"<image {i}>", obj=item)
-        elif isinstance(item, (str, os.PathLike)):
-            path = Path(item)
-            if not path.is_dir():
-                check_file(path, "input file")  # missing, symlink loop, FIFO, device: one line, never a hang
-            if path.is_dir() and is_dicom_series(path):
-                yield _Item("stack", path.name, str(path), path=path)
-            elif path.is_dir():
-                for p in folder_images(path):
-                    yield _file_item(p)
-            elif is_stack_path(path):
-                yield _file_item(path)
-            elif is_image_path(path):
-                yield _Item("image", path.stem, str(path), path=path)
-            elif path.suffix.lower() in ARRAY_EXTENSIONS:
-                yield _Item("array", path.name, str(path), path=path)
-            else:
-                accepted = " ".join(dict.fromkeys(IMAGE_EXTENSIONS + STACK_EXTENSIONS + ARRAY_EXTENSIONS))
-                raise InputError(
-                    f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder"
-                )
-        else:
-            raise InputError(
-                f"input {i} is a {type(item).__name__}; expected a path (str or Path) to an image, folder, "
-                ".npy or .npz file, a numpy array or a PIL image"
-            )
 
 
 def _check_same_shape(shapes: list[tuple[int, ...]], sources: list[str], spec: InputSpec) -> None:
@@ -299,7 +211,7 @@ def _read_all(
     if not items:
         raise InputError("no inputs given; pass image files, folders, .npy/.npz files or numpy arrays")
     parts = _Parts([], [], [], [], [], [], set())
-    for item in list(_expand(items)):  # every path is checked before any image is decoded
+    for item in list(expand(items)):  # every path is checked before any image is decoded
         parts.kinds.add(item.kind)
         if item.kind == "array":
             arr, key = (item.obj, None) if item.path is None else read_array_file(item.path)
