@@ -93,8 +93,9 @@ def test_stacks_can_be_uploaded(server: ServerThread, folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}"
+    from playwright import sync_api  # installed by the test extra; a missing browser fails, never skips
+
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
