@@ -46,7 +46,9 @@ def test_ct_rescale_equals_pydicom_modality_lut() -> None:
     stack = read_dicom(path, max_pixels=10**8)
     np.testing.assert_array_equal(stack.values[0, :, :, 0], apply_modality_lut(ds.pixel_array, ds))
     assert stack.values.min() < 0  # Hounsfield units, not stored values
-    assert stack.span == voi_range(ds)  # no window in the file: the stored-bit range through the rescale
+    hu = apply_modality_lut(ds.pixel_array, ds)
+    assert stack.span == (hu.min(), hu.max())  # no window in the file: its min..max, as viewers show it
+    assert stack.window is None
 
 
 def test_explicit_window_equals_pydicom_voi_lut(tmp_path: Path) -> None:
@@ -87,8 +89,9 @@ def test_multiframe_file_is_a_batch_or_a_volume() -> None:
     frames = apply_modality_lut(ds.pixel_array, ds)
     got = load_inputs([path], InputSpec((10, 10, 1)))
     assert len(got) == 15 and got.names[:2] == ("rtdose[0]", "rtdose[1]")
-    lo, hi = 0, 2**32 - 1
-    np.testing.assert_allclose(got.x[:, :, :, 0], (frames - lo) / (hi - lo), atol=1e-7)
+    lo, hi = frames.min(), frames.max()  # no window: the file's min..max over every frame
+    assert hi > lo
+    np.testing.assert_allclose(got.x[:, :, :, 0], (frames - lo) / (hi - lo), atol=1e-6)
     vol = load_inputs([path], InputSpec((15, 10, 10, 1)))
     np.testing.assert_allclose(vol.x[0, ..., 0], got.x[..., 0], atol=1e-7)
     picked = load_inputs([path], InputSpec((15, 10, 1)), Preprocess(read=ReadOptions(slice=SliceSpec(1, 4))))

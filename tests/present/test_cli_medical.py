@@ -92,9 +92,9 @@ def test_maps_of_a_dicom_series_with_window_and_slice(models, tmp_path: Path, ca
     assert code == 0, err
     with np.load(tmp_path / "one" / "activations.npz") as npz:
         assert npz["c2"].shape[0] == 1  # one slice: the last by position (z = 20, slice0.dcm)
-    ds = pydicom.dcmread(folder / "slice0.dcm")
-    hu = apply_modality_lut(ds.pixel_array, ds)
-    x = ((hu - (-32768 - 1024)) / 65535.0).astype(np.float32)[None, :, :, None]  # stored-bit span, no window
+    hus = [apply_modality_lut(d.pixel_array, d) for d in (pydicom.dcmread(p) for p in sorted(folder.iterdir()))]
+    lo, hi = min(h.min() for h in hus), max(h.max() for h in hus)  # no window: the series' min..max
+    x = ((hus[0] - lo) / (hi - lo)).astype(np.float32)[None, :, :, None]
     sub = keras.models.load_model(models["ct"])
     want = keras.ops.convert_to_numpy(keras.Model(sub.inputs[0], sub.get_layer("c2").output)(x))
     with np.load(tmp_path / "one" / "activations.npz") as npz:

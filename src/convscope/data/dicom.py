@@ -3,7 +3,8 @@
 Stored values go through the Modality LUT to physical units: ``value * RescaleSlope + RescaleIntercept``
 (a Modality LUT table, where present, through pydicom's ``apply_modality_lut``). The file's own window
 (Window Center/Width, VOI LUT Function) is kept for when ``--window`` is not given; without either, the
-stored-bit range through the rescale is shown black..white. ``MONOCHROME1`` is inverted after windowing.
+file's (a series': all its slices') min..max is shown black..white, as viewers do. ``MONOCHROME1`` is
+inverted after windowing.
 Sizes are checked from the header (read without the pixel data) before any pixel is decoded.
 """
 
@@ -100,20 +101,6 @@ def own_window(ds: Any) -> Window | None:
         return None
 
 
-def stored_span(ds: Any, slope: float, intercept: float) -> tuple[float, float] | None:
-    """The stored-bit range (Bits Stored, Pixel Representation) through the rescale; ``None`` for floats."""
-    if "PixelData" not in ds or "BitsStored" not in ds:
-        return None
-    bits = int(ds.BitsStored)
-    lo, hi = (
-        (0, 2**bits - 1)
-        if int(ds.get("PixelRepresentation", 0) or 0) == 0
-        else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    )
-    ends = (lo * slope + intercept, hi * slope + intercept)
-    return (min(ends), max(ends))
-
-
 def _physical(ds: Any, path: Path) -> tuple[np.ndarray, tuple[float, float]]:
     """Decoded frames ``(F, R, C, S)`` through the Modality LUT, and their span."""
     pydicom = require("pydicom", "DICOM files")
@@ -140,7 +127,7 @@ def _physical(ds: Any, path: Path) -> tuple[np.ndarray, tuple[float, float]]:
         return values, finite_span(values)
     slope, intercept = rescale(ds)
     values = arr if (slope, intercept) == (1.0, 0.0) else arr.astype(np.float64) * slope + intercept
-    return values, stored_span(ds, slope, intercept) or finite_span(values)
+    return values, finite_span(values)
 
 
 def read_dicom(path: str | Path, *, max_pixels: int, max_voxels: int = DEFAULT_MAX_VOXELS) -> Stack:

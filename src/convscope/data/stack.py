@@ -6,9 +6,10 @@ become the picture in [0, 1] that preprocessing scales (``--range``/``--mean``/`
 
 * a window (``--window LEVEL,WIDTH``, else the DICOM's own Window Center/Width), DICOM's VOI LUT function;
 * else the file's span taken as black..white: the dtype's full scale for integer TIFF pages (0..65535 for
-  16-bit), the stored-bit range through the rescale for DICOM (e.g. -1024..3071 HU for 12-bit CT), a NIfTI's
-  ``cal_min``..``cal_max`` when set, else the finite min..max of the whole volume (one mapping for all its
-  slices); 8-bit pages without a window stay 8-bit pixels, exactly like an 8-bit PNG;
+  16-bit); for DICOM the min..max of the file's physical values (a series: of all its slices), as viewers
+  show a file without a window; a NIfTI's ``cal_min``..``cal_max`` when set, else the finite min..max of the
+  whole volume (one mapping for all its slices); 8-bit pages without a window stay 8-bit pixels, exactly
+  like an 8-bit PNG;
 * ``MONOCHROME1`` DICOM (higher values darker) is inverted after windowing, as viewers show it.
 
 :mod:`convscope.data.volumes` turns a stack into model samples (2D slices, or one volume for a Conv3D

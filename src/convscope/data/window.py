@@ -123,7 +123,7 @@ def to_picture(
     Args:
         values: Stored or physical values, any shape.
         span: ``(lo, hi)``: the values taken as black and white when no window is given (the format's
-            full scale, the stored-bit range of a DICOM, a NIfTI's ``cal_min``/``cal_max`` or min..max).
+            full scale, a DICOM's or NIfTI's min..max, a NIfTI's ``cal_min``/``cal_max``).
         window: A VOI window (``--window``, or the file's own).
         label: How to name the data in the log.
 
