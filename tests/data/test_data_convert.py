@@ -183,7 +183,7 @@ def test_non_image_specs_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 5), np.uint8), np.zeros(4, np.uint8), [[1, 2]]]
+    "bad", [np.zeros((4, 4), np.int32), np.zeros((4, 4, 5), np.uint8), np.zeros(4, np.uint8), [[1, 2]]]
 )
 def test_bad_image_arrays_are_refused(bad: object) -> None:
     with pytest.raises(InputError, match="image"):

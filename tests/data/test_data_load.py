@@ -78,7 +78,7 @@ def test_unknown_extension_lists_accepted(tmp_path: Path) -> None:
         load_inputs([str(tmp_path / "data.csv")], GRAY28)
     msg = str(err.value)
     assert "unknown file type '.csv'" in msg
-    assert ".png .jpg .jpeg .bmp .gif .tif .tiff .webp .npy .npz" in msg
+    assert ".png .jpg .jpeg .bmp .gif .tif .tiff .webp .dcm .dicom .nii .nii.gz .npy .npz" in msg
 
 
 def test_corrupt_image_in_a_batch(tmp_path: Path) -> None:
@@ -183,7 +183,8 @@ def test_all_paths_are_checked_before_any_image_is_read(
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("an image was read before the missing path was reported")
 
-    monkeypatch.setattr(load_module, "read_image", fail)
+    monkeypatch.setattr(load_module, "read_picture", fail)
+    monkeypatch.setattr(load_module, "read_stack", fail)
     ok = save(tmp_path / "ok.png", smooth(28, 28))
     with pytest.raises(InputError, match="no such file or folder"):
         load_inputs([ok, tmp_path / "missing.png"], GRAY28)

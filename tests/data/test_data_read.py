@@ -53,21 +53,24 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert np.abs(out.astype(int) - upright).mean() < 3
 
 
-def test_16bit_gray_png_is_scaled_to_8bit(tmp_path: Path) -> None:
+def test_16bit_gray_png_keeps_every_level(tmp_path: Path) -> None:
     arr16 = (np.arange(12 * 16, dtype=np.uint32).reshape(12, 16) * 341).astype(np.uint16)
     path = save(tmp_path / "deep.png", arr16)
     assert Image.open(path).mode.startswith("I;16")
     out = read_image(path)
-    assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, np.round(arr16 / 257.0).astype(np.uint8))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, arr16 / 65535.0, rtol=0, atol=1e-7)
+    assert len(np.unique(out)) == len(np.unique(arr16))  # no two levels merged (8 bits would merge many)
 
 
-def test_16bit_rgb_png_is_within_one_level(tmp_path: Path) -> None:
+def test_16bit_rgb_png_is_read_at_8_bits_with_a_warning(tmp_path: Path, caplog) -> None:
     rng = np.random.default_rng(1)
     arr16 = rng.integers(0, 65536, size=(6, 7, 3), dtype=np.uint16)
-    out = read_image(png16_rgb(tmp_path / "deep_rgb.png", arr16))
+    with caplog.at_level("WARNING"):
+        out = read_image(png16_rgb(tmp_path / "deep_rgb.png", arr16))
     assert out.shape == (6, 7, 3)
     assert np.abs(out.astype(float) - arr16 / 257.0).max() <= 1.0
+    assert "16-bit colour PNG: it is read at 8 bits per channel" in caplog.text  # never silently
 
 
 def test_rgba_keeps_alpha_and_colour(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Turning one 8-bit image into exactly what a model input expects (the preprocessing itself)."""
+"""Turning one image (8-bit pixels, or a float picture in [0, 1]) into exactly what a model input expects."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ class PreparedImage:
 
 
 def _check_image(img: np.ndarray, label: str) -> np.ndarray:
-    if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+    if not isinstance(img, np.ndarray) or not (img.dtype == np.uint8 or img.dtype.kind == "f"):
         kind = f"{img.dtype} array" if isinstance(img, np.ndarray) else type(img).__name__
-        raise InputError(f"{label}: expected a uint8 image array, got {kind}")
+        raise InputError(f"{label}: expected a uint8 image array or a float picture in [0, 1], got {kind}")
+    if img.dtype.kind == "f":
+        img = img.astype(np.float32, copy=False)
     if img.ndim == 2:
         return img[:, :, None]
     if img.ndim == 3 and 1 <= img.shape[2] <= 4 and img.shape[0] and img.shape[1]:
@@ -71,8 +73,10 @@ def _convert_channels(img: np.ndarray, target: int | None, notes: list[str]) -> 
         img = img[:, :, : img.shape[2] - 1]
         notes.append(ALPHA_DROPPED)
     if target == 1 and img.shape[2] == 3:
-        gray = np.asarray(Image.fromarray(np.ascontiguousarray(img)).convert("L"))
         notes.append(RGB_TO_GRAY)
+        if img.dtype != np.uint8:  # the same luma, in float
+            return (img @ np.array([0.299, 0.587, 0.114], np.float32))[:, :, None]
+        gray = np.asarray(Image.fromarray(np.ascontiguousarray(img)).convert("L"))
         return gray[:, :, None]
     if target == 3 and img.shape[2] == 1:
         notes.append(GRAY_TO_RGB)
@@ -80,15 +84,20 @@ def _convert_channels(img: np.ndarray, target: int | None, notes: list[str]) -> 
     return img
 
 
+def _invert(img: np.ndarray) -> np.ndarray:
+    """``255 - x`` for 8-bit pixels, ``1 - x`` for a float picture."""
+    return 255 - img if img.dtype == np.uint8 else 1.0 - img
+
+
 def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of uint8 ``(H, W, C)``, C in (1, 3), with Pillow; same-size input is returned."""
+    """Bilinear resize of ``(H, W, C)`` (uint8, or float in Pillow mode ``F``) with Pillow; same size: as is."""
     if img.shape[:2] == (height, width):
         return img
     return resize(img, (height, width), "bilinear")
 
 
 def _geometry(img: np.ndarray, spec: InputSpec, prep: Preprocess, label: str) -> np.ndarray:
-    """Resize (per ``prep.resize``) and invert ``(H, W, C)`` uint8 pixels."""
+    """Resize (per ``prep.resize``) and invert ``(H, W, C)`` pixels (uint8 or a float picture)."""
     h, w = img.shape[:2]
     th, tw = spec.height or h, spec.width or w
     if (h, w) != (th, tw) and prep.resize == "none":
@@ -100,19 +109,20 @@ def _geometry(img: np.ndarray, spec: InputSpec, prep: Preprocess, label: str) ->
         logger.warning("%s is only %dx%d pixels; upscaled to %dx%d", label, w, h, tw, th)
     if prep.resize != "fit":
         out = _resize(img, tw, th)
-        return 255 - out if prep.invert else out
+        return _invert(out) if prep.invert else out
     scale = min(th / h, tw / w)
     nh, nw = min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale)))
     content = _resize(img, nw, nh)
-    canvas = np.zeros((th, tw, img.shape[2]), np.uint8)
+    canvas = np.zeros((th, tw, img.shape[2]), img.dtype)
     top, left = (th - nh) // 2, (tw - nw) // 2
-    canvas[top : top + nh, left : left + nw] = 255 - content if prep.invert else content
+    canvas[top : top + nh, left : left + nw] = _invert(content) if prep.invert else content
     return canvas
 
 
 def _scale(pixels: np.ndarray, prep: Preprocess) -> np.ndarray:
-    """uint8 ``(H, W, C)`` -> float32 ``(H, W, C)`` by ``value_range`` or ``(x/255 - mean)/std``."""
-    x = pixels.astype(np.float64)
+    """``(H, W, C)`` -> float32 by ``value_range`` or ``(x - mean)/std`` of the picture ``x`` in [0, 1]
+    (``x = pixels / 255`` for uint8 pixels; a float picture as it is)."""
+    x = pixels.astype(np.float64) / (255.0 if pixels.dtype == np.uint8 else 1.0)
     out: np.ndarray
     if prep.mean is not None and prep.std is not None:
         channels = pixels.shape[2]
@@ -121,10 +131,10 @@ def _scale(pixels: np.ndarray, prep: Preprocess) -> np.ndarray:
                 f"mean/std have {len(prep.mean)} values but the model input has {channels} channel(s); "
                 f"give {channels} values (one per channel) or 1"
             )
-        out = (x / 255.0 - np.asarray(prep.mean)) / np.asarray(prep.std)
+        out = (x - np.asarray(prep.mean)) / np.asarray(prep.std)
     else:
         lo, hi = prep.value_range
-        out = lo + (hi - lo) * (x / 255.0)
+        out = lo + (hi - lo) * x
     return out.astype(np.float32)
 
 
@@ -134,7 +144,8 @@ def prepare_image(
     """Preprocess one image and keep a display copy; :func:`to_model_input` returns only ``.x``.
 
     Args:
-        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4 (as :func:`read_image` returns).
+        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4, or a float picture in [0, 1] of those shapes
+            (as :func:`read_image` returns).
         spec: The model input (2D image input with 1, 3 or any channels).
         prep: The preprocessing options (default :class:`Preprocess`).
         label: How to name the image in messages (e.g. its path).
@@ -154,17 +165,27 @@ def prepare_image(
     x = _scale(pixels, prep)
     if spec.data_format == "channels_first":
         x = np.ascontiguousarray(x.transpose(2, 0, 1))
-    display = pixels if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+    shown = to_uint8(pixels)
+    display = shown if shown.shape[2] == 3 else np.repeat(shown, 3, axis=2)
     return PreparedImage(x=x, display=np.ascontiguousarray(display), notes=tuple(notes))
+
+
+def to_uint8(picture: np.ndarray) -> np.ndarray:
+    """A picture as 8-bit pixels: uint8 as it is, a float picture in [0, 1] as ``round(x * 255)``."""
+    if picture.dtype == np.uint8:
+        return picture
+    return np.round(np.clip(np.nan_to_num(picture), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def to_model_input(
     img: np.ndarray, spec: InputSpec, prep: Preprocess | None = None, *, label: str = "image"
 ) -> np.ndarray:
-    """Convert one 8-bit image to the float32 input of ``spec``: channels, resize, invert, scale, layout.
+    """Convert one image to the float32 input of ``spec``: channels, resize, invert, scale, layout.
 
     Args:
-        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4 (2 = gray+alpha, 4 = RGBA).
+        img: uint8 ``(H, W)`` or ``(H, W, C)`` with C in 1..4 (2 = gray+alpha, 4 = RGBA), or a float
+            picture in [0, 1] (a 16-bit image, a medical slice) of those shapes; 8-bit pixels are resized
+            as 8-bit pixels, float pictures in float (Pillow mode ``F``).
         spec: The model input: ``(H, W, C)`` or ``(C, H, W)`` with C in (1, 3) or None.
         prep: The preprocessing options (default :class:`Preprocess`: stretch, [0, 1]).
         label: How to name the image in messages.
@@ -174,7 +195,7 @@ def to_model_input(
         own height/width, and a free channel count keeps the image's (1 or 3, alpha dropped).
 
     Raises:
-        InputError: If ``img`` is not a uint8 image array, the spec is not a 2D image input with 1 or 3
+        InputError: If ``img`` is neither a uint8 image array nor a float picture, the spec is not a 2D image input with 1 or 3
             channels, or ``resize="none"`` and the size differs from the model's.
         OptionError: If ``mean``/``std`` have a length other than 1 or the channel count.
     """

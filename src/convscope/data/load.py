@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image
 
-from convscope.data.arrays import ARRAY_EXTENSIONS, _coerce, array_display, read_array_file
+from convscope.data.arrays import _coerce, array_display, read_array_file
 from convscope.data.convert import prepare_image
+from convscope.data.items import InputItem, expand
+from convscope.data.medical import read_stack
 from convscope.data.names import safe_name, unique_names
 from convscope.data.preprocess import Preprocess
 from convscope.data.read import (
     DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
-    check_file,
     image_to_array,
-    is_image_path,
-    read_image,
+    read_picture,
 )
 from convscope.data.spec import InputSpec, format_shape
+from convscope.data.volumes import stack_samples
 from convscope.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-InputItem = Union[str, "os.PathLike[str]", np.ndarray, Image.Image]
 ARRAYS_AS_IS = "arrays taken as-is (already preprocessed)"
+DEEP_NOTE = "16-bit/float pixels kept in full (16-bit: v/65535)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,70 +72,6 @@ class Inputs:
         return " ".join(text.split())
 
 
-@dataclass(frozen=True)
-class _Item:
-    kind: str  # "image" (a file), "pil" (in-memory image) or "array" (file or in-memory)
-    name: str
-    source: str
-    path: Path | None = None
-    obj: object = None
-
-
-def _natural_key(name: str) -> tuple[object, ...]:
-    parts = re.split(r"(\d+)", name.lower())
-    return (*((0, int(p)) if p.isdigit() else (1, p) for p in parts if p), name)
-
-
-def folder_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder`` (no subfolders, no hidden files), in natural name order.
-
-    Natural order compares digit runs as numbers and ignores case: ``img2.png`` before ``img10.png``.
-
-    Raises:
-        InputError: If the folder holds no image file (the message names it and the accepted extensions).
-    """
-    try:
-        entries = list(folder.iterdir())
-    except OSError as err:
-        raise InputError(f"folder {folder} cannot be listed: {err}") from None
-    files = [p for p in entries if not p.name.startswith(".") and is_image_path(p) and p.is_file()]
-    if not files:
-        arrays = any(p.suffix.lower() in ARRAY_EXTENSIONS for p in entries)
-        hint = "; .npy/.npz files are not read from folders, pass them directly" if arrays else ""
-        raise InputError(f"folder {folder} has no images (accepted: {' '.join(IMAGE_EXTENSIONS)}){hint}")
-    return sorted(files, key=lambda p: _natural_key(p.name))
-
-
-def _expand(items: Sequence[InputItem]) -> Iterator[_Item]:
-    arrays = sum(isinstance(it, np.ndarray) for it in items)
-    for i, item in enumerate(items):
-        if isinstance(item, np.ndarray):
-            yield _Item("array", "array" if arrays == 1 else f"array{i}", f"<array {i}>", obj=item)
-        elif isinstance(item, Image.Image):
-            yield _Item("pil", f"image{i}", f"<image {i}>", obj=item)
-        elif isinstance(item, (str, os.PathLike)):
-            path = Path(item)
-            if not path.is_dir():
-                check_file(path, "input file")  # missing, symlink loop, FIFO, device: one line, never a hang
-            if path.is_dir():
-                for p in folder_images(path):
-                    yield _Item("image", p.stem, str(p), path=p)
-            elif is_image_path(path):
-                yield _Item("image", path.stem, str(path), path=path)
-            elif path.suffix.lower() in ARRAY_EXTENSIONS:
-                yield _Item("array", path.name, str(path), path=path)
-            else:
-                accepted = " ".join(IMAGE_EXTENSIONS + ARRAY_EXTENSIONS)
-                raise InputError(
-                    f"{path}: unknown file type {path.suffix!r}; accepted: {accepted} or a folder"
-                )
-        else:
-            raise InputError(
-                f"input {i} is a {type(item).__name__}; expected a path (str or Path) to an image, folder, "
-                ".npy or .npz file, a numpy array or a PIL image"
-            )
-
-
 def _check_same_shape(shapes: list[tuple[int, ...]], sources: list[str], spec: InputSpec) -> None:
     for shape, source in zip(shapes, sources, strict=True):
         if shape != shapes[0]:
@@ -162,8 +95,18 @@ class _Parts:
     notes: list[str]
     kinds: set[str]
 
+    def add(
+        self, x: np.ndarray, source: str, names: list[str], sources: list[str], notes: Sequence[str] = ()
+    ) -> None:
+        """Add one item's samples ``x (n, ...)`` with their names and sources (display added apart)."""
+        self.xs.append(x)
+        self.part_sources.append(source)
+        self.names.extend(names)
+        self.sources.extend(sources)
+        self.notes.extend(n for n in notes if n not in self.notes)
+
     def describe(self, prep: Preprocess, spec: InputSpec) -> str:
-        parts = [prep.describe(spec)] if self.kinds & {"image", "pil"} else []
+        parts = [prep.describe(spec)] if self.kinds & {"image", "pil", "stack"} else []
         if self.notes:
             parts.append("converted: " + ", ".join(self.notes))
         if "array" in self.kinds:
@@ -267,34 +210,34 @@ def _read_all(
     items = list(items)
     if not items:
         raise InputError("no inputs given; pass image files, folders, .npy/.npz files or numpy arrays")
-    xs: list[np.ndarray] = []
-    names: list[str] = []
-    display: list[np.ndarray | None] = []
-    sources: list[str] = []
-    part_sources: list[str] = []  # one per entry of xs
-    notes: list[str] = []
-    kinds: set[str] = set()
-    for item in list(_expand(items)):  # every path is checked before any image is decoded
-        kinds.add(item.kind)
+    parts = _Parts([], [], [], [], [], [], set())
+    for item in list(expand(items)):  # every path is checked before any image is decoded
+        parts.kinds.add(item.kind)
         if item.kind == "array":
             arr, key = (item.obj, None) if item.path is None else read_array_file(item.path)
             source = item.source + (f":{key}" if key else "")
             batch, single = _coerce(arr, spec, source)  # type: ignore[arg-type]
-            xs.append(batch)
-            part_sources.append(source)
-            names.extend([item.name] if single else [f"{item.name}[{j}]" for j in range(len(batch))])
-            sources.extend([source] if single else [f"{source}[{j}]" for j in range(len(batch))])
-            display.extend(array_display(sample, spec) for sample in batch)
-            continue
-        if item.path is not None:
-            img = read_image(item.path, max_pixels=max_pixels)
+            rows = [""] if single else [f"[{j}]" for j in range(len(batch))]
+            parts.add(batch, source, [item.name + r for r in rows], [source + r for r in rows])
+            parts.display.extend(array_display(sample, spec) for sample in batch)
+        elif item.kind == "stack":
+            stack = read_stack(item.path, max_pixels=max_pixels, max_voxels=prep.read.max_voxels)  # type: ignore[arg-type]
+            samples = stack_samples(stack, spec, prep, item.source)
+            parts.add(
+                np.stack([s.x for s in samples]),
+                item.source,
+                [item.name + s.suffix for s in samples],
+                [item.source + s.suffix for s in samples],
+                [stack.describe(prep.read.window)] + [n for s in samples for n in s.notes],
+            )
+            parts.display.extend(s.display for s in samples)
         else:
-            img = image_to_array(item.obj)  # type: ignore[arg-type]
-        prepared = prepare_image(img, spec, prep, label=item.source)
-        xs.append(prepared.x[None])
-        part_sources.append(item.source)
-        names.append(item.name)
-        sources.append(item.source)
-        display.append(prepared.display)
-        notes.extend(n for n in prepared.notes if n not in notes)
-    return _Parts(xs, part_sources, names, display, sources, notes, kinds)
+            if item.path is not None:
+                img = read_picture(item.path, prep.read.window, max_pixels=max_pixels)
+            else:
+                img = image_to_array(item.obj)  # type: ignore[arg-type]
+            prepared = prepare_image(img, spec, prep, label=item.source)
+            deep = [DEEP_NOTE] if img.dtype != np.uint8 and prep.read.window is None else []
+            parts.add(prepared.x[None], item.source, [item.name], [item.source], [*prepared.notes, *deep])
+            parts.display.append(prepared.display)
+    return parts

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from convscope.data.readopts import ReadOptions
 from convscope.data.spec import InputSpec
 from convscope.errors import OptionError
 
@@ -127,11 +128,18 @@ def check_scaling(value_range: Any = None, mean: Any = None, std: Any = None) ->
 class Preprocess:
     """How image files become model input. Arrays (``.npy``/``.npz``/numpy) are never preprocessed.
 
-    The steps run in this order: read (EXIF orientation applied, 16-bit scaled to 8-bit) -> channels ->
+    The steps run in this order: read (EXIF orientation applied) -> the picture in [0, 1] -> channels ->
     resize -> invert -> scale to floats -> channel axis moved (channels_first).
 
+    The picture in [0, 1] is ``x / 255`` for 8-bit pixels (kept as 8-bit pixels until scaling, so 8-bit
+    images resize exactly as Pillow does), ``x / 65535`` for 16-bit ones (PNG, TIFF: the full range is kept,
+    computed in float), and for TIFF stacks, DICOM and NIfTI a window or span (see ``read`` and
+    :mod:`convscope.data.stack`). ``value_range`` and ``mean``/``std`` then scale that picture, whatever the
+    bit depth: ``--range 0,1`` gives 16-bit value 65535 as 1.0 and 1 as 1/65535.
+
     Attributes:
-        value_range: ``(lo, hi)``; pixel value 0 becomes ``lo`` and 255 becomes ``hi``, linearly.
+        value_range: ``(lo, hi)``; black (pixel value 0; 0 of the picture) becomes ``lo`` and white (255 for
+            8-bit, 65535 for 16-bit; 1 of the picture) becomes ``hi``, linearly.
         mean: Per-channel means for ``(x/255 - mean)/std`` (the torchvision convention). Given together
             with ``std``; excludes a non-default ``value_range``. One number applies to every channel.
         std: Per-channel standard deviations (all > 0); see ``mean``.
@@ -143,8 +151,11 @@ class Preprocess:
             keeps the image's own size along that axis.
         invert: Replace each pixel ``x`` by ``255 - x`` (for dark digits photographed on light paper).
         channels: ``"auto"``: gray -> RGB replicates the gray value; RGB -> gray uses ITU-R 601-2 luma
-            (``L = 0.299 R + 0.587 G + 0.114 B``, computed by Pillow as ``convert("L")`` does); alpha is
-            dropped (not composited); palette images are expanded to RGB first.
+            (``L = 0.299 R + 0.587 G + 0.114 B``, computed by Pillow as ``convert("L")`` does for 8-bit
+            pixels, in float otherwise); alpha is dropped (not composited); palette images are expanded to
+            RGB first.
+        read: :class:`~convscope.data.readopts.ReadOptions`: the window (``--window``) and slices
+            (``--slice``) of TIFF stacks, DICOM files and series and NIfTI volumes.
 
     Raises:
         OptionError: On any malformed or conflicting option (the message names the value).
@@ -156,6 +167,7 @@ class Preprocess:
     resize: ResizeMode = "stretch"
     invert: bool = False
     channels: Literal["auto"] = "auto"
+    read: ReadOptions = field(default_factory=ReadOptions)
 
     def __post_init__(self) -> None:
         rng = check_scaling(self.value_range).value_range
@@ -174,6 +186,8 @@ class Preprocess:
             raise OptionError(
                 f"channels {self.channels!r} is not valid; expected one of {', '.join(CHANNEL_MODES)}"
             )
+        if not isinstance(self.read, ReadOptions):
+            raise OptionError(f"read {self.read!r} must be a ReadOptions (window, slice), e.g. ReadOptions()")
 
     @property
     def uses_mean_std(self) -> bool:
@@ -215,4 +229,6 @@ class Preprocess:
             steps.append(f"0..255 -> [{_num(lo)}, {_num(hi)}]")
         if spec is not None and spec.data_format == "channels_first":
             steps.append("channels_first")
+        if self.read.describe():
+            steps.append(self.read.describe())
         return ", ".join(steps)

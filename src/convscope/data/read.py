@@ -1,4 +1,4 @@
-"""Reading image files into 8-bit numpy arrays, safely.
+"""Reading image files into numpy arrays (8-bit as uint8, deeper as float in [0, 1]), safely.
 
 Only regular files are ever opened (a FIFO would block forever, a device could stream without end; a
 symlink loop is named as such), and the size is checked before any pixel is decoded.
@@ -8,28 +8,28 @@ symlink loop is named as such), and the size is checked before any pixel is deco
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import re
-import stat
 import struct
 import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
+from convscope.data.files import check_file, file_problem, open_regular
+from convscope.data.readerrors import READABLE, unreadable
+from convscope.data.window import Window, finite_span, to_picture
 from convscope.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 50_000_000
-_READABLE = "PNG/JPEG/BMP/GIF/TIFF/WebP"
+_READABLE = READABLE
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error)
-# Modes kept as they are; everything else is converted (see _to_uint8).
+# Modes kept as they are; everything else is converted (see _decoded).
 _KEEP = ("L", "LA", "RGB", "RGBA")
 _TO_RGBA = ("PA", "La", "RGBa")
 
@@ -37,63 +37,6 @@ _TO_RGBA = ("PA", "La", "RGBa")
 def is_image_path(path: str | Path) -> bool:
     """True if the file name ends in an accepted image extension (case-insensitive)."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-def file_problem(path: str | Path) -> str | None:
-    """Why ``path`` is not a readable regular file (``"is a symlink loop"``, ...), or ``None`` if it is one.
-
-    Never opens the path: ``os.stat`` only (following symlinks).
-    """
-    path = Path(path)
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "is a symlink loop"
-        if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            return (
-                "is a broken symlink (its target does not exist)"
-                if os.path.islink(path)
-                else "does not exist"
-            )
-        return f"cannot be read: {err.strerror or err}"
-    if stat.S_ISDIR(st.st_mode):
-        return "is a folder"
-    if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
-        return f"is {kind}, not a regular file"
-    return None
-
-
-def check_file(path: str | Path, what: str = "file") -> None:
-    """Raise :class:`InputError` in one line unless ``path`` is a regular file (see :func:`file_problem`)."""
-    problem = file_problem(path)
-    if problem == "does not exist":
-        raise InputError(f"no such file or folder: {path}")
-    if problem == "is a folder":
-        raise InputError(f"{path} is a folder; expected one {what}")
-    if problem is not None:
-        raise InputError(f"{path} {problem}; convscope reads only regular files")
-
-
-def _open_regular(path: Path) -> BinaryIO:
-    """Open a regular file for reading without ever blocking (a FIFO swapped in meanwhile is refused)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(f"{path} is not a regular file; convscope reads only regular files")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def image_problem(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
@@ -113,7 +56,7 @@ def image_problem(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     if os.stat(path).st_size == 0:
         return "is empty (0 bytes)"
     try:
-        with _open_regular(path) as fp:
+        with open_regular(path) as fp:
             try:
                 im = Image.open(fp)
             except Image.DecompressionBombError:
@@ -135,50 +78,6 @@ def image_problem(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     except (InputError, OSError) as err:
         return f"cannot be read: {getattr(err, 'strerror', None) or err}"
     return None
-
-
-_REPR = re.compile(r"<[^<>]*?\bname=(['\"])(.*?)\1[^<>]*>")  # <_io.BufferedReader name='x.png'>
-_OBJECT = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
-_SIGNATURES = (
-    (b"PK\x03\x04", "a zip archive"),
-    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
-    (b"\x93NUMPY", "a numpy .npy array (pass it as an array input)"),
-    (b"%PDF", "a PDF document"),
-)
-
-
-def _what_it_is(path: Path) -> str:
-    """What a file Pillow cannot identify holds, in words (from its first bytes)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return "its content is not an image"
-    if not head:
-        return "the file is empty (0 bytes)"
-    for signature, name in _SIGNATURES:
-        if head.startswith(signature):
-            return f"it is {name}, not an image"
-    try:
-        head.decode("utf-8")
-        return "it holds text, not an image"
-    except UnicodeDecodeError:
-        return "its content is not a known image format"
-
-
-def _reason(path: Path, err: BaseException) -> str:
-    """The cause of a decoding error in words: no Python reprs, the file named once (in the message)."""
-    if isinstance(err, UnidentifiedImageError):
-        return _what_it_is(path)
-    text = str(err).strip()
-    if "truncated" in text.lower() or isinstance(err, EOFError):
-        return "the file is truncated (its image data ends early)"
-    text = _OBJECT.sub("", _REPR.sub(lambda m: Path(m.group(2)).name, text)).strip()
-    return text or type(err).__name__
-
-
-def _unreadable(path: Path, err: BaseException) -> InputError:
-    return InputError(f"{path} is not a readable image ({_READABLE}): {_reason(path, err)}")
 
 
 def _open_without_bomb_check(path: Path, fp: BinaryIO) -> ImageFile.ImageFile | None:
@@ -212,28 +111,38 @@ def _identify(path: Path, fp: BinaryIO) -> ImageFile.ImageFile:
             raise InputError(f"{path} is too large to read: {err}") from None
         return im
     except _DECODE_ERRORS as err:  # UnidentifiedImageError is an OSError
-        raise _unreadable(path, err) from None
+        raise unreadable(path, err) from None
 
 
-def _scale_to_uint8(arr: np.ndarray, path: Path, mode: str) -> np.ndarray:
-    """Scale a 16/32-bit integer or float image to 0..255.
+def _deep_values(arr: np.ndarray, path: Path, mode: str) -> tuple[np.ndarray, tuple[float, float]]:
+    """Values and span (black, white) of a 16/32-bit integer or float image (Pillow modes ``I*``, ``F``).
 
-    Integers within 0..65535 are 16-bit data: ``round(v / 257)``. Anything else (floats, negative or
-    wider integers) is min-max scaled over the finite values, with a note in the log.
+    Integers within 0..65535 are 16-bit data: span ``(0, 65535)``, every level kept. Anything else (floats,
+    negative or wider integers) spans its finite min..max, with a note in the log.
     """
-    values = arr.astype(np.float64)
-    finite = np.isfinite(values)
-    if arr.dtype.kind in "iu" and values.size and values.min() >= 0 and values.max() <= 65535:
-        return np.round(values / 257.0).astype(np.uint8)
-    lo = float(values[finite].min()) if finite.any() else 0.0
-    hi = float(values[finite].max()) if finite.any() else 0.0
-    logger.info("%s: mode %s values %g..%g min-max scaled to 0..255", path, mode, lo, hi)
-    scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
-    return np.round(np.where(finite, scaled, 0.0)).astype(np.uint8)
+    values = arr.astype(np.float32 if arr.dtype.kind == "f" else np.int64)
+    if values.dtype.kind == "i" and values.size and values.min() >= 0 and values.max() <= 65535:
+        return values.astype(np.uint16), (0.0, 65535.0)
+    span = finite_span(values)
+    logger.info("%s: mode %s values %g..%g taken as black..white", path, mode, *span)
+    return values, span
 
 
-def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:
-    """Convert a decoded Pillow image to uint8 ``(H, W)`` (gray) or ``(H, W, C)`` with C in 2 (LA), 3, 4."""
+def _warn_if_deep_colour_png(fp: BinaryIO, path: Path) -> None:
+    """Log a warning for a 16-bit colour (or gray+alpha) PNG: Pillow decodes it to 8 bits per channel."""
+    head = fp.read(26)
+    fp.seek(0)
+    if len(head) == 26 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[24] == 16 and head[25] in (2, 4, 6):
+        logger.warning(
+            "%s is a 16-bit colour PNG: it is read at 8 bits per channel (Pillow decodes it no deeper); "
+            "save it as a 16-bit TIFF or a 16-bit gray PNG to keep the full range",
+            path,
+        )
+
+
+def _decoded(im: Image.Image, path: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """A decoded Pillow image as ``(values, span)``: uint8 ``(H, W)``/``(H, W, C)`` with span ``None``
+    (8-bit: 0..255), or deeper gray values with the span taken as black..white (see :func:`_deep_values`)."""
     mode = im.mode
     if mode in ("1",):
         im = im.convert("L")
@@ -242,10 +151,16 @@ def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:
     elif mode in _TO_RGBA:
         im = im.convert("RGBA")
     elif mode.startswith("I") or mode == "F":
-        return _scale_to_uint8(np.asarray(im), path, mode)
+        return _deep_values(np.asarray(im), path, mode)
     elif mode not in _KEEP:  # CMYK, YCbCr, LAB, HSV, RGBX, ...
         im = im.convert("RGB")
-    return np.asarray(im, dtype=np.uint8).copy()
+    return np.asarray(im, dtype=np.uint8).copy(), None
+
+
+def _to_picture(im: Image.Image, path: Path) -> np.ndarray:
+    """uint8 for 8-bit images; float32 in [0, 1] for deeper ones (their full range kept)."""
+    values, span = _decoded(im, path)
+    return values if span is None else to_picture(values, span, label=str(path))
 
 
 def image_to_array(im: Image.Image) -> np.ndarray:
@@ -255,45 +170,28 @@ def image_to_array(im: Image.Image) -> np.ndarray:
         im: Any PIL image (it is not modified).
 
     Returns:
-        uint8 ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+        uint8 ``(H, W)``, ``(H, W, 2)``, ``(H, W, 3)`` or ``(H, W, 4)``; float32 ``(H, W)`` in [0, 1] for a
+        16-bit or float image (see :func:`read_image`).
 
     Raises:
         InputError: If the image cannot be decoded.
     """
     label = Path(getattr(im, "filename", "") or "<image>")
     try:
-        return _to_uint8(ImageOps.exif_transpose(im), label)
+        return _to_picture(ImageOps.exif_transpose(im), label)
     except _DECODE_ERRORS as err:
-        raise _unreadable(label, err) from None
+        raise unreadable(label, err) from None
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read one image file into an 8-bit array.
-
-    The size is checked from the header before any pixel is decoded, so a huge (or maliciously crafted)
-    file is refused cheaply. EXIF orientation is applied; 16-bit images are scaled to 8 bits
-    (``round(v / 257)``); palette images are expanded; ``1``-bit images become 0/255 gray; CMYK and other
-    colour spaces become RGB. Only the first frame of an animated GIF/WebP/TIFF is read.
-
-    Args:
-        path: An image file (PNG, JPEG, BMP, GIF, TIFF or WebP; the content decides, not the extension).
-        max_pixels: Refuse images with more than this many pixels (width x height).
-
-    Returns:
-        uint8 array ``(H, W)`` for gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA.
-
-    Raises:
-        InputError: If the path is missing, a folder or not a regular file (FIFO, device, symlink loop),
-            the file is not a readable image (corrupt, truncated, unknown format), or it has more than
-            ``max_pixels`` pixels.
-    """
-    path = Path(path)
+def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Check, open and decode one image file: ``(values, span)`` as :func:`_decoded` gives them."""
     check_file(path, f"image file ({_READABLE})")  # never open a FIFO, device or symlink loop
     try:
-        fp = _open_regular(path)  # closed by the `with` below; open errors reported apart
+        fp = open_regular(path)  # closed by the `with` below; open errors reported apart
     except OSError as err:
         raise InputError(f"{path} cannot be opened: {err.strerror or err}") from None
     with fp:
+        _warn_if_deep_colour_png(fp, path)
         im = _identify(path, fp)
         width, height = im.size
         if width * height > max_pixels:
@@ -306,8 +204,69 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
             logger.info("%s has %d frames; reading the first", path, frames)
         try:
             im.load()
-            arr = _to_uint8(ImageOps.exif_transpose(im), path)
+            values, span = _decoded(ImageOps.exif_transpose(im), path)
         except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
-            raise _unreadable(path, err) from None
-    logger.debug("read %s: mode %s -> uint8 %s", path, im.mode, arr.shape)
-    return arr
+            raise unreadable(path, err) from None
+    logger.debug("read %s: mode %s -> %s %s", path, im.mode, values.dtype, values.shape)
+    return values, span
+
+
+def read_image_values(
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Read one image file's values as stored, with the span taken as black..white.
+
+    For a window (``--window``) over a plain image: 8-bit pixels span ``(0, 255)``, 16-bit ``(0, 65535)``,
+    float or signed images their finite min..max.
+
+    Returns:
+        ``(values, span)``: uint8 ``(H, W[, C])``, or uint16 / int64 / float32 ``(H, W)``; ``(lo, hi)``.
+
+    Raises:
+        InputError: As :func:`read_image`.
+    """
+    values, span = _decode(Path(path), max_pixels)
+    return values, (0.0, 255.0) if span is None else span
+
+
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read one image file: 8-bit images as uint8, deeper ones as float32 in [0, 1] with every level kept.
+
+    The size is checked from the header before any pixel is decoded, so a huge (or maliciously crafted)
+    file is refused cheaply. EXIF orientation is applied; 16-bit gray images (PNG, TIFF) become
+    ``v / 65535`` in float32 (no 8-bit truncation: values differing in the low byte stay different);
+    float and signed images span their finite min..max; palette images are expanded; ``1``-bit images
+    become 0/255 gray; CMYK and other colour spaces become RGB. A 16-bit colour PNG is read at 8 bits per
+    channel (Pillow decodes it no deeper), with a warning in the log. Only the first frame of an animated
+    GIF/WebP is read (TIFF stacks: :func:`convscope.data.stack.read_stack`).
+
+    Args:
+        path: An image file (PNG, JPEG, BMP, GIF, TIFF or WebP; the content decides, not the extension).
+        max_pixels: Refuse images with more than this many pixels (width x height).
+
+    Returns:
+        uint8 array ``(H, W)`` for gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA;
+        float32 ``(H, W)`` in [0, 1] for a 16-bit or float gray image.
+
+    Raises:
+        InputError: If the path is missing, a folder or not a regular file (FIFO, device, symlink loop),
+            the file is not a readable image (corrupt, truncated, unknown format), or it has more than
+            ``max_pixels`` pixels.
+    """
+    path = Path(path)
+    values, span = _decode(path, max_pixels)
+    return values if span is None else to_picture(values, span, label=str(path))
+
+
+def read_picture(
+    path: str | Path, window: Window | None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """:func:`read_image`, or with ``window`` (``--window``) the picture of the stored values through it.
+
+    Returns:
+        uint8 or float32 in [0, 1] as :func:`read_image`; with a window always float32 in [0, 1].
+    """
+    if window is None:
+        return read_image(path, max_pixels=max_pixels)
+    values, span = read_image_values(path, max_pixels=max_pixels)
+    return to_picture(values, span, window, label=str(path))

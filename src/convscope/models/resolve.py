@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from convscope.data import Inputs, InputSpec, Preprocess, load_inputs
+from convscope.data.readopts import ReadOptions
 from convscope.errors import InputError
 from convscope.models.predictions import ClassScore, Prediction, top_classes
 from convscope.models.spec import DataFormat
@@ -285,6 +286,7 @@ def resolve_model(
     input_shape: tuple[int, ...] | None = None,
     safe_mode: bool = True,
     custom_objects: Any = None,
+    read: ReadOptions | None = None,
 ) -> ResolvedModel:
     """Resolve a model once: load it, and fix its preprocessing, class names and input shape.
 
@@ -298,6 +300,8 @@ def resolve_model(
         input_shape: One sample's shape, for an unbuilt or subclassed model (the model is then built).
         safe_mode: Keras safe mode for files (``False`` allows Lambda layers: only for files you trust).
         custom_objects: Custom classes for loading a file (see :func:`~convscope.models.load.load_model`).
+        read: How stacks and volumes are read (``--window``, ``--slice``); ``None`` keeps the
+            preprocessing's own.
 
     Returns:
         The :class:`ResolvedModel`. Zoo models are built once per process (the last
@@ -320,6 +324,8 @@ def resolve_model(
             changes["preprocess"] = dataclasses.replace(
                 changes.get("preprocess", base.preprocess), invert=invert
             )
+        if read is not None:
+            changes["preprocess"] = dataclasses.replace(changes.get("preprocess", base.preprocess), read=read)
         if labels is not None:
             changes["class_names"] = read_class_names(labels)
         if input_shape is not None and base.input_shape is None:
@@ -354,6 +360,8 @@ def resolve_model(
     prep = preprocess if preprocess is not None else own_prep
     if invert is not None:
         prep = dataclasses.replace(prep, invert=invert)
+    if read is not None:
+        prep = dataclasses.replace(prep, read=read)
     names = read_class_names(labels) if labels is not None else own_names
     if names is not None and labels is not None:
         classes = _output_classes(keras_model)

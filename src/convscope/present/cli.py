@@ -38,9 +38,11 @@ from convscope.present.cli_options import (
     SaveArraysOpt,
     ScaleOpt,
     ShapeOpt,
+    SliceOpt,
     StdOpt,
     UnsafeOpt,
     VerboseOpt,
+    WindowOpt,
     default_out,
 )
 from convscope.present.cli_options import parse_shape as _shape
@@ -168,6 +170,8 @@ def maps(
     mean: MeanOpt = None,
     std: StdOpt = None,
     invert: InvertOpt = False,
+    window: WindowOpt = None,
+    slice_: SliceOpt = None,
     overlay: OverlayOpt = None,
     cols: ColsOpt = None,
     scale: ScaleOpt = None,
@@ -182,7 +186,7 @@ def maps(
     """Write one feature-map grid PNG per (layer, input) under OUT and print each path written."""
     _setup(verbose)
     from convscope.present.maps import GridOptions
-    from convscope.present.run import resolve_cli, run_maps, validate_grid_options
+    from convscope.present.run import read_options, resolve_cli, run_maps, validate_grid_options
 
     grid = GridOptions(
         norm=norm,
@@ -202,6 +206,7 @@ def maps(
         mean=mean,
         std=std,
         invert=invert,
+        read=read_options(window, slice_),
         input_shape=shape,
         safe_mode=not unsafe,
         custom_objects=custom_objects,

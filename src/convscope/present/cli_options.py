@@ -87,6 +87,18 @@ def _range(value: str) -> None:
     parse_range(value)
 
 
+def _window(value: str) -> None:
+    from convscope.data.window import parse_window
+
+    parse_window(value)
+
+
+def _slice(value: str) -> None:
+    from convscope.data.readopts import parse_slice
+
+    parse_slice(value)
+
+
 def parse_floats(text: str, option: str) -> tuple[float, ...]:
     """``"0.485,0.456,0.406"`` -> a tuple of floats; :class:`OptionError` naming ``option`` otherwise."""
     try:
@@ -239,6 +251,26 @@ StdOpt = Annotated[
         metavar="STD",
         callback=checked(lambda v: parse_floats(v, "--std")),
         help="Per-channel std, e.g. 0.229,0.224,0.225 (with --mean).",
+    ),
+]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        metavar="LEVEL,WIDTH",
+        callback=checked(_window),
+        help="Show values LEVEL-WIDTH/2..LEVEL+WIDTH/2 black..white, as radiology viewers do (DICOM: in "
+        "physical units, e.g. 40,400 for CT soft tissue; default: the file's own window). Then --range applies.",
+    ),
+]
+SliceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--slice",
+        metavar="AXIS[:INDEX]",
+        callback=checked(_slice),
+        help="For a 2D model and a volume (NIfTI, DICOM series, TIFF stack): one slice AXIS:INDEX, or every "
+        "slice along AXIS (default: every slice along the acquisition axis).",
     ),
 ]
 InvertOpt = Annotated[

@@ -29,9 +29,11 @@ from convscope.present.cli_options import (
     OutFileOpt,
     RangeOpt,
     ShapeOpt,
+    SliceOpt,
     StdOpt,
     UnsafeOpt,
     VerboseOpt,
+    WindowOpt,
     at_least,
     default_out,
 )
@@ -71,6 +73,8 @@ def report(
     mean: MeanOpt = None,
     std: StdOpt = None,
     invert: InvertOpt = False,
+    window: WindowOpt = None,
+    slice_: SliceOpt = None,
     batch_size: BatchSizeOpt = 32,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
@@ -83,7 +87,7 @@ def report(
     _setup(verbose)
     from convscope.errors import OptionError
     from convscope.present.report import ReportOptions, build_report
-    from convscope.present.run import preprocess_options, resolve_cli
+    from convscope.present.run import preprocess_options, read_options, resolve_cli
     from convscope.store.output import check_file_out, os_error
 
     if max_map_size < 0:
@@ -111,6 +115,7 @@ def report(
         mean=mean,
         std=std,
         invert=invert,
+        read=read_options(window, slice_),
         input_shape=shape,
         safe_mode=not unsafe,
         custom_objects=custom_objects,

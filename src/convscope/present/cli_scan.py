@@ -24,10 +24,12 @@ from convscope.present.cli_options import (
     OutDirOpt,
     RangeOpt,
     ShapeOpt,
+    SliceOpt,
     StrictOpt,
     TopOpt,
     UnsafeOpt,
     VerboseOpt,
+    WindowOpt,
     default_out,
 )
 
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
         batch_size: BatchSizeOpt = 64,
         value_range: RangeOpt = None,
         invert: InvertOpt = False,
+        window: WindowOpt = None,
+        slice_: SliceOpt = None,
         force: ForceOpt = False,
         no_crops: NoCropsOpt = False,
         strict: StrictOpt = False,
@@ -65,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from convscope.present.cli import _setup, _shape
 
         _setup(verbose)
-        from convscope.present.run import preprocess_options, resolve_cli
+        from convscope.present.run import preprocess_options, read_options, resolve_cli
         from convscope.scan import scan
 
         preprocess_options(value_range, None, None)  # option errors answer before the model is loaded
@@ -74,6 +78,7 @@ def register(app: typer.Typer) -> None:
             model,
             value_range=value_range,
             invert=invert,
+            read=read_options(window, slice_),
             input_shape=shape,
             safe_mode=not unsafe,
             custom_objects=custom_objects,

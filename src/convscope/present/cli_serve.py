@@ -20,8 +20,10 @@ from convscope.present.cli_options import (
     MeanOpt,
     RangeOpt,
     ShapeOpt,
+    SliceOpt,
     StdOpt,
     UnsafeOpt,
+    WindowOpt,
     at_least,
     checked,
 )
@@ -82,6 +84,8 @@ def serve(
     mean: MeanOpt = None,
     std: StdOpt = None,
     invert: InvertOpt = False,
+    window: WindowOpt = None,
+    slice_: SliceOpt = None,
     max_upload_mb: Annotated[
         float,
         typer.Option(
@@ -134,7 +138,7 @@ def serve(
         raise OptionError(
             f"convscope serve needs the web extra: pip install 'convscope[web]' ({err})"
         ) from None
-    from convscope.present.run import preprocess_options, resolve_cli
+    from convscope.present.run import preprocess_options, read_options, resolve_cli
 
     preprocess_options(value_range, mean, std)  # option errors answer before anything is bound or loaded
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
@@ -145,6 +149,7 @@ def serve(
         mean=mean,
         std=std,
         invert=invert,
+        read=read_options(window, slice_),
         input_shape=shape,
         safe_mode=not unsafe,
         labels=str(labels) if labels else None,

@@ -27,10 +27,12 @@ from convscope.present.cli_options import (
     SeedOpt,
     ShapeOpt,
     SizeOpt,
+    SliceOpt,
     StdOpt,
     StepsOpt,
     UnsafeOpt,
     VerboseOpt,
+    WindowOpt,
     default_out,
 )
 
@@ -53,6 +55,8 @@ def register(app: typer.Typer) -> None:
         mean: MeanOpt = None,
         std: StdOpt = None,
         invert: InvertOpt = False,
+        window: WindowOpt = None,
+        slice_: SliceOpt = None,
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         custom_objects: CustomObjectsOpt = None,
@@ -61,7 +65,7 @@ def register(app: typer.Typer) -> None:
         """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
         base._setup(verbose)
         from convscope.attribution.api import get_method
-        from convscope.present.run import preprocess_options, resolve_cli
+        from convscope.present.run import preprocess_options, read_options, resolve_cli
         from convscope.present.why import parse_target, run_cam
 
         for name in method or ["gradcam"]:
@@ -75,6 +79,7 @@ def register(app: typer.Typer) -> None:
             mean=mean,
             std=std,
             invert=invert,
+            read=read_options(window, slice_),
             input_shape=shape,
             safe_mode=not unsafe,
             custom_objects=custom_objects,

@@ -44,6 +44,18 @@ def preprocess_options(value_range: str | None, mean: str | None, std: str | Non
     return Preprocess(**kwargs)
 
 
+def read_options(window: str | None, slice_: str | None) -> Any:
+    """The :class:`~convscope.data.readopts.ReadOptions` ``--window``/``--slice`` give, or ``None`` (neither).
+
+    Pure: no backend import; raises :class:`OptionError` for a malformed or non-positive window or slice.
+    """
+    from convscope.data.readopts import ReadOptions
+
+    if window is None and slice_ is None:
+        return None
+    return ReadOptions.parse(window=window, slice=slice_)
+
+
 def resolve_cli(
     model: Any,
     *,
@@ -51,12 +63,16 @@ def resolve_cli(
     mean: str | None = None,
     std: str | None = None,
     invert: bool = False,
+    read: Any = None,
     input_shape: tuple[int, ...] | None = None,
     safe_mode: bool = True,
     labels: str | None = None,
     custom_objects: Any = None,
 ) -> Any:
     """Resolve a command's MODEL argument with its preprocessing options (validated before loading).
+
+    ``read`` is the :class:`~convscope.data.readopts.ReadOptions` of ``--window``/``--slice`` (see
+    :func:`read_options`); it joins the model's preprocessing (a zoo model's own, or ``--range``...).
 
     Returns:
         The :class:`~convscope.models.resolve.ResolvedModel` every command body works on.
@@ -68,6 +84,7 @@ def resolve_cli(
         model,
         preprocess=prep,
         invert=invert or None,
+        read=read,
         labels=labels,
         input_shape=input_shape,
         safe_mode=safe_mode,

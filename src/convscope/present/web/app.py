@@ -47,7 +47,14 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD_BYTES = 8 << 20
 DEFAULT_BODY_TIMEOUT = 20.0
 MAX_QUERY_CHARS = 200
-IMAGE_TYPES = ("image/", "application/octet-stream")
+# images, and the types browsers give DICOM (application/dicom) and .nii.gz (gzip) files
+IMAGE_TYPES = (
+    "image/",
+    "application/octet-stream",
+    "application/dicom",
+    "application/gzip",
+    "application/x-gzip",
+)
 _CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"

@@ -15,11 +15,8 @@ to at most ``max_free_side`` pixels on its longer side.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import io
 import logging
-import math
 import os
 import struct
 import tempfile
@@ -27,7 +24,6 @@ import threading
 import warnings
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +39,20 @@ from convscope.data import (
     prepare_image,
     read_image,
 )
+from convscope.data.medical import is_dicom_series, is_stack_path
+from convscope.data.read import read_picture
+from convscope.data.stack import Stack
 from convscope.errors import InputError
 from convscope.present.web.cache import LRUCache
+from convscope.present.web.entries import (
+    ImageEntry,
+    ImageNotFound,
+    UploadTooLarge,
+    entry_bytes,
+    inside_folder,
+)
+from convscope.present.web.memory import REDUCE_MARGIN, reduction_factor, release_memory
+from convscope.present.web.stacks import SEPARATOR, StackSlices, count_slices, split_id
 from convscope.render import encode_png
 
 log = logging.getLogger(__name__)
@@ -54,88 +62,8 @@ DEFAULT_MAX_FOLDER_IMAGES = 2000
 DEFAULT_MAX_UPLOAD_MB = 128
 DEFAULT_DECODE_SLOTS = 2
 DEFAULT_MAX_FREE_SIDE = 1024
-REDUCE_MARGIN = 4  # a reduced upload keeps at least this many times the model's input size
 _BIG_DECODE = 4_000_000  # pixels: after decoding more, freed memory is handed back to the system
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA")
-
-
-@functools.cache
-def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim`` from the running process's own symbols, or ``None`` (other C libraries)."""
-    try:
-        return getattr(ctypes.CDLL(None), "malloc_trim", None)
-    except (OSError, TypeError, AttributeError):
-        return None
-
-
-def release_memory() -> None:
-    """Give freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Large decodes are freed into per-thread malloc arenas that otherwise keep the process's resident size
-    at its peak long after the pictures are gone.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-def reduction_factor(
-    width: int, height: int, target: tuple[int | None, int | None], max_free_side: int
-) -> int:
-    """The integer factor an image ``width x height`` can be shrunk by before preprocessing.
-
-    ``target`` ``(height, width)`` of the model input (``None`` = any size): the image keeps at least
-    :data:`REDUCE_MARGIN` times that size; a free size keeps at most ``max_free_side`` on the longer side.
-    """
-    th, tw = target
-    if th and tw:
-        return max(1, min(width // (REDUCE_MARGIN * tw), height // (REDUCE_MARGIN * th)))
-    longest = max(width, height)
-    return max(1, math.ceil(longest / max_free_side)) if longest > max_free_side else 1
-
-
-class ImageNotFound(InputError):
-    """No image has the requested id (never loaded, or an upload that was dropped)."""
-
-
-class UploadTooLarge(InputError):
-    """An upload is over the byte limit."""
-
-
-@dataclass(frozen=True, eq=False)
-class ImageEntry:
-    """One image of the gallery.
-
-    Attributes:
-        id: Short id used in URLs.
-        name: Display name (file name or ``digit 3``).
-        source: ``"sample"``, ``"folder"`` or ``"upload"``.
-        label: True class when known (bundled samples), else ``None``.
-        path: The file, for folder images (decoded lazily).
-        prepared: The model input and display picture, for samples and uploads.
-    """
-
-    id: str
-    name: str
-    source: str
-    label: int | None = None
-    path: Path | None = None
-    prepared: PreparedImage | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON for the page (no path)."""
-        return {"id": self.id, "name": self.name, "source": self.source, "label": self.label}
-
-
-def _nbytes(prepared: PreparedImage) -> int:
-    return int(prepared.x.nbytes + prepared.display.nbytes)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        return path.resolve(strict=True).is_relative_to(root)
-    except OSError:
-        return False
 
 
 class Gallery:
@@ -180,6 +108,7 @@ class Gallery:
             "folder images", 256 << 20, lambda p: p.x.nbytes + p.display.nbytes
         )
         self._thumbs: LRUCache[str, bytes] = LRUCache("thumbnails", 32 << 20, len)
+        self._stacks = StackSlices(spec, self.preprocess, self.max_pixels)
 
     # -- filling ------------------------------------------------------------------------------------------
     def add_arrays(self, x: np.ndarray, labels: np.ndarray | None = None, *, prefix: str = "class") -> None:
@@ -217,8 +146,8 @@ class Gallery:
         if not root.is_dir():
             raise InputError(f"--images {str(folder)!r} is not a folder")
         self.root = root.resolve()
-        listed = folder_images(root)
-        files = [p for p in listed if _inside(p, self.root)]
+        listed = [root] if is_dicom_series(root) else folder_images(root)
+        files = [p for p in listed if inside_folder(p, self.root)]
         dropped = len(listed) - len(files)
         if dropped:
             log.warning(
@@ -227,9 +156,18 @@ class Gallery:
         if len(files) > limit:
             log.warning("%s holds %d images; serving the first %d", root, len(files), limit)
             files = files[:limit]
+        added = 0
         for i, path in enumerate(files):
-            self._add(ImageEntry(f"f{i}", path.name, "folder", path=path))
-        return len(files)
+            slices = 0
+            if path.is_dir() or is_stack_path(path):
+                try:
+                    slices = count_slices(path, self.spec, self.preprocess)
+                except InputError as err:
+                    log.warning("not served: %s", err)
+                    continue
+            self._add(ImageEntry(f"f{i}", path.name, "folder", path=path, slices=slices))
+            added += 1
+        return added
 
     def add_upload(self, data: bytes, filename: str) -> ImageEntry:
         """Decode and keep an uploaded image; the oldest upload is dropped beyond ``max_uploads``.
@@ -238,12 +176,24 @@ class Gallery:
             InputError: Not a readable image, or over ``max_pixels`` (refused before decoding).
         """
         name = (os.path.basename(filename or "").strip() or "upload")[:80]
+        stack: Stack | None = None
+        prepared: PreparedImage | None = None
         with self._slots:
-            prepared = self._decode_bytes(data, name)
-        size = _nbytes(prepared)
+            if is_stack_path(name):  # TIFF stack, DICOM, NIfTI: one entry, one id per slice
+                stack, slices = self._stacks.read_upload(data, name)
+            else:
+                prepared = self._decode_bytes(data, name)
         with self._lock:
             self._next_upload += 1
-            entry = ImageEntry(f"u{self._next_upload}", name, "upload", prepared=prepared)
+            entry = ImageEntry(
+                f"u{self._next_upload}",
+                name,
+                "upload",
+                prepared=prepared,
+                slices=slices if stack is not None else 0,
+                stack=stack,
+            )
+            size = entry_bytes(entry)
             self._entries[entry.id] = entry
             self._uploads.append(entry.id)
             self._upload_bytes += size
@@ -252,9 +202,9 @@ class Gallery:
             ):
                 old = self._uploads.pop(0)
                 dropped = self._entries.pop(old, None)
-                self._upload_bytes -= _nbytes(dropped.prepared) if dropped and dropped.prepared else 0
+                self._upload_bytes -= entry_bytes(dropped)
                 self._thumbs.discard(old)
-        log.info("upload %s: %r -> %s", entry.id, name, prepared.x.shape)
+        log.info("upload %s: %r (%s)", entry.id, name, stack.describe() if stack else prepared.x.shape)  # type: ignore[union-attr]
         return entry
 
     def _add(self, entry: ImageEntry) -> None:
@@ -349,8 +299,14 @@ class Gallery:
         Raises:
             ImageNotFound: Unknown id (the message echoes it).
         """
+        base, index = split_id(image_id)
         with self._lock:
-            entry = self._entries.get(image_id)
+            entry = self._entries.get(base)
+        if entry is not None and index is not None and not 0 <= index < entry.slices:
+            raise ImageNotFound(
+                f"no image {image_id[:60]!r}: {entry.name!r} has {entry.slices} slice(s), "
+                f"{base}{SEPARATOR}0 to {base}{SEPARATOR}{max(0, entry.slices - 1)}"
+            )
         if entry is None:
             raise ImageNotFound(
                 f"no image {image_id[:60]!r}; list them with GET /api/images "
@@ -363,16 +319,24 @@ class Gallery:
         entry = self.entry(image_id)
         if entry.prepared is not None:
             return entry.prepared
+        if entry.stack is not None:
+            stack = entry.stack
+            return self._decoded.get_or_compute(
+                image_id, lambda: self._stacks.prepared(stack, split_id(image_id)[1], entry.name)
+            )
         assert entry.path is not None and self.root is not None
         path, root = entry.path, self.root
 
         def load() -> PreparedImage:
-            if not _inside(path, root):  # replaced by a symlink since start: refuse
+            if not inside_folder(path, root):  # replaced by a symlink since start: refuse
                 raise ImageNotFound(f"image {entry.name!r} is no longer inside the served folder")
+            if entry.slices:
+                with self._slots:
+                    return self._stacks.prepared(path, split_id(image_id)[1], entry.name)
             with self._slots:
-                img = self._decode_reduced(path)
+                img = None if self.preprocess.read.window else self._decode_reduced(path)
                 if img is None:
-                    img = read_image(path, max_pixels=self.max_pixels)
+                    img = read_picture(path, self.preprocess.read.window, max_pixels=self.max_pixels)
                 else:
                     release_memory()
                 return prepare_image(img, self.spec, self.preprocess, label=entry.name)
@@ -382,3 +346,14 @@ class Gallery:
     def thumbnail(self, image_id: str) -> bytes:
         """PNG of what the model sees for ``image_id`` (at model resolution)."""
         return self._thumbs.get_or_compute(image_id, lambda: encode_png(self.prepared(image_id).display))
+
+
+__all__ = [
+    "REDUCE_MARGIN",
+    "Gallery",
+    "ImageEntry",
+    "ImageNotFound",
+    "UploadTooLarge",
+    "reduction_factor",
+    "release_memory",
+]

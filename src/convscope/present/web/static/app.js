@@ -114,9 +114,13 @@ async function drawPane(which) {
   if (which === "a") pane.querySelector(".pane-title").textContent = `${imageName(image)} · ${view === "cam" ? "class activation" : layer}`;
 }
 
+// A stack's slice k is the image id "<id>~k" (the server addresses every view by it).
+function baseOf(id) { return id ? id.split("~")[0] : id; }
+
 function imageName(id) {
-  const im = state.images.find((i) => i.id === id);
-  return im ? im.name : id;
+  const im = state.images.find((i) => i.id === baseOf(id));
+  const name = im ? im.name : id;
+  return id && id.includes("~") ? `${name} · slice ${id.split("~")[1]}` : name;
 }
 
 function redraw() {
@@ -150,11 +154,24 @@ function explainClass(index) {
 }
 
 function pickImage(id) {
+  const im = state.images.find((i) => i.id === baseOf(id));
+  if (im && im.slices > 1 && !id.includes("~")) id = `${id}~${Math.floor(im.slices / 2)}`;
   state.image = id;
   state.camTarget = null;
-  markImage($("#gallery"), id);
+  markImage($("#gallery"), baseOf(id));
+  showSlider(im, id);
   busy(showPrediction);
   redraw();
+}
+
+function showSlider(im, id) {
+  const on = Boolean(im && im.slices > 1);
+  $("#slice-bar").hidden = !on;
+  if (!on) return;
+  const k = parseInt(id.split("~")[1], 10);
+  $("#slice").max = String(im.slices - 1);
+  $("#slice").value = String(k);
+  $("#slice-num").textContent = `${k} / ${im.slices - 1}`;
 }
 
 function step(list, current, delta) {
@@ -221,13 +238,14 @@ async function uploadFiles(files) {
 async function refreshImages() {
   state.images = (await getJSON("/api/images")).images;
   renderGallery($("#gallery"), state.images, pickImage);
-  markImage($("#gallery"), state.image);
+  markImage($("#gallery"), baseOf(state.image));
   fillSelect(document.querySelector("#pane-b .pick-image"), state.images.map((i) => [i.id, i.name]), state.compare.image);
 }
 
 // -- wiring ---------------------------------------------------------------------------------------------------
 function wire() {
   for (const id of ["#norm", "#cmap", "#count", "#list", "#cam-method"]) $(id).addEventListener("change", redraw);
+  $("#slice").addEventListener("input", () => pickImage(`${baseOf(state.image)}~${$("#slice").value}`));
   $("#order").addEventListener("change", () => {
     $("#list").hidden = $("#order").value !== "list";
     $("#count").hidden = $("#order").value === "list";
@@ -329,8 +347,8 @@ function onKey(e) {
   const from = keys.includes(state.layer) ? state.layer : keys[0];
   if ((e.key === "ArrowDown" || e.key === "j") && keys.length) pickLayer(from === state.layer ? step(keys, from, 1) : from);
   else if ((e.key === "ArrowUp" || e.key === "k") && keys.length) pickLayer(from === state.layer ? step(keys, from, -1) : from);
-  else if ((e.key === "ArrowRight" || e.key === "l") && ids.length) pickImage(step(ids, state.image, 1));
-  else if ((e.key === "ArrowLeft" || e.key === "h") && ids.length) pickImage(step(ids, state.image, -1));
+  else if ((e.key === "ArrowRight" || e.key === "l") && ids.length) pickImage(step(ids, baseOf(state.image), 1));
+  else if ((e.key === "ArrowLeft" || e.key === "h") && ids.length) pickImage(step(ids, baseOf(state.image), -1));
   else return;
   e.preventDefault();
 }

@@ -35,9 +35,10 @@ export function renderGallery(box, images, onPick) {
     return;
   }
   for (const im of images) {
-    const item = el("button", { type: "button", class: "thumb", role: "option", title: im.name, dataset: { id: im.id } },
+    const label = im.slices > 1 ? `${im.name} (${im.slices} slices)` : im.name;
+    const item = el("button", { type: "button", class: "thumb", role: "option", title: label, dataset: { id: im.id } },
       el("img", { src: `/api/images/${encodeURIComponent(im.id)}.png`, alt: im.name, loading: "lazy" }),
-      el("span", {}, im.name));
+      el("span", {}, label));
     // Small pictures (digits) stay sharp when enlarged; photos are shrunk smoothly.
     const pic = item.querySelector("img");
     pic.addEventListener("load", () => pic.classList.toggle("pixels", pic.naturalWidth < 64));
