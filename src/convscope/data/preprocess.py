@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from convscope.data.pairs import parse_pair
 from convscope.data.readopts import ReadOptions
 from convscope.data.spec import InputSpec
 from convscope.errors import OptionError
@@ -40,15 +41,7 @@ def parse_range(text: str) -> tuple[float, float]:
         OptionError: If the text is malformed, a number is not finite, or ``LO >= HI``.
     """
     accepted = "expected LO,HI with two numbers and LO < HI, e.g. 0,1 or -1,1 or 0,255"
-    parts = str(text).split(",")
-    if len(parts) != 2:
-        raise OptionError(f"value range {text!r} is malformed; {accepted}")
-    try:
-        lo, hi = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise OptionError(f"value range {text!r} is not two numbers; {accepted}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise OptionError(f"value range {text!r} is not finite; {accepted}")
+    lo, hi = parse_pair(text, "value range", accepted)
     if lo >= hi:
         raise OptionError(f"value range {text!r} has LO >= HI; {accepted}")
     return (lo, hi)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from convscope.data.pairs import parse_pair
 from convscope.errors import OptionError
 
 logger = logging.getLogger(__name__)
@@ -90,15 +91,7 @@ def parse_window(text: str) -> Window:
     Raises:
         OptionError: Malformed text, a non-finite number, or a width <= 0 (the message echoes the text).
     """
-    parts = str(text).split(",")
-    if len(parts) != 2:
-        raise OptionError(f"window {text!r} is malformed; {_ACCEPTED}")
-    try:
-        level, width = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise OptionError(f"window {text!r} is not two numbers; {_ACCEPTED}") from None
-    if not (math.isfinite(level) and math.isfinite(width)):
-        raise OptionError(f"window {text!r} is not finite; {_ACCEPTED}")
+    level, width = parse_pair(text, "window", _ACCEPTED)
     if width <= 0:
         raise OptionError(f"window {text!r} has a width of {width:g}, which is not positive; {_ACCEPTED}")
     return Window(level, width)
