@@ -39,7 +39,7 @@ def test_target_forms_agree(mnist, digits):
     (-1, r"class index -1 is out of range: the model has 10 classes"),
     ([1, 10], r"class index 10 \(image 1\) is out of range"),
     ([1, 2, 3], r"got 3 target classes for 2 images"),
-    ("top5", r"target 'top5' is not understood; accepted: 'top1'"),
+    ("top5", r"target 'top5' is not understood; accepted: top1, class:IDX"),
     (2.5, r"target 2\.5 is not understood"),
     (True, r"target True is not understood"),
 ])

@@ -50,6 +50,7 @@ class ScoreCAM(Attribution):
         batch_size: As :class:`~convscope.attribution.base.Attribution`.
         upsample: As :class:`~convscope.attribution.base.Attribution`.
         compile: As :class:`~convscope.attribution.base.Attribution`.
+        tokens: As :class:`~convscope.attribution.base.Attribution`.
     """
 
     name = "scorecam"
@@ -65,9 +66,16 @@ class ScoreCAM(Attribution):
         batch_size: int = 64,
         upsample: str = "grid",
         compile: bool = True,
+        tokens: tuple[int, int] | str | None = None,
     ) -> None:
         super().__init__(
-            model, layer, use_logits=use_logits, batch_size=batch_size, upsample=upsample, compile=compile
+            model,
+            layer,
+            use_logits=use_logits,
+            batch_size=batch_size,
+            upsample=upsample,
+            compile=compile,
+            tokens=tokens,
         )
         if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 1:
             raise OptionError(f"max_channels must be an integer >= 1, got {max_channels!r}")
@@ -76,10 +84,10 @@ class ScoreCAM(Attribution):
 
     def _apply_softmax(self, facts: ModelFacts, plan: TargetPlan) -> bool:
         """Softmax the output when it is taken as logits: no softmax found and no callable target."""
-        return not self.use_logits and facts.softmax is None and plan.fn is None
+        return not self.use_logits and plan.class_like and facts.squashes[plan.output] is None
 
     def score_kind(self, facts: ModelFacts, plan: TargetPlan) -> tuple[str, bool]:
-        if plan.fn is None and not self.use_logits:
+        if plan.class_like and not self.use_logits:
             return "probability", False
         return super().score_kind(facts, plan)
 
@@ -90,7 +98,7 @@ class ScoreCAM(Attribution):
         soft = self._apply_softmax(facts, plan)
         act, scores, classes = self.forward(x, plan.selection(), plan, facts, node, apply_softmax=soft)
         assert act is not None
-        sel = plan.selection(classes) if plan.fn is None else plan.selection()  # top-1 fixed at x
+        sel = self.fixed_selection(x, plan, facts, classes)  # top-1 / predicted region fixed at x
         base = broadcast_baseline(self.baseline, x)
         _, base_scores, _ = self.forward(base, sel, plan, facts, None, apply_softmax=soft)
 

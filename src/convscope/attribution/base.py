@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convscope.attribution.engines import Forward, InputGradients, LayerGradients, cached
+from convscope.attribution.engines import Forward, InputGradients, LayerGradients, Outputs, cached
 from convscope.attribution.facts import ModelFacts, OutputSoftmax, analyze
 from convscope.attribution.result import CamResult
 from convscope.attribution.targets import Target, TargetPlan, plan_targets
 from convscope.attribution.upsample import UPSAMPLE_MODES, make_resampler, normalize01
 from convscope.errors import AttributionError, InputError, OptionError
 from convscope.models.spec import ensure_built, input_shapes
+from convscope.models.tokens import parse_tokens
 from convscope.models.tree import LayerNode
 from convscope.probe.select import Selector
 
@@ -70,6 +71,8 @@ class Attribution:
         batch_size: Rows per compiled pass.
         upsample: ``"grid"`` (receptive-field placement, falling back to stretching) or ``"stretch"``.
         compile: Compile the passes (``tf.function`` / ``jax.jit``) — on by default.
+        tokens: ``(h, w)`` (or ``"HxW"``) grid of a token layer ``(N, T, C)`` whose grid is not found
+            automatically (see :mod:`convscope.models.tokens`).
     """
 
     name: ClassVar[str] = ""
@@ -87,6 +90,7 @@ class Attribution:
         batch_size: int = 64,
         upsample: str = "grid",
         compile: bool = True,
+        tokens: tuple[int, int] | str | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -98,6 +102,7 @@ class Attribution:
         self.batch_size = batch_size
         self.upsample = upsample
         self.compile = compile
+        self.tokens = parse_tokens(tokens)
 
     # -- the template ----------------------------------------------------------------------------------
     def __call__(self, x: Any, target: Target = "top1") -> CamResult:
@@ -106,7 +111,9 @@ class Attribution:
         Args:
             x: ``(N, H, W, C)`` preprocessed model input (``(H, W, C)`` = one image; channels first if the
                 model is).
-            target: ``"top1"``, a class index, one index per image, or ``f(output) -> (N,)`` scores.
+            target: Any form of :mod:`convscope.attribution.targets`: ``"top1"``, ``"class:IDX"``,
+                ``"output:NAME[IDX]"``, ``"seg:CLS"`` (or a :class:`~convscope.attribution.targets.SegTarget`
+                with a region), a class index, one index per image, or ``f(outputs) -> (N,)`` scores.
 
         Returns:
             A :class:`CamResult` with ``maps (N, H, W)`` in [0, 1] and ``raw`` at the layer resolution.
@@ -115,23 +122,28 @@ class Attribution:
         if not getattr(self.model, "built", True):  # built by its first call, as Keras would
             self.model = ensure_built(self.model, tuple(x.shape[1:]))
         facts = analyze(self.model, x)
-        plan = plan_targets(target, len(x), facts.output_shape)
-        node = None if self.at_input else facts.target_layer(self.layer)
+        first = facts.data_format == "channels_first"
+        in_size = x.shape[2:4] if first else x.shape[1:3]
+        plan = plan_targets(target, len(x), facts.outputs, (int(in_size[0]), int(in_size[1])), first)
+        node = None if self.at_input else facts.target_layer(self.layer, self.tokens)
+        grid = facts.token_grid(node.path, self.tokens) if node is not None else None
         log.debug(
-            "%s on %d images of %s: layer %s, output softmax %s (bypassed: %s)",
+            "%s on %d images of %s: layer %s%s, target %s on output %s (bypassed: %s)",
             self.name,
             len(x),
             facts.name,
             node.path if node else "input",
-            facts.softmax and facts.softmax.path,
-            self.softmax(facts) is not None,
+            f" as a {grid} token grid" if grid else "",
+            plan.target,
+            plan.output,
+            [s.path for s in self.squashes(facts, plan)],
         )
         raw, classes, scores = self.attribute(x, plan, facts, node)
         raw = np.asarray(raw, np.float32) if self.signed else relu(raw)
-        in_size = x.shape[2:4] if facts.data_format == "channels_first" else x.shape[1:3]
+        place = facts.grid_layer(node.path, grid) if node is not None and grid is not None else None
         resample = make_resampler(
             self.model,
-            node.path if node else "",
+            place if place is not None else node.path if node else "",
             tuple(x.shape[1:]),
             tuple(raw.shape[1:3]),
             tuple(in_size),
@@ -149,6 +161,8 @@ class Attribution:
             used_logits=used,
             score=kind,
             upsample=resample.mode,
+            target=str(plan.target),
+            explained=plan.describe,
         )
 
     def attribute(
@@ -177,16 +191,21 @@ class Attribution:
             )
         return np.ascontiguousarray(arr, dtype=np.float32)
 
-    def softmax(self, facts: ModelFacts) -> OutputSoftmax | None:
-        """The output softmax to bypass, or ``None`` (no softmax, or ``use_logits=False``)."""
-        return facts.softmax if self.use_logits else None
+    def squashes(self, facts: ModelFacts, plan: TargetPlan) -> tuple[OutputSoftmax, ...]:
+        """The output softmax/sigmoid layers to bypass: the explained output's (every output's for a
+        callable target); none with ``use_logits=False``."""
+        if not self.use_logits:
+            return ()
+        chosen = facts.squashes if plan.fn is not None else (facts.squashes[plan.output],)
+        return tuple(s for s in chosen if s is not None)
 
     def score_kind(self, facts: ModelFacts, plan: TargetPlan) -> tuple[str, bool]:
         """``(CamResult.score, CamResult.used_logits)`` for this method's scores."""
-        used = self.softmax(facts) is not None
+        used = bool(self.squashes(facts, plan))
         if plan.fn is not None:
             return "custom", used
-        return ("logit" if used else "probability" if facts.softmax is not None else "output"), used
+        squash = facts.squashes[plan.output]
+        return ("logit" if used else "probability" if squash is not None else "output"), used
 
     def batches(self, n: int, size: int | None = None) -> Iterator[slice]:
         """Consecutive row slices of at most ``size`` (default :attr:`batch_size`) rows."""
@@ -197,9 +216,21 @@ class Attribution:
     def _engine(
         self, kind: str, path: str, facts: ModelFacts, plan: TargetPlan, factory: Any, *extra: Any
     ) -> Any:
-        softmax = self.softmax(facts)
-        key = (kind, path, softmax.path if softmax else None, plan.kind, self.compile, *extra)
+        squashes = tuple(s.path for s in self.squashes(facts, plan))
+        key = (kind, path, squashes, plan.kind, self.compile, *extra)
         return cached(self.model, key, factory)
+
+    def _names(self, facts: ModelFacts) -> tuple[str, ...]:
+        return tuple(o.name for o in facts.outputs)
+
+    def _as_grid(self, facts: ModelFacts, node: LayerNode, *arrays: np.ndarray) -> list[np.ndarray]:
+        """Channels-last ``(N, h, w, C)`` views of a layer's arrays (token layers laid out on their grid)."""
+        grid = facts.token_grid(node.path, self.tokens)
+        if grid is not None:
+            return [grid.to_grid(a) for a in arrays]
+        if facts.data_format == "channels_first":
+            return [np.moveaxis(a, 1, -1) for a in arrays]
+        return list(arrays)
 
     def layer_gradients(
         self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode, *, pooled: bool = False
@@ -212,13 +243,20 @@ class Attribution:
         Raises:
             AttributionError: The gradient is zero everywhere (non-differentiable path).
         """
+        grid = facts.token_grid(node.path, self.tokens)
+        pooled = pooled and grid is None  # a token layer's sum would include the extra (class) tokens
         engine = self._engine(
             "layer-grad",
             node.path,
             facts,
             plan,
             lambda: LayerGradients(
-                self.model, node.layer, self.softmax(facts), plan.fn, compile=self.compile
+                self.model,
+                node.layer,
+                self.squashes(facts, plan),
+                plan,
+                self._names(facts),
+                compile=self.compile,
             ),
             pooled,
         )
@@ -227,8 +265,7 @@ class Attribution:
             shape = (shape[0], 1, 1) if facts.data_format == "channels_first" else (1, 1, shape[-1])
         parts = [engine(x[rows], sel[rows], shape) for rows in self.batches(len(x))]
         act, grad, scores, classes = (p[0] if len(p) == 1 else np.concatenate(p) for p in zip(*parts))
-        if facts.data_format == "channels_first":
-            act, grad = np.moveaxis(act, 1, -1), np.moveaxis(grad, 1, -1)
+        act, grad = self._as_grid(facts, node, act, grad)
         check_gradients(grad, f"layer {node.path!r}")
         return act, grad, scores, classes
 
@@ -241,7 +278,9 @@ class Attribution:
             "",
             facts,
             plan,
-            lambda: InputGradients(self.model, self.softmax(facts), plan.fn, compile=self.compile),
+            lambda: InputGradients(
+                self.model, self.squashes(facts, plan), plan, self._names(facts), compile=self.compile
+            ),
         )
         parts = [engine(x[rows], sel[rows]) for rows in self.batches(len(x))]
         return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
@@ -266,8 +305,9 @@ class Attribution:
             lambda: Forward(
                 self.model,
                 layer,
-                self.softmax(facts),
-                plan.fn,
+                self.squashes(facts, plan),
+                plan,
+                self._names(facts),
                 apply_softmax=apply_softmax,
                 compile=self.compile,
             ),
@@ -276,9 +316,27 @@ class Attribution:
         parts = [engine(x[rows], sel[rows]) for rows in self.batches(len(x))]
         acts, scores, classes = zip(*parts)
         act = np.concatenate(acts) if node is not None else None
-        if act is not None and facts.data_format == "channels_first":
-            act = np.moveaxis(act, 1, -1)
+        if act is not None and node is not None:
+            act = self._as_grid(facts, node, act)[0]
         return act, np.concatenate(scores), np.concatenate(classes)
+
+    def fixed_selection(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, classes: np.ndarray
+    ) -> np.ndarray:
+        """``sel`` with each image's choice made at ``x`` fixed, for passes over perturbed copies of ``x``:
+        the element picked by a top-1 target, or the pixels predicted as the class of a ``seg`` target
+        without a region (else the region would move with the perturbation)."""
+        if plan.mode == "element":
+            return plan.selection(classes)
+        if plan.mode != "seg" or plan.sel.any(axis=1).all():
+            return plan.sel
+        engine = self._engine(
+            "outputs", "", facts, plan, lambda: Outputs(self.model, plan.output, compile=self.compile)
+        )
+        out = np.concatenate([engine(x[rows]) for rows in self.batches(len(x))])
+        predicted = (out.argmax(axis=plan.axis) == plan.cls).reshape(len(x), -1).astype(np.float32)
+        empty = ~plan.sel.any(axis=1)
+        return np.where(empty[:, None], predicted, plan.sel)
 
     def channel_axis(self, facts: ModelFacts) -> int:
         """The channel axis of the model input."""

@@ -24,7 +24,10 @@ import numpy as np
 from convscope import backend
 from convscope.attribution.facts import OutputSoftmax
 from convscope.attribution.patch import logits_view, perturbed, recorded
-from convscope.attribution.targets import score
+from convscope.attribution.targets import TargetPlan, score
+
+#: The output squashing layers to bypass during a pass (empty: none).
+Squashes = tuple[OutputSoftmax, ...]
 
 _ENGINES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
@@ -60,6 +63,12 @@ def _single(output: Any) -> Any:
     return keras.tree.flatten(output)[0]
 
 
+def _flat(output: Any) -> list[Any]:
+    import keras
+
+    return list(keras.tree.flatten(output))
+
+
 def _grads(b: Any, grad: Any, like: np.ndarray) -> np.ndarray:
     return np.zeros_like(like) if grad is None else np.asarray(b.to_numpy(grad), dtype=np.float32)
 
@@ -70,8 +79,9 @@ class LayerGradients:
     Args:
         model: The Keras model (patched only while traced).
         layer: The layer whose (first-call) activation is differentiated.
-        softmax: The output softmax to bypass (logits), or ``None``.
-        fn: A callable target, or ``None`` for class targets.
+        squashes: The output softmax/sigmoid layers to bypass (logits).
+        plan: The target plan (its mode, output and callable; ``sel`` is passed per batch).
+        names: The model's output names (for a callable target).
         compile: Compile the pass where the backend allows.
     """
 
@@ -79,8 +89,9 @@ class LayerGradients:
         self,
         model: Any,
         layer: Any,
-        softmax: OutputSoftmax | None,
-        fn: Callable[[Any], Any] | None,
+        squashes: Squashes,
+        plan: TargetPlan,
+        names: tuple[str, ...],
         *,
         compile: bool = True,
     ) -> None:
@@ -88,9 +99,9 @@ class LayerGradients:
 
         def objective(call: Any, wrt: list[Any], x: Any, sel: Any) -> tuple[Any, Any]:
             record: list[Any] = []
-            with perturbed(layer, wrt[0], record), logits_view(softmax), _quiet():
-                out = _single(call(x))
-            scores, classes = score(out, sel, fn)
+            with perturbed(layer, wrt[0], record), logits_view(squashes), _quiet():
+                outs = _flat(call(x))
+            scores, classes = score(outs, names, sel, plan)
             # "+ 0 * sum(delta)" keeps delta connected on every backend: a non-differentiable path then
             # yields zero gradients (checked by the caller) instead of None or a torch error.
             return ops.sum(scores) + 0.0 * ops.sum(wrt[0]), (_single(record[0]), scores, classes)
@@ -134,17 +145,18 @@ class InputGradients:
     def __init__(
         self,
         model: Any,
-        softmax: OutputSoftmax | None,
-        fn: Callable[[Any], Any] | None,
+        squashes: Squashes,
+        plan: TargetPlan,
+        names: tuple[str, ...],
         *,
         compile: bool = True,
     ) -> None:
         from keras import ops
 
         def objective(call: Any, wrt: list[Any], sel: Any) -> tuple[Any, Any]:
-            with logits_view(softmax), _quiet():
-                out = _single(call(wrt[0]))
-            scores, classes = score(out, sel, fn)
+            with logits_view(squashes), _quiet():
+                outs = _flat(call(wrt[0]))
+            scores, classes = score(outs, names, sel, plan)
             return ops.sum(scores) + 0.0 * ops.sum(wrt[0]), (scores, classes)
 
         self._backend = backend.get()
@@ -168,9 +180,10 @@ class Forward:
     Args:
         model: The Keras model.
         layer: Layer whose first-call activation is returned too, or ``None``.
-        softmax: The output softmax to bypass (logits), or ``None``.
-        fn: A callable target, or ``None``.
-        apply_softmax: Softmax the (logit) output before scoring.
+        squashes: The output softmax/sigmoid layers to bypass (logits).
+        plan: The target plan.
+        names: The model's output names.
+        apply_softmax: Softmax the explained (logit) output before scoring.
         compile: Compile where the backend allows.
     """
 
@@ -178,8 +191,9 @@ class Forward:
         self,
         model: Any,
         layer: Any | None,
-        softmax: OutputSoftmax | None,
-        fn: Callable[[Any], Any] | None,
+        squashes: Squashes,
+        plan: TargetPlan,
+        names: tuple[str, ...],
         *,
         apply_softmax: bool = False,
         compile: bool = True,
@@ -189,15 +203,15 @@ class Forward:
         def body(call: Any, inputs: Any) -> Any:
             x, sel = inputs
             record: list[Any] = []
-            with logits_view(softmax), _quiet():
+            with logits_view(squashes), _quiet():
                 if layer is None:
-                    out = _single(call(x))
+                    outs = _flat(call(x))
                 else:
                     with recorded(layer, record):
-                        out = _single(call(x))
+                        outs = _flat(call(x))
             if apply_softmax:
-                out = ops.softmax(out, axis=-1)
-            scores, classes = score(out, sel, fn)
+                outs[plan.output] = ops.softmax(outs[plan.output], axis=-1)
+            scores, classes = score(outs, names, sel, plan)
             return (_single(record[0]) if record else ops.zeros((1,))), scores, classes
 
         self._backend = backend.get()
@@ -210,3 +224,19 @@ class Forward:
         act, scores, classes = self._run((_tensor(x), _tensor(sel)))
         a = np.asarray(b.to_numpy(act), np.float32) if self._layer is not None else None
         return a, np.asarray(b.to_numpy(scores), np.float32), np.asarray(b.to_numpy(classes), np.int64)
+
+
+class Outputs:
+    """Compiled forward pass ``x -> outputs[index]`` (the model's own output, squashing layers included)."""
+
+    def __init__(self, model: Any, index: int, *, compile: bool = True) -> None:
+        def body(call: Any, x: Any) -> Any:
+            with _quiet():
+                return _flat(call(x))[index]
+
+        self._backend = backend.get()
+        self._run = self._backend.compile_run(model, body, compile=compile)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``outputs[index]`` of one batch as float32."""
+        return np.asarray(self._backend.to_numpy(self._run(_tensor(x))), np.float32)

@@ -95,16 +95,17 @@ def _identity_call(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def logits_view(softmax: Any | None) -> Iterator[None]:
-    """Run the block with the model's output softmax removed (no-op when ``softmax`` is ``None``).
+def logits_view(squashes: Any) -> Iterator[None]:
+    """Run the block with the given output softmax/sigmoid layers removed (no-op for an empty tuple).
 
     Args:
-        softmax: An :class:`~convscope.attribution.facts.OutputSoftmax`: either a layer whose
-            ``activation`` is softmax (Dense/Conv; the activation is swapped for ``linear``), or a
-            ``Softmax`` / ``Activation('softmax')`` layer (its call returns its input).
+        squashes: :class:`~convscope.attribution.facts.OutputSoftmax` items (``None`` = one): each either
+            a layer whose ``activation`` is softmax/sigmoid (Dense/Conv; swapped for ``linear``), or a
+            ``Softmax`` / ``Activation`` layer (its call returns its input).
     """
+    items = [] if squashes is None else [squashes] if not isinstance(squashes, (tuple, list)) else squashes
     with ExitStack() as stack:
-        if softmax is not None:
+        for softmax in dict.fromkeys(s for s in items if s is not None):
             import keras
 
             layer = softmax.layer

@@ -40,6 +40,9 @@ class CamResult:
             no softmax detected) or ``"custom"`` (a callable target).
         upsample: How ``raw`` was brought to the input resolution: ``"grid"`` (the layer's receptive-field
             grid), ``"stretch"`` (bilinear over the whole image) or ``"none"`` (already at input size).
+        target: The target spec explained (``"top1"``, ``"class:3"``, ``"output:box[2]"``, ``"seg:1"``...).
+        explained: What ``targets`` index: ``"class"`` (class ids), ``"output NAME[...]"`` (flat element
+            of that output), ``"seg class K..."`` or ``"fn:..."``.
     """
 
     maps: np.ndarray
@@ -51,6 +54,8 @@ class CamResult:
     used_logits: bool
     score: str = "logit"
     upsample: str = "stretch"
+    target: str = "top1"
+    explained: str = "class"
 
     def __post_init__(self) -> None:
         for array in (self.maps, self.raw, self.scores):

@@ -33,7 +33,7 @@ class InputAttribution(Attribution):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``dS/dx``, scores, classes at ``x``, and the one-hot rows with top-1 classes resolved."""
         grad, scores, classes = self.input_gradients(x, plan.selection(), plan, facts)
-        sel = plan.selection(classes) if plan.fn is None else plan.selection()
+        sel = self.fixed_selection(x, plan, facts, classes)
         return grad, scores, classes, sel
 
     def weighted_gradients(
