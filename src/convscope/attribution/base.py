@@ -51,8 +51,8 @@ def check_gradients(grads: np.ndarray, where: str) -> None:
         raise AttributionError(
             f"the gradient of the target score with respect to {where} is zero everywhere for all "
             f"{len(grads)} images: the path from it to the model output is not differentiable (an argmax, "
-            "cast, rounding or stop_gradient inside the model?); choose a later layer, or "
-            "method='scorecam', which needs no gradients"
+            "cast, rounding or stop_gradient inside the model, or a class-token head that this layer's tokens "
+            "never reach?); choose another layer, or method='scorecam', which needs no gradients"
         )
     dead = np.flatnonzero(~grads.reshape(len(grads), -1).any(axis=1)).tolist()
     if dead:
@@ -335,7 +335,7 @@ class Attribution:
         )
         out = np.concatenate([engine(x[rows]) for rows in self.batches(len(x))])
         predicted = (out.argmax(axis=plan.axis) == plan.cls).reshape(len(x), -1).astype(np.float32)
-        empty = ~plan.sel.any(axis=1)
+        empty = np.logical_not(plan.sel.any(axis=1))
         return np.where(empty[:, None], predicted, plan.sel)
 
     def channel_axis(self, facts: ModelFacts) -> int:

@@ -172,18 +172,21 @@ class ModelFacts:
         found = [(p, size) for p in self.order[:end] if (size := self.spatial_size(p)) is not None]
         return found[::-1]
 
-    def _auto_token_layer(self, after: int) -> LayerNode | None:
-        """The token layer to explain when token layers follow the last spatial one (ViT-style), or ``None``.
+    def _auto_token_layer(self) -> LayerNode | None:
+        """The token layer to explain in a model with token layers (ViT-style), or ``None``.
 
         The patch tokens of the last block's output often do not reach a class-token head at all, so the
         layer chosen is the last token layer that runs before the last attention layer completes (the input
         of the last attention block, as pytorch-grad-cam advises for ViTs); without attention, the last one.
         """
         by_path = {n.path: n for n in self.tree}
-        tokens = [i for i, p in enumerate(self.order) if i > after and self._safe_grid(p) is not None]
+        tokens = [i for i, p in enumerate(self.order) if self._safe_grid(p) is not None]
         if not tokens:
             return None
-        attention = [i for i, p in enumerate(self.order) if "Attention" in by_path[p].class_name]
+        blocks = [n.path for n in self.tree if "Attention" in n.class_name]  # containers or leaves
+        attention = [
+            i for i, p in enumerate(self.order) if any(p == b or p.startswith(b + "/") for b in blocks)
+        ]
         if attention and any(i < attention[-1] for i in tokens):
             tokens = [i for i in tokens if i < attention[-1]]
         return by_path[self.order[tokens[-1]]]
@@ -225,7 +228,7 @@ class ModelFacts:
             for i, p in enumerate(self.order)
             if (size := self.spatial_size(p)) is not None and size[0] * size[1] > 1
         ]
-        tokens = self._auto_token_layer(candidates[-1][0] if candidates else -1)
+        tokens = self._auto_token_layer()
         if tokens is not None:
             return tokens
         if not candidates:

@@ -382,9 +382,11 @@ def plan_targets(
             valid range), a list of the wrong length, a region outside the image, a mask of the wrong
             size, ``seg:`` without a per-pixel output, a class target without a class output.
     """
-    if isinstance(outputs, tuple) and all(isinstance(d, (int, np.integer)) for d in outputs):
-        outputs = [OutputInfo("output", (), tuple(int(d) for d in outputs))]
-    infos = list(outputs)  # type: ignore[arg-type]
+    infos: list[OutputInfo] = (
+        [OutputInfo("output", (), tuple(int(d) for d in outputs))]  # type: ignore[arg-type]
+        if all(isinstance(d, (int, np.integer)) for d in outputs)
+        else [o for o in outputs if isinstance(o, OutputInfo)]
+    )
     spec = as_spec(target)
     if isinstance(spec, FunctionTarget):
         return TargetPlan(spec, "fn", -1, np.zeros((n, 1), np.float32), fn=spec.fn, describe=str(spec))

@@ -1,4 +1,5 @@
-"""Two finite numbers written ``A,B`` on a command line: the one parser of ``--range`` and ``--window``."""
+"""Finite numbers written ``A,B[,C,D]`` on a command line: the one parser of ``--range``, ``--window`` and
+``--region``."""
 
 from __future__ import annotations
 
@@ -28,3 +29,15 @@ def parse_pair(text: str, what: str, accepted: str) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):
         raise OptionError(f"{what} {text!r} is not finite; {accepted}")
     return a, b
+
+
+def parse_ints(text: str, count: int, what: str, accepted: str) -> tuple[int, ...]:
+    """Parse ``count`` comma-separated non-negative integers, e.g. ``"0,0,48,48"`` (spaces ignored).
+
+    Raises:
+        OptionError: Not exactly ``count`` integers, a negative one, or one longer than 9 digits.
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != count or not all(p.isdigit() and len(p) <= 9 for p in parts):
+        raise OptionError(f"{what} {str(text)[:80]!r} is not {count} non-negative integers; {accepted}")
+    return tuple(int(p) for p in parts)

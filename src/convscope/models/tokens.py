@@ -108,8 +108,8 @@ def token_grid(
                 f"{MAX_EXTRA_TOKENS} leading extra tokens); sizes that fit: {', '.join(fits[:3]) or f'H*W <= {t}'}"
             )
         return TokenGrid(h, w, extra, "given")
-    for h, w in model_grids:
-        if h * w > 1 and 0 <= t - h * w <= MAX_EXTRA_TOKENS:
+    for h, w in model_grids:  # (T, heads) outputs of attention projections are tokens, not grids
+        if h * w > 1 and t not in (h, w) and 0 <= t - h * w <= MAX_EXTRA_TOKENS:
             return TokenGrid(int(h), int(w), t - h * w, "model")
     for extra in (0, 1):
         side = _square(t - extra)

@@ -115,10 +115,29 @@ def _method(value: str) -> None:
     get_method(value)
 
 
+def _class(value: str) -> None:
+    from convscope.present.why import parse_target
+
+    parse_target(value, "--class")
+
+
 def _target(value: str) -> None:
     from convscope.present.why import parse_target
 
     parse_target(value)
+
+
+def _region(value: str) -> None:
+    from convscope.data.pairs import parse_ints
+    from convscope.present.why import REGION_HELP
+
+    parse_ints(value, 4, "--region", REGION_HELP)
+
+
+def _tokens(value: str) -> None:
+    from convscope.models.tokens import parse_tokens
+
+    parse_tokens(value)
 
 
 def _overlay(value: str) -> None:
@@ -420,8 +439,46 @@ ClassOpt = Annotated[
     typer.Option(
         "--class",
         metavar="IDX|top1",
+        callback=checked(_class),
+        help="Class index to explain, or top1 (default); same as --target class:IDX.",
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        metavar="SPEC",
         callback=checked(_target),
-        help="Class index to explain, or top1 (default).",
+        help="What to explain: top1 (default) | class:IDX | output:NAME | output:NAME[IDX] | "
+        "output:NAME[IDX,CLS] (multi-output models) | seg:CLS (per-pixel outputs; see --region, --mask).",
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        metavar="X0,Y0,X1,Y1",
+        callback=checked(_region),
+        help="For --target seg:CLS: sum the class over this box (input pixels; default: the pixels "
+        "predicted as CLS).",
+    ),
+]
+MaskOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--mask",
+        metavar="FILE.png",
+        help="For --target seg:CLS: sum the class over the nonzero pixels of this image (input or output size).",
+    ),
+]
+TokensOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokens",
+        metavar="HxW",
+        callback=checked(_tokens),
+        help="Grid of a token layer (N, T, C) when it is not found from the model, e.g. 14x14 "
+        "(leading class/register tokens are set aside).",
     ),
 ]
 FilterModeOpt = Annotated[

@@ -14,6 +14,7 @@ from convscope.present.cli_options import (
     InputsArg,
     InvertOpt,
     LayersOpt,
+    MaskOpt,
     MaxFiltersOpt,
     MaximizeChannelsOpt,
     MaximizeLayerOpt,
@@ -23,6 +24,7 @@ from convscope.present.cli_options import (
     OutDirOpt,
     ParamOpt,
     RangeOpt,
+    RegionOpt,
     SaveArraysOpt,
     SeedOpt,
     ShapeOpt,
@@ -30,6 +32,8 @@ from convscope.present.cli_options import (
     SliceOpt,
     StdOpt,
     StepsOpt,
+    TargetOpt,
+    TokensOpt,
     UnsafeOpt,
     VerboseOpt,
     WindowOpt,
@@ -48,7 +52,11 @@ def register(app: typer.Typer) -> None:
         inputs: InputsArg,
         method: MethodsOpt = None,
         layer: CamLayerOpt = None,
-        target: ClassOpt = None,
+        target: TargetOpt = None,
+        class_: ClassOpt = None,
+        region: RegionOpt = None,
+        mask: MaskOpt = None,
+        tokens: TokensOpt = None,
         out: OutDirOpt = default_out("cam"),
         save_arrays: SaveArraysOpt = False,
         value_range: RangeOpt = None,
@@ -65,12 +73,13 @@ def register(app: typer.Typer) -> None:
         """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
         base._setup(verbose)
         from convscope.attribution.api import get_method
+        from convscope.models.tokens import parse_tokens
         from convscope.present.run import preprocess_options, read_options, resolve_cli
-        from convscope.present.why import parse_target, run_cam
+        from convscope.present.why import cam_target, run_cam
 
         for name in method or ["gradcam"]:
             get_method(name)  # option errors answer before the model is loaded
-        parse_target(target)
+        goal = cam_target(target, class_, region, mask)
         preprocess_options(value_range, mean, std)
         shape = base._shape(input_shape)
         resolved = resolve_cli(
@@ -89,10 +98,11 @@ def register(app: typer.Typer) -> None:
             inputs,
             methods=method or ["gradcam"],
             layer=layer,
-            target=target,
+            target=goal,
             out=out,
             save_arrays=save_arrays,
             input_shape=shape,
+            tokens=parse_tokens(tokens),
         )
         for line in lines:
             typer.echo(line)

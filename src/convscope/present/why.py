@@ -9,26 +9,74 @@ folder next to the output folder, moved into place at the end).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convscope.errors import OptionError
+from convscope.errors import ConvscopeError, OptionError
 from convscope.store.output import OutputFolder, check_out
 
 log = logging.getLogger(__name__)
 
 
-def parse_target(text: str | None) -> Any:
-    """``top1``/``None`` -> ``"top1"``; ``"281"`` -> 281; anything else -> OptionError."""
-    if text is None or text.strip().lower() == "top1":
-        return "top1"
-    if re.fullmatch(r"-?[0-9]{1,18}", text.strip()):
-        return int(text)
-    raise OptionError(f"--class {text[:60]!r} is not valid; expected a class index such as 281, or top1")
+REGION_HELP = "write --region X0,Y0,X1,Y1 in input pixels (x1, y1 exclusive), e.g. --region 0,0,48,48"
+
+
+def parse_target(text: str | None, option: str = "--target") -> Any:
+    """The target grammar of :mod:`convscope.attribution.targets` (``None`` = ``top1``), as an OptionError.
+
+    ``--class`` takes a class index or ``top1`` only (it is a synonym of ``--target class:IDX``).
+    """
+    from convscope.attribution.targets import ClassTarget, Top1
+    from convscope.attribution.targets import parse_target as parse
+
+    try:
+        target = parse(text)
+    except ConvscopeError as err:
+        raise OptionError(str(err)) from None
+    if option == "--class" and not isinstance(target, (ClassTarget, Top1)):
+        raise OptionError(
+            f"--class {str(text)[:60]!r} is not valid; expected a class index such as 281, or top1"
+        )
+    return target
+
+
+def cam_target(
+    target: str | None, class_: str | None, region: str | None = None, mask: str | Path | None = None
+) -> Any:
+    """The one target of ``cam`` from ``--target``, ``--class``, ``--region`` and ``--mask`` (read here).
+
+    Raises:
+        OptionError: Both ``--target`` and ``--class`` given, both ``--region`` and ``--mask``, a region or
+            mask without a ``seg:`` target, a malformed spec or region.
+        InputError: The mask file is not a readable image.
+    """
+    from convscope.attribution.targets import SegTarget
+    from convscope.data.pairs import parse_ints
+
+    if target is not None and class_ is not None:
+        raise OptionError("give --target or --class, not both (--class IDX means --target class:IDX)")
+    spec = parse_target(class_, "--class") if class_ is not None else parse_target(target)
+    if region is not None and mask is not None:
+        raise OptionError("give --region or --mask, not both")
+    if (region is not None or mask is not None) and not isinstance(spec, SegTarget):
+        given = "--region" if region is not None else "--mask"
+        raise OptionError(f"{given} applies to --target seg:CLS only, not to --target {spec}")
+    if region is not None:
+        x0, y0, x1, y1 = parse_ints(region, 4, "--region", REGION_HELP)
+        if not (x0 < x1 and y0 < y1):
+            raise OptionError(f"--region {region!r} is empty: need x0 < x1 and y0 < y1; {REGION_HELP}")
+        return SegTarget(spec.cls, region=(x0, y0, x1, y1))
+    if mask is not None:
+        from convscope.data.read import read_image
+
+        values = np.asarray(read_image(mask))
+        if values.ndim == 3:
+            values = values[..., : min(3, values.shape[-1])].max(axis=-1)
+        return SegTarget(spec.cls, mask=values)
+    return spec
 
 
 def _protected(inputs: Sequence[Any], resolved: Any) -> list[Any]:
@@ -42,13 +90,17 @@ def run_cam(
     *,
     methods: Sequence[str],
     layer: str | None,
-    target: str | None,
+    target: Any,
     out: Path,
     save_arrays: bool,
     input_shape: tuple[int, ...] | None = None,
     alpha: float = 0.5,
+    tokens: tuple[int, int] | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines)."""
+    """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines).
+
+    ``target`` is any target form (a spec string, or a parsed target from :func:`cam_target`).
+    """
     from convscope.attribution import cam
     from convscope.attribution.api import get_method
     from convscope.models.resolve import resolve_model
@@ -56,7 +108,7 @@ def run_cam(
     from convscope.render import overlay
 
     classes = [get_method(m) for m in methods]  # bad names fail before any work
-    goal = parse_target(target)
+    goal = parse_target(target) if target is None or isinstance(target, str) else target
     resolved = resolve_model(model, input_shape=input_shape)
     protected = _protected(inputs, resolved)
     check_out(out, "cam", protected=protected)
@@ -64,7 +116,10 @@ def run_cam(
     results = {}
     for cls in classes:
         use_layer = None if cls.at_input else layer
-        results[cls.name] = cam(resolved.model, data.x, method=cls.name, layer=use_layer, target=goal)
+        extra = {"tokens": tokens} if tokens is not None else {}
+        results[cls.name] = cam(
+            resolved.model, data.x, method=cls.name, layer=use_layer, target=goal, **extra
+        )
     predictions = predict(resolved, data.x, 5)
     written: list[Path] = []
     lines: list[str] = []
@@ -82,7 +137,7 @@ def run_cam(
                     0,
                     cmap="magma",
                     alpha=alpha,
-                    layer=f"{method} @ {result.layer}  class {resolved.label(int(result.targets[i]))}",
+                    layer=f"{method} @ {result.layer}  {_explained(resolved, result, i)}",
                 )
                 target_path = stage / name / f"{method}.png"
                 target_path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +150,17 @@ def run_cam(
             np.savez(stage / "cam.npz", **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds vs allow_pickle
             written.append(out / "cam.npz")
     for method, result in results.items():
-        lines.append(f"{method}: layer {result.layer}, score = {result.score}")
+        lines.append(f"{method}: layer {result.layer}, target {result.target}, score = {result.score}")
     return written, lines
+
+
+def _explained(resolved: Any, result: Any, i: int) -> str:
+    """Caption text for what image ``i``'s map explains: the class name, or the target's description."""
+    if result.explained == "class":
+        return f"class {resolved.label(int(result.targets[i]))}"
+    if result.explained.startswith("seg"):
+        return f"{result.explained} ({resolved.label(int(result.targets[i]))})"
+    return result.explained
 
 
 def run_filters(model: Any, layers: Sequence[str], *, out: Path, mode: str, max_filters: int) -> list[Path]:

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from convscope.errors import ConvscopeError, InputError, LayerNotFound, OptionError
 from convscope.present.web.explorer import Explorer, Rendered, ViewOptions
 from convscope.present.web.gallery import ImageNotFound, UploadTooLarge
+from convscope.present.web.memory import IDLE_SECONDS, IdleTrim
 from convscope.present.web.plugins import ViewUnavailable
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     allowed_hosts: Sequence[str] = ("127.0.0.1", "localhost", "[::1]"),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    idle_seconds: float = IDLE_SECONDS,
 ) -> Starlette:
     """Build the ASGI app serving ``explorer``.
 
@@ -268,6 +270,7 @@ def create_app(
         body_timeout: An upload whose body has not fully arrived after this many seconds is answered 408.
         allowed_hosts: Accepted ``Host`` headers (guards a loopback server against DNS rebinding);
             ``("*",)`` accepts any.
+        idle_seconds: After this long without requests the caches are trimmed (:class:`IdleTrim`).
     """
     ex = explorer
 
@@ -368,5 +371,8 @@ def create_app(
         HTTPException: _http_error,
         Exception: _server_error,
     }
-    middleware = [Middleware(Guard, allowed_hosts=list(allowed_hosts))]
+    middleware = [
+        Middleware(Guard, allowed_hosts=list(allowed_hosts)),
+        Middleware(IdleTrim, trim=lambda: ex.idle_trim(), idle_seconds=idle_seconds),
+    ]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)

@@ -89,6 +89,19 @@ class LRUCache(Generic[K, V]):
                 self._bytes -= evicted_size
                 log.debug("%s cache: evicted %r", self.name, evicted)
 
+    def shrink(self, max_bytes: int) -> int:
+        """Evict least recently used entries until at most ``max_bytes`` are held; returns the bytes freed.
+
+        The bound itself (``max_bytes`` of the constructor) is unchanged: the cache may grow again.
+        """
+        freed = 0
+        with self._lock:
+            while self._bytes > max_bytes and self._data:
+                _, (_, size) = self._data.popitem(last=False)
+                self._bytes -= size
+                freed += size
+        return freed
+
     def discard(self, key: K) -> None:
         """Forget ``key`` if present."""
         with self._lock:

@@ -23,6 +23,7 @@ from convscope.present.web import plugins
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
 from convscope.present.web.layers import default_layer, layer_groups
+from convscope.present.web.memory import release_memory
 from convscope.present.web.views import (
     bare_mosaic,
     channel_stats,
@@ -368,6 +369,18 @@ class Explorer:
             )
 
         return self._pictures.get_or_compute(("filters", key), render)
+
+    def idle_trim(self, fraction: float = 0.125) -> int:
+        """Shrink the caches to ``fraction`` of their bounds and give the freed heap back (server idle).
+
+        Returns:
+            Bytes evicted.
+        """
+        caches: list[LRUCache[Any, Any]] = [self._acts, self._pictures, *self.gallery.caches()]
+        freed = sum(c.shrink(int(c.max_bytes * fraction)) for c in caches)
+        release_memory()
+        log.info("idle: trimmed the caches by %.1f MB", freed / 2**20)
+        return freed
 
     def cache_stats(self) -> list[dict[str, Any]]:
         """Sizes and hit counts of the caches (for ``/api/health``)."""

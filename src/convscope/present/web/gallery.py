@@ -15,6 +15,7 @@ to at most ``max_free_side`` pixels on its longer side.
 
 from __future__ import annotations
 
+import builtins
 import io
 import logging
 import os
@@ -342,6 +343,10 @@ class Gallery:
                 return prepare_image(img, self.spec, self.preprocess, label=entry.name)
 
         return self._decoded.get_or_compute(image_id, load)
+
+    def caches(self) -> builtins.list[LRUCache[Any, Any]]:
+        """The gallery's bounded caches (decoded images, thumbnails), for trimming when idle."""
+        return [self._decoded, self._thumbs]
 
     def thumbnail(self, image_id: str) -> bytes:
         """PNG of what the model sees for ``image_id`` (at model resolution)."""
