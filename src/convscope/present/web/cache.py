@@ -89,14 +89,15 @@ class LRUCache(Generic[K, V]):
                 self._bytes -= evicted_size
                 log.debug("%s cache: evicted %r", self.name, evicted)
 
-    def shrink(self, max_bytes: int) -> int:
-        """Evict least recently used entries until at most ``max_bytes`` are held; returns the bytes freed.
+    def shrink(self, max_bytes: int, keep: int = 1) -> int:
+        """Evict least recently used entries until at most ``max_bytes`` are held, always keeping the ``keep``
+        most recently used ones; returns the bytes freed.
 
         The bound itself (``max_bytes`` of the constructor) is unchanged: the cache may grow again.
         """
         freed = 0
         with self._lock:
-            while self._bytes > max_bytes and self._data:
+            while self._bytes > max_bytes and len(self._data) > keep:
                 _, (_, size) = self._data.popitem(last=False)
                 self._bytes -= size
                 freed += size

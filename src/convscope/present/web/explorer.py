@@ -370,8 +370,10 @@ class Explorer:
 
         return self._pictures.get_or_compute(("filters", key), render)
 
-    def idle_trim(self, fraction: float = 0.125) -> int:
+    def idle_trim(self, fraction: float = 1 / 32) -> int:
         """Shrink the caches to ``fraction`` of their bounds and give the freed heap back (server idle).
+
+        The most recent entry of each cache stays (the image and view on screen answer at once).
 
         Returns:
             Bytes evicted.
