@@ -283,3 +283,36 @@ def test_every_target_kind_equals_tensorflow_on_jax_and_torch(kinds, tmp_path):
             err = float(np.abs(a - b).max())
             assert err <= 1e-4 * scale, f"{key}: {backend} vs tensorflow max diff {err:.3g} (scale {scale:.3g})"
             np.testing.assert_allclose(results[backend][key + "|scores"], reference[key + "|scores"], rtol=1e-4, atol=1e-4)
+
+
+# -- the explorer ----------------------------------------------------------------------------------------
+def test_serve_explains_every_target_kind_and_refuses_bad_ones(files, tmp_path):
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from convscope.present.web.app import create_app
+    from convscope.present.web.server import build_explorer
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray((X[i] * 255).astype(np.uint8)).save(folder / f"p{i}.png")
+    for name, good, bad in [
+        ("segmenter", {"target": "seg:2", "region": "4,2,12,9"}, {"target": "seg:7", "says": "class 7"}),
+        ("twohead", {"target": "output:box[2]"}, {"target": "output:nope", "says": "no output named 'nope'"}),
+        ("tinyvit", {"target": "class:4"}, {"target": "class:40", "says": "class index 40 is out of range"}),
+    ]:
+        says = bad.pop("says")
+        explorer = build_explorer(str(files[name]), images=folder)
+        with TestClient(create_app(explorer), base_url="http://127.0.0.1") as client:
+            default = client.get("/api/cam", params={"image": "f0"})
+            assert default.status_code == 200, default.text
+            if name == "segmenter":  # the class predicted on most pixels (other than 0)
+                assert default.json()["spec"].startswith("seg:") and default.json()["explained"].startswith("seg")
+            meta = client.get("/api/cam", params={"image": "f0", **good})
+            assert meta.status_code == 200, meta.text
+            assert meta.json()["spec"] == (good["target"] + (" region 4,2,12,9" if "region" in good else ""))
+            assert client.get("/api/cam.png", params={"image": "f1", **good}).content[:8] == b"\x89PNG\r\n\x1a\n"
+            refused = client.get("/api/cam", params={"image": "f0", **bad})
+            assert 400 <= refused.status_code < 500 and says in refused.json()["error"], refused.text
+            assert client.get("/api/model").status_code == 200  # and it keeps serving

@@ -330,8 +330,8 @@ def create_app(
 
     async def cam_of(request: Request) -> Rendered:
         image, method = _param(request, "image"), _optional(request, "method") or "gradcam"
-        target = _int(request, "target") if request.query_params.get("target") else None
-        return await run_in_threadpool(ex.cam, image, method, target)
+        target, region = _optional(request, "target"), _optional(request, "region")
+        return await run_in_threadpool(ex.cam, image, method, target, region)
 
     async def cam(request: Request) -> JSONResponse:
         return JSONResponse((await cam_of(request)).meta)

@@ -316,30 +316,39 @@ class Explorer:
 
         return self._pictures.get_or_compute(("channel", image_id, key, channel, cmap_name, alpha), render)
 
-    def cam(self, image_id: str, method: str = "gradcam", target: int | None = None) -> Rendered:
+    def cam(
+        self, image_id: str, method: str = "gradcam", target: str | None = None, region: str | None = None
+    ) -> Rendered:
         """The class-activation map over the input picture (needs :mod:`convscope.attribution`).
 
         Args:
             image_id: The image.
             method: An attribution method (see :func:`~convscope.present.web.plugins.cam_methods`).
-            target: Class to explain; ``None`` = the predicted class.
+            target: A target spec (``"281"``, ``"class:281"``, ``"output:box[2]"``, ``"seg:1"``...); ``None``
+                = the predicted class, or for a segmentation model the class predicted on most pixels.
+            region: ``X0,Y0,X1,Y1`` for a ``seg:`` target.
         """
-        if target is not None and self.class_names and not 0 <= target < len(self.class_names):
-            raise OptionError(
-                f"target class {target} is out of range: valid are 0..{len(self.class_names) - 1}"
-            )
+        goal = plugins.cam_target(target, region)
 
         def render() -> Rendered:
             prepared = self.gallery.prepared(image_id)
+            chosen = goal if goal is not None else self._default_target(image_id)
             with self._forward:
-                heat, facts = plugins.cam_map(self.model, prepared.x, method, target)
+                heat, facts = plugins.cam_map(self.model, prepared.x, method, chosen)
             cls = facts.get("target")
+            explained = facts.get("explained", "class")
             name = (
                 self.class_names[cls]
                 if self.class_names and cls is not None and 0 <= cls < len(self.class_names)
                 else cls
             )
-            label = f"{method} @ {facts.get('layer') or '?'}" + ("" if cls is None else f" for class {name}")
+            what = (
+                f" for class {name}"
+                if explained == "class" and cls is not None
+                else f" for {explained}"
+                + (f" ({name})" if explained.startswith("seg") and name is not None else "")
+            )
+            label = f"{method} @ {facts.get('layer') or '?'}{what}"
             picture = overlay(
                 prepared.display, np.asarray(heat, np.float32)[..., None], 0, layer=label, caption=False
             )  # the page writes the caption and colorbar as text
@@ -354,7 +363,19 @@ class Explorer:
                 },
             )
 
-        return self._pictures.get_or_compute(("cam", image_id, method, target), render)
+        return self._pictures.get_or_compute(("cam", image_id, method, str(goal)), render)
+
+    def _default_target(self, image_id: str) -> Any:
+        """``None`` (top-1) for a model with a class output; for a per-pixel output ``(H, W, K)``, ``seg:`` the
+        class predicted on most pixels other than class 0 (class 0 when nothing else is predicted)."""
+        out = self.activations(image_id).get(self._output_key) if self._output_key else None
+        if out is None or np.ndim(out) != 3:  # per image, no batch axis: (H, W, K)
+            return None
+        per_pixel = np.asarray(out)
+        axis = 0 if self.data_format == "channels_first" else -1
+        counts = np.bincount(per_pixel.argmax(axis=axis).ravel(), minlength=per_pixel.shape[axis])
+        counts[0] = 0 if counts[1:].any() else counts[0]
+        return plugins.cam_target(f"seg:{int(counts.argmax())}")
 
     def filters(self, key: str) -> Rendered:
         """The filters of a conv layer (needs :mod:`convscope.render.filters`)."""

@@ -62,20 +62,48 @@ def cam_methods() -> list[str]:
     return list(DEFAULT_CAM_METHODS)
 
 
-def cam_map(
-    model: Any, x: np.ndarray, method: str, target: int | None = None
-) -> tuple[np.ndarray, dict[str, Any]]:
+def cam_target(text: str | None, region: str | None = None) -> Any:
+    """A target of the attribution grammar from the ``target`` and ``region`` query parameters.
+
+    ``None`` stays ``None`` (the explorer picks a default for the model); a class index (``"281"``),
+    ``top1``, ``class:IDX``, ``output:NAME[...]`` and ``seg:CLS`` are accepted; ``region`` is
+    ``X0,Y0,X1,Y1`` in input pixels for ``seg:``.
+
+    Raises:
+        OptionError: A malformed target or region, or a region without ``seg:``.
+        ViewUnavailable: :mod:`convscope.attribution` is missing.
+    """
+    if text is None and region is None:
+        return None
+    targets = importlib.import_module(f"{_module('cam').__name__}.targets")
+    from convscope.data.pairs import parse_ints
+
+    if text is not None and len(text) > 200:
+        raise OptionError(f"target {text[:40]!r}... is too long (at most 200 characters)")
+    box = None
+    if region is not None:
+        box = parse_ints(
+            region, 4, "region", "write region=X0,Y0,X1,Y1 in input pixels, e.g. region=0,0,48,48"
+        )
+    try:
+        return targets.parse_target(text, region=box)
+    except ConvscopeError as err:
+        raise OptionError(str(err)) from None
+
+
+def cam_map(model: Any, x: np.ndarray, method: str, target: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The class-activation map ``(H, W)`` of one sample ``x`` (no batch axis) and facts about it.
 
     Args:
         model: The Keras model.
         x: One preprocessed sample.
         method: One of :func:`cam_methods`.
-        target: Class to explain; ``None`` = the top-1 class.
+        target: Any target of :mod:`convscope.attribution.targets` (see :func:`cam_target`); ``None`` =
+            the top-1 class.
 
     Returns:
         ``(map, facts)``; facts hold ``method``, and when the result tells them ``layer``, ``target``,
-        ``score`` and ``score_kind``.
+        ``score``, ``score_kind``, ``spec`` and ``explained``.
 
     Raises:
         ViewUnavailable: :mod:`convscope.attribution` is missing.
@@ -88,7 +116,7 @@ def cam_map(
         )
     kwargs: dict[str, Any] = {"method": method}
     if target is not None:
-        kwargs["target"] = int(target)
+        kwargs["target"] = target
     result = _module("cam").cam(model, np.asarray(x)[None], **kwargs)
     maps = np.asarray(getattr(result, "maps", result))
     facts: dict[str, Any] = {"method": method, "layer": getattr(result, "layer", None)}
@@ -99,6 +127,8 @@ def cam_map(
     if scores is not None and np.size(scores):
         facts["score"] = float(np.asarray(scores).reshape(-1)[0])
         facts["score_kind"] = getattr(result, "score", None)
+    facts["spec"] = str(getattr(result, "target", "top1"))
+    facts["explained"] = str(getattr(result, "explained", "class"))
     return (maps[0] if maps.ndim == 3 else maps), facts
 
 

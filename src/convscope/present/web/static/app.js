@@ -81,10 +81,16 @@ async function drawPane(which) {
   let info = null;
   let text;
   if (view === "cam") {
-    const params = { image, method: $("#cam-method").value, target: state.camTarget };
+    const typed = $("#cam-target").value.trim();
+    const params = { image, method: $("#cam-method").value };
+    const target = typed || (state.camTarget ?? "");
+    if (target !== "") params.target = target;
+    if ($("#cam-region").value.trim()) params.region = $("#cam-region").value.trim();
     info = await getJSON("/api/cam", params);
     src = url("/api/cam.png", params);
-    text = `${info.method} at ${info.layer || "?"} explaining class ${info.class_name ?? "?"}` +
+    const what = (info.explained || "class") === "class" ? `class ${info.class_name ?? "?"}` : `${info.explained}` +
+      (String(info.explained).startsWith("seg") && info.class_name != null ? ` (${info.class_name})` : "");
+    text = `${info.method} at ${info.layer || "?"} explaining ${what}` +
       (info.score === undefined ? "" : ` (${info.score_kind || "score"} ${fmt(info.score)})`) +
       " · click a predicted class to explain it instead";
   } else if (view === "filters") {
@@ -148,6 +154,7 @@ function pickLayer(key) {
 
 function explainClass(index) {
   state.camTarget = index;
+  $("#cam-target").value = "";
   state.view = "cam";
   updateTabs();
   redraw();
@@ -244,7 +251,7 @@ async function refreshImages() {
 
 // -- wiring ---------------------------------------------------------------------------------------------------
 function wire() {
-  for (const id of ["#norm", "#cmap", "#count", "#list", "#cam-method"]) $(id).addEventListener("change", redraw);
+  for (const id of ["#norm", "#cmap", "#count", "#list", "#cam-method", "#cam-target", "#cam-region"]) $(id).addEventListener("change", redraw);
   $("#slice").addEventListener("input", () => pickImage(`${baseOf(state.image)}~${$("#slice").value}`));
   $("#order").addEventListener("change", () => {
     $("#list").hidden = $("#order").value !== "list";
