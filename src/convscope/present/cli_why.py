@@ -10,6 +10,7 @@ from convscope.present.cli_options import (
     ClassOpt,
     Command,
     CustomObjectsOpt,
+    EvaluateOpt,
     FilterModeOpt,
     InputsArg,
     InvertOpt,
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         target: ClassOpt = None,
         out: OutDirOpt = default_out("cam"),
         save_arrays: SaveArraysOpt = False,
+        evaluate: EvaluateOpt = False,
         value_range: RangeOpt = None,
         mean: MeanOpt = None,
         std: StdOpt = None,
@@ -62,7 +64,10 @@ def register(app: typer.Typer) -> None:
         custom_objects: CustomObjectsOpt = None,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
+        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png.
+
+        With --evaluate, how faithful the maps are: a table, DIR/evaluation.json and DIR/evaluation.png.
+        """
         base._setup(verbose)
         from convscope.attribution.api import get_method
         from convscope.present.run import preprocess_options, read_options, resolve_cli
@@ -93,6 +98,7 @@ def register(app: typer.Typer) -> None:
             out=out,
             save_arrays=save_arrays,
             input_shape=shape,
+            evaluate=evaluate,
         )
         for line in lines:
             typer.echo(line)
