@@ -26,7 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 PREFIX = "BENCH-RESULT "
-BENCHES = ["grid", "probe_overhead", "batch64", "memory", "cli_help", "callback", "scan", "serve", "cam", "maximize", "abuse"]
+BENCHES = ["grid", "probe_overhead", "batch64", "memory", "cli_help", "callback", "scan", "serve", "cam", "maximize", "abuse", "evaluate"]
 TITLES = {
     "grid": "1. Every conv layer of one image to a PNG grid (bench_grid.py)",
     "probe_overhead": "2. Probe overhead vs a compiled forward pass (bench_probe_overhead.py)",
@@ -39,6 +39,7 @@ TITLES = {
     "cam": "9. Grad-CAM on 64 MNIST digits vs tf-keras-vis and vs a compiled forward+backward (bench_cam.py)",
     "maximize": "10. Activation maximization: 64 channels as one batch vs one channel (bench_maximize.py)",
     "abuse": "11. `convscope serve` under abuse: 50 clients x 60 s of views, uploads, hostile requests (bench_abuse.py)",
+    "evaluate": "12. Faithfulness metrics of 64 digits x 3 methods vs the bare compiled forward passes (bench_evaluate.py)",
 }
 TIMEOUTS = {"memory": 1800}
 NOTES_BEGIN, NOTES_END = "<!-- NOTES -->", "<!-- /NOTES -->"
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     failed = []
     for name in names:
-        extra = ["--quick"] if args.quick and name in {"grid", "probe_overhead", "batch64", "scan", "cam", "maximize", "abuse"} else []
+        extra = ["--quick"] if args.quick and name in {"grid", "probe_overhead", "batch64", "scan", "cam", "maximize", "abuse", "evaluate"} else []
         r = run_one(name, extra)
         if r is None:
             failed.append(name)

@@ -434,6 +434,14 @@ MethodsOpt = Annotated[
         "(aliases such as gradcam++ accepted); repeatable. Default: gradcam.",
     ),
 ]
+EvaluateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--evaluate",
+        help="Also measure how faithful the maps are (deletion/insertion AUC, ROAD, Average Drop) beside "
+        "random maps: prints a table, writes evaluation.json and evaluation.png.",
+    ),
+]
 ClassOpt = Annotated[
     str | None,
     typer.Option(

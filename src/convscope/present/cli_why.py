@@ -10,6 +10,7 @@ from convscope.present.cli_options import (
     ClassOpt,
     Command,
     CustomObjectsOpt,
+    EvaluateOpt,
     FilterModeOpt,
     InputsArg,
     InvertOpt,
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
         tokens: TokensOpt = None,
         out: OutDirOpt = default_out("cam"),
         save_arrays: SaveArraysOpt = False,
+        evaluate: EvaluateOpt = False,
         value_range: RangeOpt = None,
         mean: MeanOpt = None,
         std: StdOpt = None,
@@ -70,7 +72,10 @@ def register(app: typer.Typer) -> None:
         custom_objects: CustomObjectsOpt = None,
         verbose: VerboseOpt = False,
     ) -> None:
-        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png."""
+        """Class-activation maps / saliency overlaid on each input: DIR/INPUT/METHOD.png.
+
+        With --evaluate, how faithful the maps are: a table, DIR/evaluation.json and DIR/evaluation.png.
+        """
         base._setup(verbose)
         from convscope.attribution.api import get_method
         from convscope.models.tokens import parse_tokens
@@ -103,6 +108,7 @@ def register(app: typer.Typer) -> None:
             save_arrays=save_arrays,
             input_shape=shape,
             tokens=parse_tokens(tokens),
+            evaluate=evaluate,
         )
         for line in lines:
             typer.echo(line)

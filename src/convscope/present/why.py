@@ -8,6 +8,7 @@ folder next to the output folder, moved into place at the end).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -96,10 +97,14 @@ def run_cam(
     input_shape: tuple[int, ...] | None = None,
     alpha: float = 0.5,
     tokens: tuple[int, int] | None = None,
+    evaluate: bool = False,
 ) -> tuple[list[Path], list[str]]:
     """Attribution maps overlaid on each input: ``out/<input>/<method>.png``; returns (paths, summary lines).
 
-    ``target`` is any target form (a spec string, or a parsed target from :func:`cam_target`).
+    ``target`` is any target form (a spec string, or a parsed target from :func:`cam_target`). With
+    ``evaluate`` the maps' faithfulness is measured too (:func:`convscope.attribution.evaluate`, default
+    settings, all methods against one random-map baseline): ``out/evaluation.json`` (every number, per image)
+    and ``out/evaluation.png`` (mean curves), and the summary lines end with the table.
     """
     from convscope.attribution import cam
     from convscope.attribution.api import get_method
@@ -109,6 +114,12 @@ def run_cam(
 
     classes = [get_method(m) for m in methods]  # bad names fail before any work
     goal = parse_target(target) if target is None or isinstance(target, str) else target
+    if evaluate:  # missing packages answer before any work
+        from convscope.attribution.perturb import require_scipy
+        from convscope.present.evaluation import require_plotting
+
+        require_plotting()
+        require_scipy()
     resolved = resolve_model(model, input_shape=input_shape)
     protected = _protected(inputs, resolved)
     check_out(out, "cam", protected=protected)
@@ -121,6 +132,11 @@ def run_cam(
             resolved.model, data.x, method=cls.name, layer=use_layer, target=goal, **extra
         )
     predictions = predict(resolved, data.x, 5)
+    evaluation = None
+    if evaluate:
+        from convscope.attribution import evaluate as measure
+
+        evaluation = measure(resolved.model, data.x, list(results.values()))
     written: list[Path] = []
     lines: list[str] = []
     with OutputFolder(out, "cam", protected=protected) as stage:
@@ -149,8 +165,19 @@ def run_cam(
             arrays.update({f"{m}_raw": np.asarray(r.raw) for m, r in results.items()})
             np.savez(stage / "cam.npz", **arrays)  # type: ignore[arg-type]  # numpy stub: **kwds vs allow_pickle
             written.append(out / "cam.npz")
+        if evaluation is not None:
+            from convscope.present.evaluation import evaluation_png
+
+            report = {"model": resolved.name, "inputs": list(data.names), **evaluation.to_json()}
+            (stage / "evaluation.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            (stage / "evaluation.png").write_bytes(evaluation_png(evaluation))
+            written += [out / "evaluation.json", out / "evaluation.png"]
     for method, result in results.items():
         lines.append(f"{method}: layer {result.layer}, target {result.target}, score = {result.score}")
+    if evaluation is not None:
+        from convscope.present.evaluation import format_evaluation
+
+        lines += format_evaluation(evaluation)
     return written, lines
 
 
