@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,16 +46,27 @@ def _check_options(
 
 
 def describe_output(
-    out: np.ndarray, class_names: Sequence[str] | None, k: int = 3
+    out: np.ndarray | Mapping[str, np.ndarray], class_names: Sequence[str] | None, k: int = 3
 ) -> tuple[str, tuple[tuple[str, float], ...]]:
     """One line about one sample's model output, and its top-``k`` ``(label, value)`` if it is a vector.
 
-    The words and numbers come from :func:`convscope.models.predictions.top_classes`, as on every surface.
-    """
-    from convscope.models.predictions import top_classes
+    ``out`` is the output, or ``{head: output}`` for a model with several outputs (then the line names
+    every head, and the table holds the first head's classes, ``"head: label"``).
 
-    pred = top_classes(out, class_names, k)
-    return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    The words and numbers come from :mod:`convscope.models.predictions`, as on every surface.
+    """
+    from convscope.models.predictions import head_predictions, top_classes
+
+    if not isinstance(out, Mapping):
+        pred = top_classes(out, class_names, k)
+        return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    heads = head_predictions(out, class_names, k)
+    if len(heads) == 1:
+        pred = next(iter(heads.values()))
+        return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    line = "; ".join(f"{name}: {pred.headline()}" for name, pred in heads.items())
+    first, pred = next(iter(heads.items()))
+    return line, tuple((f"{first}: {s.label()}", s.value) for s in pred.top)
 
 
 def shrink(act: np.ndarray, data_format: str, limit: int | None) -> tuple[np.ndarray, int]:
@@ -124,26 +135,35 @@ def _layer_entries(
     workers: int,
     fmt: str,
     render_args: tuple[Any, ...],
-    outputs: list[np.ndarray],
+    outputs: list[dict[str, np.ndarray]],
 ) -> tuple[LayerEntry, ...]:
     """Probe ``x`` batch by batch and render every (layer, input) grid in a thread pool.
 
-    The model's outputs are appended to ``outputs`` (one array per input).
+    The model's outputs are appended to ``outputs`` (one ``{head: array}`` per input).
     """
     from convscope.models.keys import ActivationKey
+    from convscope.present.maps import layer_views
     from convscope.probe.extractor import Extractor
 
+    views: dict[str, Any] | None = None
     grids: dict[str, list[Picture]] = {}
     shown: dict[str, int] = {}
     factors: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for rows, batch in extractor.iter_batches(x, batch_size):
-            out = batch.pop(Extractor.OUTPUT_KEY, None)
-            if out is not None:
-                outputs.extend(np.array(out[i]) for i in range(len(out)))
+            heads = Extractor.heads(batch)
+            for key in [k for k in batch if Extractor.is_output(k)]:
+                del batch[key]  # the model's outputs are not layer maps
+            outputs.extend(
+                {name: np.array(value[i]) for name, value in heads.items()}
+                for i in range(rows.stop - rows.start)
+                if heads
+            )
+            if views is None:  # token layers (T, C) are drawn as h x w maps, as maps and serve draw them
+                views = layer_views(extractor.model, batch)
             jobs = [
-                (key, pool.submit(_render, value[i], key, fmt, *render_args))
+                (key, pool.submit(_render, *_drawn(value[i], key, fmt, views.get(key)), *render_args))
                 for i in range(rows.stop - rows.start)
                 for key, value in batch.items()
             ]
@@ -167,6 +187,13 @@ def _layer_entries(
         )
         for j, (key, pics) in enumerate(grids.items())
     )
+
+
+def _drawn(act: np.ndarray, key: str, fmt: str, view: Any) -> tuple[np.ndarray, str, str]:
+    """``(activation, label, data format)`` as drawn: a token layer as its ``(h, w, C)`` maps."""
+    if view is None:
+        return act, key, fmt
+    return view.to_maps(act), f"{key}: {view.describe()}", "channels_last"
 
 
 @dataclass(frozen=True)
@@ -259,7 +286,7 @@ def build_report(
     info = resolved.info
     fmt = resolved.data_format
     n = len(data.names)
-    outputs: list[np.ndarray] = []
+    outputs: list[dict[str, np.ndarray]] = []
     layer_entries = _layer_entries(
         extractor,
         data.x,
