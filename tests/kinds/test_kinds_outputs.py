@@ -24,6 +24,7 @@ def test_per_pixel_classes_are_ranked_by_the_pixels_they_win():
     assert [s.value for s in pred.top] == pytest.approx([14 / 20, 5 / 20, 1 / 20])
     assert pred.headline() == "mostly 2 car (70.0% of pixels)" and pred.shape == (4, 5, 3)
     assert top_classes(np.zeros((4, 5, 1))).kind == "none"  # one channel: a mask, shown by its range
+    assert top_classes(np.zeros((7, 7, 512))).kind == "none"  # a backbone's feature map, not 512 classes
 
 
 def test_heads_keep_their_order_and_class_names_go_where_they_fit():

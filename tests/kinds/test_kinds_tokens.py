@@ -69,7 +69,7 @@ def test_the_vit_token_layers_and_their_grid(kinds):
     view = views["block0_out"]
     assert view.tokens == TokenGrid(8, 8, 1, "model") and views["patches"].tokens.extra == 0
     assert view.origin == "patch_embed" and view.grid.step == (4, 4) and view.grid.start == (1.5, 1.5)
-    assert "1 extra token set aside" in view.describe()
+    assert view.describe() == "65 tokens as 8x8 maps, 1 extra token set aside, on patch_embed's grid"
 
 
 def test_maps_draws_a_token_layer_as_the_keras_output_on_its_grid(capsys, tmp_path, kinds):
@@ -98,8 +98,8 @@ def test_maps_draws_a_token_layer_as_the_keras_output_on_its_grid(capsys, tmp_pa
     arrays = np.load(out / "activations.npz")
     np.testing.assert_allclose(arrays["block1_out"], ref, atol=ATOL, rtol=0)  # the raw tokens are saved as is
     grid = TokenGrid(8, 8, 1).to_grid(ref)[0]  # (8, 8, 16): what the picture must show
-    label = "block1_out: 65 tokens as 8x8 maps (1 extra token set aside), on patch_embed's grid"
-    expected = render_activation(grid, layer=label)
+    notes = ["65 tokens as 8x8 maps", "1 extra token set aside", "on patch_embed's grid"]
+    expected = render_activation(grid, layer="block1_out", notes=notes)
     drawn = np.asarray(Image.open(out / "im0" / "block1_out.png").convert("RGB"))
     same_picture(drawn, np.asarray(expected.image))
     assert expected.kind == "2d" and expected.shape == (8, 8, 16)
@@ -138,8 +138,8 @@ def test_tokens_option_that_fits_no_token_count_is_one_line(capsys, tmp_path, ki
     ref = reference(k.model, pixels(image), k.model.get_layer("block0_out"))
     expected = render_activation(
         TokenGrid(14, 14, 1).to_grid(ref)[0],
-        layer="block0_out: 197 tokens as 14x14 maps (--tokens) (1 extra token set aside), "
-        "on patch_embed's grid",
+        layer="block0_out",
+        notes=["197 tokens as 14x14 maps (--tokens)", "1 extra token set aside", "on patch_embed's grid"],
     )
     same_picture(
         np.asarray(Image.open(tmp_path / "given" / "im0" / "block0_out.png").convert("RGB")),

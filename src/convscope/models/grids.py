@@ -208,13 +208,19 @@ class TokenView:
             return self.tokens.to_grid(arr[None])[0]
         return self.tokens.to_grid(arr)
 
-    def describe(self) -> str:
-        """``"65 tokens as 8x8 maps (1 extra token set aside), placed on patch_embed's grid"``."""
+    def notes(self) -> list[str]:
+        """Caption fields: ``["65 tokens as 8x8 maps", "1 extra token set aside", "on patch_embed's grid"]``."""
         t = self.tokens
-        extra = f" ({t.extra} extra token{'s' if t.extra != 1 else ''} set aside)" if t.extra else ""
-        where = f", on {self.origin}'s grid" if self.grid is not None and self.origin else ", stretched"
         how = {"given": " (--tokens)", "square": " (square)"}.get(t.source, "")
-        return f"{t.n_tokens} tokens as {t.h}x{t.w} maps{how}{extra}{where}"
+        fields = [f"{t.n_tokens} tokens as {t.h}x{t.w} maps{how}"]
+        if t.extra:
+            fields.append(f"{t.extra} extra token{'s' if t.extra != 1 else ''} set aside")
+        fields.append(f"on {self.origin}'s grid" if self.grid is not None and self.origin else "stretched")
+        return fields
+
+    def describe(self) -> str:
+        """``"65 tokens as 8x8 maps, 1 extra token set aside, on patch_embed's grid"``."""
+        return ", ".join(self.notes())
 
 
 def _spatial_rows(table: ModelInfo, data_format: str) -> list[tuple[int, LayerInfo, tuple[int, int]]]:

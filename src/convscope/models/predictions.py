@@ -3,8 +3,8 @@
 One rule decides how an output vector is shown, for every surface (CLI, report, explorer, API): a vector
 of non-negative numbers that sums to 1 (within :data:`SUM_TOLERANCE`) is a probability distribution and is
 shown in percent; any other vector is a raw score (a logit, a regression value) and is shown as a number.
-A per-pixel output ``(H, W, K)`` with ``K >= 2`` (segmentation logits or probabilities) is shown as the
-classes that win most pixels (``"2 (45.0% of pixels)"``); any other tensor by its shape and range.
+A per-pixel output ``(H, W, K)`` (or ``(D, H, W, K)``) with ``2 <= K <=`` :data:`MAX_PIXEL_CLASSES`
+(segmentation logits or probabilities) is shown as the classes that win most pixels (``"2 (45.0% of pixels)"``); any other tensor by its shape and range.
 
 A model with several outputs (a dict or list: ``{"cls": ..., "box": ...}``) has one prediction per head
 (:func:`head_predictions`); its first declared output is the one a single line speaks of.
@@ -26,6 +26,8 @@ import numpy as np
 
 #: How far from 1 the sum of a vector may be for it to count as probabilities.
 SUM_TOLERANCE = 1e-3
+#: A per-pixel output with more channels than this is a feature map (a headless backbone), not classes.
+MAX_PIXEL_CLASSES = 256
 
 Kind = Literal["probability", "score", "pixels", "none"]
 
@@ -55,7 +57,7 @@ class Prediction:
 
     Attributes:
         kind: ``"probability"``, ``"score"`` (a vector that is not a distribution, shown raw: no softmax is
-            invented for logits), ``"pixels"`` (a per-pixel class output ``(..., K)``: each class's value
+            invented for logits), ``"pixels"`` (a per-pixel class output ``(H, W, K)``: each class's value
             is the fraction of positions where it is the highest), or ``"none"`` (any other tensor).
         top: The ``k`` highest classes, best first (empty when ``kind`` is ``"none"``).
         shape: Shape of the output of this one input.
@@ -131,7 +133,7 @@ def is_distribution(rows: np.ndarray) -> np.ndarray:
 def output_kind(row: np.ndarray) -> Kind:
     """How one input's output is shown: ``probability``, ``score``, ``pixels`` or ``none`` (see the module doc)."""
     arr = np.asarray(row, dtype=np.float64)
-    if arr.ndim >= 2 and arr.shape[-1] >= 2 and arr.size > 0:
+    if arr.ndim in (3, 4) and 2 <= arr.shape[-1] <= MAX_PIXEL_CLASSES and arr.size > 0:  # (H, W, K)
         return "pixels"
     if arr.ndim != 1 or arr.size < 1:
         return "none"
@@ -199,6 +201,7 @@ def head_predictions(
 
 
 __all__ = [
+    "MAX_PIXEL_CLASSES",
     "SUM_TOLERANCE",
     "ClassScore",
     "Prediction",

@@ -103,13 +103,14 @@ def _render_one(
 ) -> list[tuple[str, bytes]]:
     from convscope.render import overlay, render_activation
 
-    label = key
-    if (
-        view is not None
-    ):  # a token layer (T, C) drawn as h x w maps, channels last whatever the model's format
-        act, label, data_format = view.to_maps(act), f"{key}: {view.describe()}", "channels_last"
+    label, notes = key, []
+    if view is not None:  # a token layer (T, C): h x w maps, channels last whatever the model's format
+        act, notes, data_format = view.to_maps(act), view.notes(), "channels_last"
+        label = f"{key} ({view.tokens.h}x{view.tokens.w} token maps)"
         grid = view.grid.placement if view.grid is not None else None
-    picture = render_activation(act, layer=label, data_format=data_format, **options.render_kwargs())
+    picture = render_activation(
+        act, layer=key, data_format=data_format, notes=notes, **options.render_kwargs()
+    )
     files = [(f"{slug(key)}.png", picture.to_png())]
     if options.overlay is not None and display is not None and act.ndim == 3:
         spatial = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act

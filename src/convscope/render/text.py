@@ -103,18 +103,11 @@ def draw_text(
 def wrap_fields(fields: list[str], width: int, gap: str = "  ") -> list[str]:
     """Greedily join ``fields`` with ``gap`` into lines no wider than ``width`` pixels.
 
-    A single field wider than ``width`` is broken at its spaces over several lines (a word wider than
-    ``width`` is clipped when drawn).
+    A single field wider than ``width`` gets a line of its own (it will be clipped when drawn).
     """
     lines: list[str] = []
     current = ""
     for field in (f for f in fields if f):
-        if text_width(field) > width and " " in field.strip():
-            if current:
-                lines.append(current)
-            *whole, current = _wrap_words(field, width)
-            lines += whole
-            continue
         trial = f"{current}{gap}{field}" if current else field
         if current and text_width(trial) > width:
             lines.append(current)
@@ -124,17 +117,3 @@ def wrap_fields(fields: list[str], width: int, gap: str = "  ") -> list[str]:
     if current:
         lines.append(current)
     return lines or [""]
-
-
-def _wrap_words(text: str, width: int) -> list[str]:
-    """``text`` broken at spaces into lines no wider than ``width`` pixels (a longer word stands alone)."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        trial = f"{current} {word}" if current else word
-        if current and text_width(trial) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = trial
-    return [*lines, current] if current else lines or [""]

@@ -103,6 +103,7 @@ def _render(
     channels: Any,
     max_channels: int,
     max_map_size: int | None,
+    notes: Sequence[str] = (),
 ) -> tuple[Picture, int, int]:
     from convscope.render import render_activation
 
@@ -116,6 +117,7 @@ def _render(
         cmap=cmap,
         channels=channels,
         max_channels=max_channels,
+        notes=notes,
     )
     picture = Picture.from_grid(grid)
     if factor > 1:  # the picture's numbers are of the block means: state the layer's own too
@@ -134,7 +136,7 @@ def _layer_entries(
     batch_size: int,
     workers: int,
     fmt: str,
-    render_args: tuple[Any, ...],
+    render_args: tuple[str, str, Any, int, int | None],
     outputs: list[dict[str, np.ndarray]],
 ) -> tuple[LayerEntry, ...]:
     """Probe ``x`` batch by batch and render every (layer, input) grid in a thread pool.
@@ -162,11 +164,11 @@ def _layer_entries(
             )
             if views is None:  # token layers (T, C) are drawn as h x w maps, as maps and serve draw them
                 views = layer_views(extractor.model, batch)
-            jobs = [
-                (key, pool.submit(_render, *_drawn(value[i], key, fmt, views.get(key)), *render_args))
-                for i in range(rows.stop - rows.start)
-                for key, value in batch.items()
-            ]
+            jobs = []
+            for i in range(rows.stop - rows.start):
+                for key, value in batch.items():
+                    act, _, layout, notes = _drawn(value[i], key, fmt, views.get(key))
+                    jobs.append((key, pool.submit(_render, act, key, layout, *render_args, notes)))
             shapes.update({key: tuple(int(s) for s in value.shape[1:]) for key, value in batch.items()})
             for key, job in jobs:
                 picture, count, factor = job.result()
@@ -189,11 +191,11 @@ def _layer_entries(
     )
 
 
-def _drawn(act: np.ndarray, key: str, fmt: str, view: Any) -> tuple[np.ndarray, str, str]:
-    """``(activation, label, data format)`` as drawn: a token layer as its ``(h, w, C)`` maps."""
+def _drawn(act: np.ndarray, key: str, fmt: str, view: Any) -> tuple[np.ndarray, str, str, list[str]]:
+    """``(activation, key, data format, caption notes)`` as drawn: a token layer as its ``(h, w, C)`` maps."""
     if view is None:
-        return act, key, fmt
-    return view.to_maps(act), f"{key}: {view.describe()}", "channels_last"
+        return act, key, fmt, []
+    return view.to_maps(act), key, "channels_last", view.notes()
 
 
 @dataclass(frozen=True)

@@ -297,9 +297,11 @@ class Explorer:
             rows, cols = layout or (None, None)
             # A 2-D mosaic goes out bare: the page writes its caption, channel numbers and colorbar as text.
             labels = act.ndim != 3
+            view = self.token_views.get(key)
             picture = render_activation(
                 act,
                 layer=key,
+                notes=view.notes() if view is not None else (),
                 data_format=data_format,
                 norm=options.norm,
                 cmap=options.cmap,
