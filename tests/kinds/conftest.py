@@ -13,8 +13,6 @@ pytest.importorskip("keras_hub")  # installed by `make install-test` (--no-deps,
 
 import models  # noqa: E402  (tests/kinds/models.py: the builders)
 
-KINDS = models.KINDS
-
 
 class Kind:
     """One built model, its ``.keras`` file and a folder of three images of its input size."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import KINDS
-from models import reference
+from models import KINDS, reference
 
 import convscope
 from convscope.models.keys import ActivationKey

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import KINDS
-from models import reference
+from models import KINDS, reference
 from PIL import Image
 
 from convscope.models.tree import layer_tree

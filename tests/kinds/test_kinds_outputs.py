@@ -35,7 +35,8 @@ def test_heads_keep_their_order_and_class_names_go_where_they_fit():
     assert list(preds) == ["cls", "box"]
     assert preds["cls"].headline() == "predicted 1 b (70.0%)" and preds["box"].kind == "score"
     assert preds["box"].top[0].name is None
-    assert top_classes(np.array([-0.25])).headline() == "output -0.25"  # a regression value, not "class 0"
+    single = top_classes(np.array([-0.25]))  # a regression value, not "class 0"
+    assert single.headline() == single.text() == "output -0.25"
 
 
 @pytest.mark.parametrize("kind", ["dict", "list"])

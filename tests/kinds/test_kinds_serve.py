@@ -9,8 +9,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from conftest import KINDS
-from models import HEAD_CLASSES, SEG_CLASSES, reference
+from models import HEAD_CLASSES, KINDS, SEG_CLASSES, reference
 from PIL import Image
 
 pytest.importorskip("starlette")

@@ -81,7 +81,8 @@ class Prediction:
         return f"{score.value:.1%}" if self.kind == "probability" else f"score {score.value:.4g}"
 
     def text(self, k: int | None = None) -> str:
-        """``"967 espresso (85.1%), 968 cup (5.2%)"``: the top ``k`` (default all kept) on one line."""
+        """``"967 espresso (85.1%), 968 cup (5.2%)"``: the top ``k`` (default all kept) on one line; a single
+        value (a regression output ``(1,)``) reads ``"output -0.233"``."""
         if self.kind == "none":
             lo_hi = (
                 "no finite values"
@@ -89,14 +90,16 @@ class Prediction:
                 else f"range [{self.value_range[0]:.4g}, {self.value_range[1]:.4g}]"
             )
             return f"output shape {self.shape}, {lo_hi}"
+        if self.kind == "score" and self.shape == (1,) and self.top:  # a regression value, not a class
+            return f"output {self.top[0].value:.4g}"
         return ", ".join(f"{s.label()} ({self.format_value(s)})" for s in self.top[:k])
 
     def headline(self) -> str:
         """One sentence for a caption: ``"predicted 967 espresso (85.1%)"``."""
         if self.best is None:
             return self.text()
-        if self.kind == "score" and self.shape == (1,):  # one number: a regression output, not a class
-            return f"output {self.best.value:.4g}"
+        if self.kind == "score" and self.shape == (1,):  # one number: text() says "output -0.233"
+            return self.text()
         verb = "mostly" if self.kind == "pixels" else "predicted"
         return f"{verb} {self.best.label()} ({self.format_value(self.best)})"
 
