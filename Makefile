@@ -20,6 +20,10 @@ PIP := $(VPY) -m pip
 # torch is pinned here, for the test set-up only: on these machines 2.13.0 is a local CPU wheel and an
 # unpinned torch pulls CUDA packages. The published metadata does not pin it.
 TORCH_PIN := torch==2.13.0
+# keras-hub (the KerasHub backbones of tests/kinds/) is installed without its dependencies: it requires
+# tensorflow-text, which pulls the full tensorflow package next to tensorflow-cpu. What it imports for
+# vision backbones (regex, tokenizers) is in the test extra. Pinned: a new release may need a newer Keras.
+KERAS_HUB_PIN := keras-hub==0.32.0
 
 .PHONY: demo demo-imagenet test install install-test bench venv lint wheel-smoke docs
 
@@ -34,6 +38,7 @@ install: $(VPY)
 
 install-test: $(VPY)
 	$(PIP) install -q "$(TORCH_PIN)" -e ".[tf,jax,torch,test,web,notebook]"
+	$(PIP) install -q --no-deps "$(KERAS_HUB_PIN)"
 	if [ ! -x /usr/bin/chromium ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 demo: install

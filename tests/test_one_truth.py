@@ -8,7 +8,6 @@ probability (to 0.005). The scan's statistics must equal the API's activations o
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -25,7 +25,7 @@ def test_unknown_attribute_raises_attribute_error():
     import convscope
 
     try:
-        convscope.no_such_thing  # noqa: B018
+        convscope.no_such_thing
     except AttributeError as exc:
         assert "no_such_thing" in str(exc)
     else:  # pragma: no cover

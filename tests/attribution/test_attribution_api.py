@@ -12,14 +12,14 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convscope.attribution import (
+from convscope.attribution import (  # noqa: E402
     METHODS,
     CamResult,
     cam,
     engines,
     get_method,
 )
-from convscope.errors import ConvscopeError, InputError, OptionError
+from convscope.errors import ConvscopeError, InputError, OptionError  # noqa: E402
 
 
 def test_registry_and_aliases():

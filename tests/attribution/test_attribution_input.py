@@ -11,9 +11,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-import attrib_refs as ref
+import attrib_refs as ref  # noqa: E402
 
-from convscope.attribution import cam
+from convscope.attribution import cam  # noqa: E402
 
 ROWS = [0, 2, 4, 6, 9]  # digits 0, 1, 2, 3 and one more
 

@@ -9,10 +9,10 @@ import pytest
 keras = pytest.importorskip("keras")
 L = keras.layers
 
-import attrib_refs as ref
+import attrib_refs as ref  # noqa: E402
 
-from convscope.attribution import cam
-from convscope.errors import AttributionError, LayerNotFound
+from convscope.attribution import cam  # noqa: E402
+from convscope.errors import AttributionError, LayerNotFound  # noqa: E402
 
 X8 = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
 

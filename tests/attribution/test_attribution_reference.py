@@ -20,10 +20,10 @@ import pytest
 keras = pytest.importorskip("keras")
 L = keras.layers
 
-import attrib_refs as ref
+import attrib_refs as ref  # noqa: E402
 
-from convscope.attribution import cam
-from convscope.render.overlay import resize_map
+from convscope.attribution import cam  # noqa: E402
+from convscope.render.overlay import resize_map  # noqa: E402
 
 RNG = np.random.default_rng(7)
 X = RNG.uniform(0, 1, size=(3, 6, 6, 2)).astype("float32")
@@ -80,7 +80,9 @@ def test_gradcam_is_cam_on_gap_model(gap_model):
 def test_scorecam_on_gap_model(gap_model, max_channels):
     model, weights = gap_model
     a, _ = gap_forward(weights, X)
-    probs = lambda x: ref.softmax(gap_forward(weights, x)[1])
+    def probs(x):
+        return ref.softmax(gap_forward(weights, x)[1])
+
     base = probs(np.zeros_like(X))
     expected = np.zeros(a.shape[:3])
     for i, c in enumerate(TARGETS):

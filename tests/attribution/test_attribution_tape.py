@@ -17,8 +17,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convscope.attribution import cam
-from convscope.models.load import load_model
+from convscope.attribution import cam  # noqa: E402
+from convscope.models.load import load_model  # noqa: E402
 
 
 @pytest.mark.tf_only

@@ -8,10 +8,10 @@ import pytest
 keras = pytest.importorskip("keras")
 L = keras.layers
 
-import attrib_refs as ref
+import attrib_refs as ref  # noqa: E402
 
-from convscope.attribution import cam
-from convscope.errors import AttributionError
+from convscope.attribution import cam  # noqa: E402
+from convscope.errors import AttributionError  # noqa: E402
 
 np_ = ref.to_numpy
 
@@ -25,7 +25,9 @@ def test_target_forms_agree(mnist, digits):
     np.testing.assert_array_equal(listed.raw, top.raw)
     three = cam(mnist, x, target=3)
     assert three.targets == (3, 3, 3, 3)
-    picked = lambda out: out[:, 3]
+    def picked(out):
+        return out[:, 3]
+
     custom = cam(mnist, x, target=picked)
     np.testing.assert_allclose(custom.raw, three.raw, rtol=1e-5, atol=1e-7)
     assert custom.targets == (-1,) * 4 and custom.score == "custom" and custom.used_logits

@@ -41,8 +41,8 @@ def fresh_model() -> keras.Model:
 
 
 def snapshot(model: keras.Model) -> dict:
-    return {"name": model.name, "layers": [(l.name, sorted(k for k in vars(l) if k in ("call", "quantized_call")))
-                                           for l in model.layers],
+    return {"name": model.name, "layers": [(ly.name, sorted(k for k in vars(ly) if k in ("call", "quantized_call")))
+                                           for ly in model.layers],
             "optimizer": model.optimizer, "loss": model.loss, "compiled": model.compiled}
 
 

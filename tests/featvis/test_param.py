@@ -114,7 +114,7 @@ def test_value_map_errors_echo_the_value(kwargs, match):
 
 
 def test_unknown_param_lists_valid_names():
-    with pytest.raises(OptionError, match="'wavelet'.*fft, pixel"):
+    with pytest.raises(OptionError, match=r"'wavelet'.*fft, pixel"):
         get_param("wavelet")
     with pytest.raises(OptionError, match="svd, cholesky"):
         color_sqrt(method="eig")

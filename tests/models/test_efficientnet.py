@@ -116,7 +116,7 @@ def test_reader_refuses_builtins_and_other_globals(tmp_path: Path) -> None:
 def test_reader_rejects_zip_format_files(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     torch.save({"w": torch.ones(2)}, tmp_path / "new.pth")  # the default, zip-based format
-    with pytest.raises(ModelLoadError, match="zip-format.*only the legacy format") as info:
+    with pytest.raises(ModelLoadError, match=r"zip-format.*only the legacy format") as info:
         load_legacy_torch(tmp_path / "new.pth")
     assert "_use_new_zipfile_serialization=False" in str(info.value)
 

@@ -46,19 +46,19 @@ def test_zoo_name():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ModelLoadError, match="no such model file: .*nope.keras"):
+    with pytest.raises(ModelLoadError, match=r"no such model file: .*nope.keras"):
         load_model(tmp_path / "nope.keras")
 
 
 def test_directory_given_as_model(tmp_path):
-    with pytest.raises(ModelLoadError, match="is a directory; expected a .keras"):
+    with pytest.raises(ModelLoadError, match=r"is a directory; expected a .keras"):
         load_model(tmp_path)
 
 
 def test_text_file_renamed_keras(tmp_path):
     path = tmp_path / "notes.keras"
     path.write_text("just some text, not a model\n")
-    with pytest.raises(ModelLoadError, match="not a valid .keras file: it is not a zip archive"):
+    with pytest.raises(ModelLoadError, match=r"not a valid .keras file: it is not a zip archive"):
         load_model(path)
 
 
@@ -77,7 +77,7 @@ def test_zip_that_is_not_a_model(tmp_path):
     path = tmp_path / "other.keras"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("readme.txt", "hello")
-    with pytest.raises(ModelLoadError, match="not a Keras model \\(no config.json"):
+    with pytest.raises(ModelLoadError, match=r"not a Keras model \(no config.json"):
         load_model(path)
 
 
@@ -85,14 +85,14 @@ def test_truncated_h5(tmp_path, saved):
     data = (saved / "m.h5").read_bytes()
     path = tmp_path / "trunc.h5"
     path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(ModelLoadError, match="trunc.h5 could not be loaded as a HDF5 file model"):
+    with pytest.raises(ModelLoadError, match=r"trunc.h5 could not be loaded as a HDF5 file model"):
         load_model(path)
 
 
 def test_unknown_extension_text(tmp_path):
     path = tmp_path / "model.txt"
     path.write_text("x")
-    with pytest.raises(ModelLoadError, match="not a model file; expected a .keras"):
+    with pytest.raises(ModelLoadError, match=r"not a model file; expected a .keras"):
         load_model(path)
 
 

@@ -115,7 +115,7 @@ def test_split_is_fixed_stratified_and_disjoint(digits: tuple[np.ndarray, np.nda
     assert np.intersect1d(train, held).size == 0
     np.testing.assert_array_equal(np.union1d(train, held), np.arange(5000))
     assert np.bincount(y[held]).tolist() == [100] * 10
-    other_train, other_held = mnist.split_indices(y, seed=mnist.SPLIT_SEED + 1)
+    _other_train, other_held = mnist.split_indices(y, seed=mnist.SPLIT_SEED + 1)
     assert not np.array_equal(held, other_held)
 
 

@@ -103,7 +103,7 @@ def test_explorer_rejects_what_it_does_not_offer(explorer):
     with pytest.raises(OptionError, match="conv_9"):
         explorer.set(layer="conv_9")
     explorer.set(layer="conv_0")
-    with pytest.raises(OptionError, match="0..31"):
+    with pytest.raises(OptionError, match=r"0..31"):
         explorer.set(channel=99)
     with pytest.raises(OptionError, match="image"):
         explorer.set(image=7)

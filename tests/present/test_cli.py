@@ -85,7 +85,7 @@ def test_inspect_table(capsys):
 
 
 def test_maps_pngs_and_arrays_equal_keras_reference(capsys, tmp_path, digits):
-    folder, paths, x = digits
+    _folder, paths, x = digits
     out = tmp_path / "out"
     code, stdout, _ = run(capsys, "maps", "mnist-cnn", *paths, "--out", out, "--save-arrays")
     assert code == 0
@@ -116,7 +116,7 @@ def test_maps_folder_npy_layers_and_options(capsys, tmp_path, digits):
     npy = tmp_path / "batch.npy"
     np.save(npy, x)
     out = tmp_path / "o"
-    code, stdout, _ = run(capsys, "maps", "mnist-cnn", npy, "--layer", "conv_1", "--layer", "dense_0",
+    code, _stdout, _ = run(capsys, "maps", "mnist-cnn", npy, "--layer", "conv_1", "--layer", "dense_0",
                           "--out", out, "--norm", "symmetric", "--cmap", "diverging", "--channels", "top8:max",
                           "--overlay", "mean")
     assert code == 0

@@ -12,7 +12,7 @@ from PIL import Image
 
 pytest.importorskip("keras")
 
-from convscope.present.cli import main  # noqa: E402
+from convscope.present.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -178,7 +178,7 @@ def test_the_callback_out_folder_follows_the_rule(tmp_path, victim):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("mine")
-    with pytest.raises(OutputError, match="out '.*notes' is a folder convscope did not write"):
+    with pytest.raises(OutputError, match=r"out '.*notes' is a folder convscope did not write"):
         FeatureMapCallback(np.zeros((1, 16, 16, 3), np.float32), out=notes)
     with pytest.raises(OutputError, match="lies inside the input folder"):
         FeatureMapCallback([victim], out=victim / "maps")

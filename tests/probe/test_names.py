@@ -97,8 +97,8 @@ def test_scan_matches_the_plain_twin(twins, x):
 
 
 def test_explorer_grid_matches_the_plain_twin(twins, x, tmp_path):
-    from convscope.present.web.server import build_explorer
     from convscope.present.web.explorer import ViewOptions
+    from convscope.present.web.server import build_explorer
 
     odd, plain = twins
     maps = []

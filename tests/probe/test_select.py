@@ -79,5 +79,5 @@ def test_unknown_class_lists_classes(nodes):
 
 def test_model_without_conv_layers_needs_explicit_choice():
     model = keras.Sequential([keras.Input((4,)), L.Dense(3, name="d")])
-    with pytest.raises(LayerNotFound, match="no convolution layer.*d"):
+    with pytest.raises(LayerNotFound, match=r"no convolution layer.*d"):
         select_layers(layer_tree(model), None)

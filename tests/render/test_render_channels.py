@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convscope.errors import OptionError
-from convscope.render import inactive_channels, format_indices, parse_channels, select_channels
+from convscope.render import format_indices, inactive_channels, parse_channels, select_channels
 
 
 def ids(spec, n=64, maps=None) -> list[int]:

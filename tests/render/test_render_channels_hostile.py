@@ -73,15 +73,15 @@ def test_python_ints_of_thousands_of_digits(spec: Any) -> None:
 def test_grammar_check_keeps_ranges_compact() -> None:
     q = parse_channel_spec("0-1000000000,7")
     assert q == ChannelQuery("list", ranges=((0, 1_000_000_000), (7, 7)), spec="0-1000000000,7")
-    assert parse_channel_spec(range(0, 10**12)).ranges == ((0, 10**12 - 1),)
-    with pytest.raises(OptionError, match="0..31"):
-        parse_channels(range(0, 10**12), 32)
+    assert parse_channel_spec(range(10**12)).ranges == ((0, 10**12 - 1),)
+    with pytest.raises(OptionError, match=r"0..31"):
+        parse_channels(range(10**12), 32)
     assert parse_channels(range(5, 1, -1), 8).indices == (5, 4, 3, 2)
 
 
 @pytest.mark.parametrize("spec", ["\u00b2", "\u0663", "top\u00b2", "1-\u0663", "\uff11", "1\u00b9"])
 def test_non_ascii_digits_are_refused_as_grammar(spec: str) -> None:
-    with pytest.raises(OptionError, match="invalid channel spec|expected"):
+    with pytest.raises(OptionError, match=r"invalid channel spec|expected"):
         parse_channels(spec, 10)
 
 
@@ -98,7 +98,7 @@ def test_unique_ranges_property(ranges: list[tuple[int, int]]) -> None:
     assert list(_unique_ranges(ranges)) == reference_unique(ranges)
 
 
-SPEC_ALPHABET = st.sampled_from(list("0123456789,- :topmeanx*\u00b2\u0663 \t") + ["top", "all", "max"])
+SPEC_ALPHABET = st.sampled_from([*list("0123456789,- :topmeanx*²٣ \t"), "top", "all", "max"])
 SPEC_TEXT = st.one_of(st.text(max_size=60), st.lists(SPEC_ALPHABET, max_size=30).map("".join))
 ANY_SPEC = st.one_of(
     st.none(), SPEC_TEXT, st.integers(-10**30, 10**30), st.booleans(), st.floats(allow_nan=True),

@@ -47,7 +47,7 @@ def test_max_channels_and_explicit_specs() -> None:
     top = render_activation(a, channels="top3")
     assert top.channels == tuple(np.argsort(-means, kind="stable")[:3].tolist())
     assert "top 3 by mean of 20" in top.caption
-    with pytest.raises(OptionError, match="0..19"):
+    with pytest.raises(OptionError, match=r"0..19"):
         render_activation(a, channels="1,25")
     assert render_activation(a, channels="25").channels == tuple(range(20))  # a count is capped
 

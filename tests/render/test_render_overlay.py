@@ -51,7 +51,7 @@ def test_gray_and_float_pictures(act: np.ndarray) -> None:
 
 
 def test_bad_arguments(picture: np.ndarray, act: np.ndarray) -> None:
-    with pytest.raises(OptionError, match="0..3"):
+    with pytest.raises(OptionError, match=r"0..3"):
         overlay(picture, act, 4, min_size=1, caption=False)
     with pytest.raises(OptionError, match="'max'"):
         overlay(picture, act, "max", min_size=1, caption=False)

@@ -50,7 +50,7 @@ def test_encoder_round_trip(shape: tuple[int, ...], level: int) -> None:
 def test_encoder_rejects_bad_input() -> None:
     with pytest.raises(RenderError):
         encode_png(np.zeros((4, 4, 3), np.float32))
-    with pytest.raises(OptionError, match="0..9"):
+    with pytest.raises(OptionError, match=r"0..9"):
         encode_png(np.zeros((4, 4, 3), np.uint8), 10)
 
 
@@ -71,7 +71,7 @@ def test_save_other_formats_and_errors(grid: FeatureGrid, tmp_path: Path) -> Non
     grid.save(tmp_path / "g.jpg")
     with Image.open(tmp_path / "g.jpg") as img:
         assert img.format == "JPEG" and img.size == grid.image.shape[1::-1]
-    with pytest.raises(OptionError, match=".png"):
+    with pytest.raises(OptionError, match=r".png"):
         grid.save(tmp_path / "g.xyz")
     with pytest.raises(FileNotFoundError):
         grid.save(tmp_path / "missing" / "g.png")

@@ -8,8 +8,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convscope.scan import scan
-from convscope.scan.crops import PAD_COLOR, crop, rf_window
+from convscope.scan import scan  # noqa: E402
+from convscope.scan.crops import PAD_COLOR, crop, rf_window  # noqa: E402
 
 
 def test_rf_window_and_crop_by_hand():

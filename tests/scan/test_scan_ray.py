@@ -9,10 +9,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from convscope.errors import OptionError
-from convscope.models.zoo.mnist import load_mnist_digits
-from convscope.scan import scan
-from convscope.scan.ray_engine import shards
+from convscope.errors import OptionError  # noqa: E402
+from convscope.models.zoo.mnist import load_mnist_digits  # noqa: E402
+from convscope.scan import scan  # noqa: E402
+from convscope.scan.ray_engine import shards  # noqa: E402
 
 
 @pytest.fixture(scope="module")

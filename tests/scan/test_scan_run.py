@@ -12,15 +12,15 @@ from PIL import Image
 
 keras = pytest.importorskip("keras")
 
-from scanhelp import assert_matches, pixel_corr, reference
+from scanhelp import assert_matches, pixel_corr, reference  # noqa: E402
 
-from convscope.api import get_extractor
-from convscope.errors import InputError, LayerNotFound, OptionError
-from convscope.models.load import load_model
-from convscope.models.zoo.mnist import load_mnist_digits
-from convscope.present.cli import app, main
-from convscope.present.cli_scan import register
-from convscope.scan import load_scan, scan
+from convscope.api import get_extractor  # noqa: E402
+from convscope.errors import InputError, LayerNotFound, OptionError  # noqa: E402
+from convscope.models.load import load_model  # noqa: E402
+from convscope.models.zoo.mnist import load_mnist_digits  # noqa: E402
+from convscope.present.cli import app, main  # noqa: E402
+from convscope.present.cli_scan import register  # noqa: E402
+from convscope.scan import load_scan, scan  # noqa: E402
 
 register(app)  # idempotent; the lead wires it into cli.py
 
@@ -82,7 +82,7 @@ def test_refuses_to_overwrite_a_different_scan(digits, tmp_path):
     out = tmp_path / "scan"
     scan("mnist-cnn", path, layers=["conv_0"], top_k=2, out=out, crops=False)
     before = (out / "manifest.json").read_text()
-    with pytest.raises(OptionError, match="different scan.*top_k"):
+    with pytest.raises(OptionError, match=r"different scan.*top_k"):
         scan("mnist-cnn", path, layers=["conv_0"], top_k=3, out=out, crops=False)
     assert (out / "manifest.json").read_text() == before
     scan("mnist-cnn", path, layers=["conv_0"], top_k=2, out=out, crops=False)  # same scan: allowed

@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-from convscope.store.atomic import atomic_path, clean_stale, merge_dir, partial_dir, pid_alive, replace_dir, write_atomic
+from convscope.store.atomic import (
+    atomic_path,
+    clean_stale,
+    merge_dir,
+    partial_dir,
+    pid_alive,
+    replace_dir,
+    write_atomic,
+)
 
 
 def dead_pid() -> int:

@@ -94,13 +94,13 @@ def test_merge_keeps_other_files_and_replace_needs_force(tmp_path):
     with OutputFolder(out, "cam") as stage:  # adding commands may share a folder
         (stage / "c.png").write_bytes(b"3")
     assert (out / "c.png").read_bytes() == b"3" and (out / "a.png").exists()
-    with pytest.raises(OutputError, match="holds a convscope maps result.*--force"):
+    with pytest.raises(OutputError, match=r"holds a convscope maps result.*--force"):
         check_out(out, "scan", mode="replace")
     with OutputFolder(out, "scan", force=True, mode="replace") as stage:  # an earlier result: --force replaces it
         (stage / "manifest.json").write_text("{}")
     assert sorted(snapshot(out)) == [MARKER, "manifest.json"]
     assert json.loads((out / MARKER).read_text())["command"] == "scan"
-    with pytest.raises(OutputError, match="holds a convscope scan result; choose another path$"):
+    with pytest.raises(OutputError, match=r"holds a convscope scan result; choose another path$"):
         check_out(out, "maps")  # maps never merges into a scan (and has no --force to name)
 
 
@@ -126,7 +126,7 @@ def test_file_system_edges_are_one_output_error(tmp_path, monkeypatch):
     afile = tmp_path / "afile"
     afile.write_text("x")
     for out in (afile / "sub", afile / "sub" / "deeper"):
-        with pytest.raises(OutputError, match="'.*afile' is a file, not a folder"):
+        with pytest.raises(OutputError, match=r"'.*afile' is a file, not a folder"):
             check_out(out, "maps")
     with pytest.raises(OutputError, match="is a file, not a folder"):
         check_out(afile, "maps")

@@ -5,7 +5,6 @@ decoded reduced and kept within a byte budget."""
 from __future__ import annotations
 
 import io
-import json
 import socket
 import threading
 import time

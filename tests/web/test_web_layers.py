@@ -99,8 +99,8 @@ def test_bare_mosaic_is_the_labelled_mosaic_without_its_words(norm, channels):
         assert (legend["lo"], legend["hi"]) == pytest.approx((labelled.legend.lo, labelled.legend.hi))
         assert legend["symmetric"] == (norm == "symmetric") and len(legend["colors"]) == 17
         lut = get_lut(legend["cmap"])
-        assert legend["colors"][0] == "#%02x%02x%02x" % tuple(lut[0])
-        assert legend["colors"][-1] == "#%02x%02x%02x" % tuple(lut[-1])
+        assert legend["colors"][0] == "#{:02x}{:02x}{:02x}".format(*tuple(lut[0]))
+        assert legend["colors"][-1] == "#{:02x}{:02x}{:02x}".format(*tuple(lut[-1]))
 
 
 def test_pictures_that_are_not_mosaics_keep_their_words():

@@ -127,5 +127,5 @@ def test_plugins_report_missing_modules(monkeypatch):
     monkeypatch.setattr(plugins, "has_module", lambda name: False)
     assert plugins.features() == {"cam": False, "filters": False}
     assert plugins.cam_methods() == []
-    with pytest.raises(plugins.ViewUnavailable, match="convscope.render.filters"):
+    with pytest.raises(plugins.ViewUnavailable, match=r"convscope.render.filters"):
         plugins.render_filters(object())

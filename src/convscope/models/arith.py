@@ -490,6 +490,44 @@ def _through_geometry(
     return ReceptiveField(tuple(size), tuple(jump), tuple(start), exact)
 
 
+#: Input pixels, per axis, a resampling kernel reaches beyond the nearest one (``keras.layers.Resizing``).
+_RESIZE_REACH = {"nearest": 0, "bilinear": 1, "bicubic": 3, "lanczos3": 5, "lanczos5": 9, "area": 1}
+
+
+def _through_resize(
+    rf: ReceptiveField | None,
+    config: Mapping[str, Any],
+    input_shape: Sequence[int | None] | None,
+    output_shape: Sequence[int | None] | None,
+) -> ReceptiveField | None:
+    """The field after ``Resizing`` to a fixed size (half-pixel centres, as ``keras.ops.image.resize``).
+
+    Output position ``i`` samples input position ``(i + 0.5) * n_in / n_out - 0.5``: the jump scales by
+    ``n_in / n_out`` and the field widens by the interpolation kernel's reach. Always marked approximate;
+    ``None`` when the sizes are unknown or the layer crops or pads to an aspect ratio first.
+    """
+    if rf is None or input_shape is None or output_shape is None:
+        return None
+    if config.get("crop_to_aspect_ratio") or config.get("pad_to_aspect_ratio"):
+        return None
+    first = config.get("data_format") == "channels_first"
+    in_sp = tuple(input_shape[2:] if first else input_shape[1:-1])
+    out_sp = tuple(output_shape[2:] if first else output_shape[1:-1])
+    if len(in_sp) != rf.ndim or len(out_sp) != rf.ndim or None in in_sp or None in out_sp:
+        return None
+    reach = _RESIZE_REACH.get(str(config.get("interpolation", "bilinear")), 1)
+    size, jump, start = [], [], []
+    for axis in range(rf.ndim):
+        scale = int(in_sp[axis]) / int(out_sp[axis])  # type: ignore[arg-type]
+        r, j, s0 = rf.size[axis], rf.jump[axis], rf.start[axis]
+        wide = max(1.0, scale) if config.get("antialias") else 1.0  # an antialiased kernel widens with scale
+        spread = reach * wide if scale != 1 else 0
+        size.append(r + spread * j)
+        jump.append(j * scale)
+        start.append(s0 + (0.5 * scale - 0.5) * j)
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start), False)
+
+
 def merge_fields(fields: Sequence[ReceptiveField]) -> ReceptiveField:
     """Union of the fields of tensors merged element-wise (Add, Concatenate on channels, ...).
 
@@ -519,7 +557,7 @@ def is_known_layer(class_name: str) -> bool:
         class_name in GLOBAL_LAYERS
         or class_name in MERGE_LAYERS
         or class_name in POINTWISE_LAYERS
-        or class_name == "Dense"
+        or class_name in ("Dense", "Resizing")
         or layer_geometry(class_name, {}) is not None
     )
 
@@ -544,7 +582,8 @@ def propagate_field(
     i.e. the largest size when the fields are centred alike; a non-spatial input such as a
     squeeze-and-excitation gate is ignored and the result marked approximate; a concatenation along a
     spatial axis keeps the first input's field, marked approximate); ``Flatten``, ``Reshape``,
-    global pooling and the like give ``None`` (every output sees the whole input). An unknown layer
+    global pooling and the like give ``None`` (every output sees the whole input); ``Resizing`` scales
+    the jump by ``n_in / n_out`` (approximate, see :func:`_through_resize`). An unknown layer
     whose spatial shape is unchanged passes the field through, marked approximate; otherwise ``None``.
 
     Args:
@@ -583,6 +622,8 @@ def propagate_field(
         if class_name == "Dense" and output_shape is not None and len(output_shape) < 3:
             return None
         return merge_fields(spatial) if len(spatial) > 1 else first
+    if class_name == "Resizing":
+        return _through_resize(first if inputs[0] is not None else None, config, input_shape, output_shape)
     in_sp, out_sp = _spatial_of(input_shape), _spatial_of(output_shape)
     if in_sp is not None and in_sp == out_sp and len(in_sp) == first.ndim:
         logger.debug("receptive field: %s has unknown geometry; assuming it is element-wise", class_name)

@@ -113,6 +113,39 @@ def _entries(config: Any) -> list[tuple[str, str]]:
     return found
 
 
+#: Packages whose layers a model file may name, and how to install each (pip names).
+KNOWN_PACKAGES = {"keras_hub": "keras-hub", "keras_nlp": "keras-nlp", "keras_cv": "keras-cv"}
+
+
+def missing_packages(path: Path) -> dict[str, list[str]]:
+    """``{pip name: [class names]}`` of the layer packages (KerasHub, ...) a ``.keras`` file's classes come
+    from that cannot be imported here; empty when none is missing or the file is not an archive."""
+    config = _config_of(path) if zipfile.is_zipfile(path) else None
+    missing: dict[str, list[str]] = {}
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, cls = node.get("module"), node.get("class_name")
+            top = module.split(".")[0] if isinstance(module, str) else ""
+            if top in KNOWN_PACKAGES and isinstance(cls, str) and not _importable(top):
+                names = missing.setdefault(KNOWN_PACKAGES[top], [])
+                if cls not in names:
+                    names.append(cls)
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return missing
+
+
+def _importable(package: str) -> bool:
+    try:
+        importlib.import_module(package)
+    except Exception:  # noqa: BLE001 - missing, or broken on import: either way Keras cannot use it
+        return False
+    return True
+
+
 def _config_of(path: Path) -> Any:
     """The parsed ``config.json`` of a ``.keras`` archive (already size-checked), ``None`` otherwise."""
     try:

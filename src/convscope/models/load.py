@@ -19,7 +19,7 @@ from typing import Any
 
 from convscope.errors import ModelLoadError, UnsafeModelError
 from convscope.models.archive import check_archive
-from convscope.models.custom import HOW, missing_names, resolve_objects
+from convscope.models.custom import HOW, missing_names, missing_packages, resolve_objects
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,13 @@ def load_model(
         message = str(exc).replace(str(named), str(path))  # never the temporary name of a renamed file
         if "safe_mode" in message or "unsafe" in message.lower():
             raise UnsafeModelError(_unsafe_message(path, exc)) from exc
+        packages = missing_packages(path) if kind == "keras" else {}
+        if packages:
+            names = "; ".join(f"{', '.join(classes[:4])} from {pip}" for pip, classes in packages.items())
+            raise ModelLoadError(
+                f"{path} uses layers of a package that is not installed ({names}); install it: "
+                f"pip install {' '.join(packages)}"
+            ) from exc
         if _MISSING_CUSTOM.search(message):
             raise ModelLoadError(_custom_message(path, message, objects, custom_objects)) from exc
         kind_name = ".keras archive" if kind == "keras" else "HDF5 file"

@@ -3,6 +3,11 @@
 One rule decides how an output vector is shown, for every surface (CLI, report, explorer, API): a vector
 of non-negative numbers that sums to 1 (within :data:`SUM_TOLERANCE`) is a probability distribution and is
 shown in percent; any other vector is a raw score (a logit, a regression value) and is shown as a number.
+A per-pixel output ``(H, W, K)`` (or ``(D, H, W, K)``) with ``2 <= K <=`` :data:`MAX_PIXEL_CLASSES`
+(segmentation logits or probabilities) is shown as the classes that win most pixels (``"2 (45.0% of pixels)"``); any other tensor by its shape and range.
+
+A model with several outputs (a dict or list: ``{"cls": ..., "box": ...}``) has one prediction per head
+(:func:`head_predictions`); its first declared output is the one a single line speaks of.
 
 Example:
     >>> p = top_classes(np.array([0.1, 0.7, 0.2]), ("cat", "dog", "cow"), k=2)
@@ -13,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,8 +26,10 @@ import numpy as np
 
 #: How far from 1 the sum of a vector may be for it to count as probabilities.
 SUM_TOLERANCE = 1e-3
+#: A per-pixel output with more channels than this is a feature map (a headless backbone), not classes.
+MAX_PIXEL_CLASSES = 256
 
-Kind = Literal["probability", "score", "none"]
+Kind = Literal["probability", "score", "pixels", "none"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,8 @@ class Prediction:
 
     Attributes:
         kind: ``"probability"``, ``"score"`` (a vector that is not a distribution, shown raw: no softmax is
-            invented for logits), or ``"none"`` (the output is not a vector: a map, a tensor).
+            invented for logits), ``"pixels"`` (a per-pixel class output ``(H, W, K)``: each class's value
+            is the fraction of positions where it is the highest), or ``"none"`` (any other tensor).
         top: The ``k`` highest classes, best first (empty when ``kind`` is ``"none"``).
         shape: Shape of the output of this one input.
         value_range: ``(min, max)`` of the finite output values (``None`` if there are none).
@@ -67,11 +75,14 @@ class Prediction:
         return self.top[0] if self.top else None
 
     def format_value(self, score: ClassScore) -> str:
-        """``"85.1%"`` for a probability, ``"score 3.217"`` for any other value."""
+        """``"85.1%"`` for a probability, ``"45.0% of pixels"`` for a per-pixel output, else ``"score 3.217"``."""
+        if self.kind == "pixels":
+            return f"{score.value:.1%} of pixels"
         return f"{score.value:.1%}" if self.kind == "probability" else f"score {score.value:.4g}"
 
     def text(self, k: int | None = None) -> str:
-        """``"967 espresso (85.1%), 968 cup (5.2%)"``: the top ``k`` (default all kept) on one line."""
+        """``"967 espresso (85.1%), 968 cup (5.2%)"``: the top ``k`` (default all kept) on one line; a single
+        value (a regression output ``(1,)``) reads ``"output -0.233"``."""
         if self.kind == "none":
             lo_hi = (
                 "no finite values"
@@ -79,13 +90,18 @@ class Prediction:
                 else f"range [{self.value_range[0]:.4g}, {self.value_range[1]:.4g}]"
             )
             return f"output shape {self.shape}, {lo_hi}"
+        if self.kind == "score" and self.shape == (1,) and self.top:  # a regression value, not a class
+            return f"output {self.top[0].value:.4g}"
         return ", ".join(f"{s.label()} ({self.format_value(s)})" for s in self.top[:k])
 
     def headline(self) -> str:
         """One sentence for a caption: ``"predicted 967 espresso (85.1%)"``."""
         if self.best is None:
             return self.text()
-        return f"predicted {self.best.label()} ({self.format_value(self.best)})"
+        if self.kind == "score" and self.shape == (1,):  # one number: text() says "output -0.233"
+            return self.text()
+        verb = "mostly" if self.kind == "pixels" else "predicted"
+        return f"{verb} {self.best.label()} ({self.format_value(self.best)})"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready: kind, shape, range and the top classes (index, name, value)."""
@@ -118,11 +134,20 @@ def is_distribution(rows: np.ndarray) -> np.ndarray:
 
 
 def output_kind(row: np.ndarray) -> Kind:
-    """How one input's output is shown: ``probability``, ``score`` or ``none`` (see the module doc)."""
+    """How one input's output is shown: ``probability``, ``score``, ``pixels`` or ``none`` (see the module doc)."""
     arr = np.asarray(row, dtype=np.float64)
+    if arr.ndim in (3, 4) and 2 <= arr.shape[-1] <= MAX_PIXEL_CLASSES and arr.size > 0:  # (H, W, K)
+        return "pixels"
     if arr.ndim != 1 or arr.size < 1:
         return "none"
     return "probability" if bool(is_distribution(arr)) else "score"
+
+
+def _pixel_shares(arr: np.ndarray) -> np.ndarray:
+    """``(..., K)`` -> ``(K,)``: the fraction of positions where each class is the highest (NaN ranks last)."""
+    flat = np.nan_to_num(arr.reshape(-1, arr.shape[-1]), nan=-np.inf)
+    winners = np.argmax(flat, axis=-1)
+    return np.bincount(winners, minlength=arr.shape[-1]) / max(1, len(winners))
 
 
 def top_classes(row: np.ndarray, class_names: Sequence[str] | None = None, k: int = 5) -> Prediction:
@@ -142,10 +167,50 @@ def top_classes(row: np.ndarray, class_names: Sequence[str] | None = None, k: in
     kind = output_kind(arr)
     if kind == "none":
         return Prediction("none", (), tuple(int(d) for d in arr.shape), span)
-    order = np.argsort(-np.nan_to_num(arr, nan=-np.inf), kind="stable")[: max(1, int(k))]
+    values = _pixel_shares(arr) if kind == "pixels" else arr
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[: max(1, int(k))]
     names = tuple(class_names or ())
-    top = tuple(ClassScore(int(i), names[i] if i < len(names) else None, float(arr[i])) for i in order)
+    top = tuple(ClassScore(int(i), names[i] if i < len(names) else None, float(values[i])) for i in order)
     return Prediction(kind, top, tuple(int(d) for d in arr.shape), span)
 
 
-__all__ = ["SUM_TOLERANCE", "ClassScore", "Prediction", "is_distribution", "output_kind", "top_classes"]
+def head_class_names(
+    outputs: Mapping[str, np.ndarray], class_names: Sequence[str] | None
+) -> dict[str, Sequence[str] | None]:
+    """Which heads the class names name: every head when there is one, else the heads with exactly
+    ``len(class_names)`` classes (a box-regression head next to a classifier keeps plain indices)."""
+    result: dict[str, Sequence[str] | None] = {}
+    for name, row in outputs.items():
+        shape = np.shape(row)
+        fits = len(outputs) == 1 or (
+            class_names is not None and len(shape) >= 1 and shape[-1] == len(class_names)
+        )
+        result[name] = class_names if fits else None
+    return result
+
+
+def head_predictions(
+    outputs: Mapping[str, np.ndarray], class_names: Sequence[str] | None = None, k: int = 5
+) -> dict[str, Prediction]:
+    """One input's prediction per output head of a multi-output model, in the model's declared order.
+
+    Args:
+        outputs: ``{head name: that head's output for one input}``.
+        class_names: Names by class id, given to the heads :func:`head_class_names` picks.
+        k: Classes kept per head.
+    """
+    names = head_class_names(outputs, class_names)
+    return {name: top_classes(np.asarray(row), names[name], k) for name, row in outputs.items()}
+
+
+__all__ = [
+    "MAX_PIXEL_CLASSES",
+    "SUM_TOLERANCE",
+    "ClassScore",
+    "Prediction",
+    "head_class_names",
+    "head_predictions",
+    "is_distribution",
+    "output_kind",
+    "top_classes",
+]

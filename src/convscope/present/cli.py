@@ -40,6 +40,7 @@ from convscope.present.cli_options import (
     ShapeOpt,
     SliceOpt,
     StdOpt,
+    TokensOpt,
     UnsafeOpt,
     VerboseOpt,
     WindowOpt,
@@ -177,6 +178,7 @@ def maps(
     scale: ScaleOpt = None,
     max_channels: MaxChannelsOpt = 64,
     no_labels: NoLabelsOpt = False,
+    tokens: TokensOpt = None,
     batch_size: BatchSizeOpt = 32,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
@@ -185,6 +187,7 @@ def maps(
 ) -> None:
     """Write one feature-map grid PNG per (layer, input) under OUT and print each path written."""
     _setup(verbose)
+    from convscope.models.tokens import parse_tokens
     from convscope.present.maps import GridOptions
     from convscope.present.run import read_options, resolve_cli, run_maps, validate_grid_options
 
@@ -197,6 +200,7 @@ def maps(
         labels=not no_labels,
         max_channels=max_channels,
         overlay=overlay,
+        tokens=parse_tokens(tokens),
     )
     validate_grid_options(grid)  # option errors answer before the model is loaded
     shape = _shape(input_shape)

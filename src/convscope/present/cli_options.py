@@ -145,6 +145,12 @@ def _overlay(value: str) -> None:
         raise OptionError(f"--overlay {value!r} is not valid; expected 'mean' or a channel index such as 3")
 
 
+def _tokens(value: str) -> None:
+    from convscope.models.tokens import parse_tokens
+
+    parse_tokens(value)
+
+
 def _filter_mode(value: str) -> None:
     from convscope.render.filters import MODES
 
@@ -397,6 +403,16 @@ ScaleOpt = Annotated[
     ),
 ]
 NoLabelsOpt = Annotated[bool, typer.Option("--no-labels", help="No channel numbers.")]
+TokensOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokens",
+        metavar="HxW",
+        callback=checked(_tokens),
+        help="Draw token layers (T, C) as HxW maps, leading extra tokens (class token) set aside "
+        "(default: the grid of the model's patch embedding, found automatically).",
+    ),
+]
 
 # -- output -----------------------------------------------------------------------------------------------
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder.")]

@@ -26,6 +26,7 @@ from convscope.present.cli_options import (
     ShapeOpt,
     SliceOpt,
     StrictOpt,
+    TokensOpt,
     TopOpt,
     UnsafeOpt,
     VerboseOpt,
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
         force: ForceOpt = False,
         no_crops: NoCropsOpt = False,
         strict: StrictOpt = False,
+        tokens: TokensOpt = None,
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         custom_objects: CustomObjectsOpt = None,
@@ -69,6 +71,7 @@ def register(app: typer.Typer) -> None:
         from convscope.present.cli import _setup, _shape
 
         _setup(verbose)
+        from convscope.models.tokens import parse_tokens
         from convscope.present.run import preprocess_options, read_options, resolve_cli
         from convscope.scan import scan
 
@@ -99,6 +102,7 @@ def register(app: typer.Typer) -> None:
             strict=strict,
             progress=scan_progress,
             custom_objects=custom_objects,
+            tokens=parse_tokens(tokens),
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")

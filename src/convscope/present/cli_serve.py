@@ -22,6 +22,7 @@ from convscope.present.cli_options import (
     ShapeOpt,
     SliceOpt,
     StdOpt,
+    TokensOpt,
     UnsafeOpt,
     WindowOpt,
     at_least,
@@ -113,6 +114,7 @@ def serve(
             help="Memory for cached activations, in MB.",
         ),
     ] = 512,
+    tokens: TokensOpt = None,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -138,9 +140,11 @@ def serve(
         raise OptionError(
             f"convscope serve needs the web extra: pip install 'convscope[web]' ({err})"
         ) from None
+    from convscope.models.tokens import parse_tokens
     from convscope.present.run import preprocess_options, read_options, resolve_cli
 
     preprocess_options(value_range, mean, std)  # option errors answer before anything is bound or loaded
+    grid = parse_tokens(tokens)
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
     shape = _shape(input_shape)
     resolved = resolve_cli(
@@ -155,9 +159,13 @@ def serve(
         labels=str(labels) if labels else None,
         custom_objects=custom_objects,
     )
-    explorer = build_explorer(
-        resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb
-    )
+    try:
+        explorer = build_explorer(
+            resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb, tokens=grid
+        )
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(
         explorer, max_upload_bytes=int(max_upload_mb * (1 << 20)), allowed_hosts=allowed_hosts(host)
     )

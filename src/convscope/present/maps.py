@@ -20,7 +20,7 @@ import numpy as np
 
 from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable
-from convscope.models.grids import Placement, field_grids
+from convscope.models.grids import Placement, TokenView, field_grids, token_views
 from convscope.probe.extractor import Extractor
 from convscope.store.npzstream import NpzStream
 from convscope.store.output import OutputFolder
@@ -41,6 +41,7 @@ class GridOptions:
     labels: bool = True
     max_channels: int = 64
     overlay: str | None = None  # None, "mean" or a channel index as text
+    tokens: tuple[int, int] | None = None  # --tokens HxW: the grid of token layers (None: found per model)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def render_kwargs(self) -> dict[str, Any]:
@@ -74,6 +75,23 @@ def overlay_grids(model: Any, keys: Iterable[str]) -> dict[str, Placement]:
         return {}
 
 
+def layer_views(
+    model: Any, batch: dict[str, np.ndarray], tokens: tuple[int, int] | None = None
+) -> dict[str, TokenView]:
+    """The token layers of one batch of activations and how each is drawn (:func:`~convscope.models.grids.token_views`).
+
+    Raises:
+        OptionError: ``tokens`` (``--tokens``) fits none of the batch's token layers.
+    """
+    from convscope.models.spec import data_format
+
+    shapes = {key: value.shape[1:] for key, value in batch.items()}
+    views = token_views(model, shapes, given=tokens, data_format=data_format(model))
+    for key, view in views.items():
+        log.info("%s: %s", key, view.describe())
+    return views
+
+
 def _render_one(
     act: np.ndarray,
     key: str,
@@ -81,15 +99,23 @@ def _render_one(
     options: GridOptions,
     display: np.ndarray | None,
     grid: Placement | None,
+    view: TokenView | None = None,
 ) -> list[tuple[str, bytes]]:
     from convscope.render import overlay, render_activation
 
-    picture = render_activation(act, layer=key, data_format=data_format, **options.render_kwargs())
+    label, notes = key, []
+    if view is not None:  # a token layer (T, C): h x w maps, channels last whatever the model's format
+        act, notes, data_format = view.to_maps(act), view.notes(), "channels_last"
+        label = f"{key} ({view.tokens.h}x{view.tokens.w} token maps)"
+        grid = view.grid.placement if view.grid is not None else None
+    picture = render_activation(
+        act, layer=key, data_format=data_format, notes=notes, **options.render_kwargs()
+    )
     files = [(f"{slug(key)}.png", picture.to_png())]
     if options.overlay is not None and display is not None and act.ndim == 3:
         spatial = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act
         channel: int | str = "mean" if options.overlay == "mean" else int(options.overlay)
-        blend = overlay(display, spatial, channel, layer=key, grid=grid)
+        blend = overlay(display, spatial, channel, layer=label, grid=grid)
         files.append((f"{slug(key)}.overlay.png", blend.to_png()))
     return files
 
@@ -136,17 +162,21 @@ def write_maps(
     names = list(names)
     displays = list(displays) if displays is not None else [None] * len(names)
     written: list[Path] = []
+    views: dict[str, TokenView] | None = None
     with OutputFolder(out, command, protected=protected) as stage:
         stream = NpzStream(stage / arrays_name, len(names)) if save_arrays else None
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for rows, batch in extractor.iter_batches(x, batch_size):
-                    batch.pop(Extractor.OUTPUT_KEY, None)  # the model output is not a layer map
+                    for key in [k for k in batch if Extractor.is_output(k)]:
+                        del batch[key]  # the model's outputs are not layer maps
+                    if views is None:  # once: the layers' shapes are the same in every batch
+                        views = layer_views(extractor.model, batch, options.tokens)
                     if stream is not None:
                         stream.write(rows, batch)
                     grids = overlay_grids(extractor.model, batch) if options.overlay is not None else {}
                     written += _render_batch(
-                        pool, rows, batch, names, displays, grids, stage, out, data_format, options
+                        pool, rows, batch, names, displays, grids, stage, out, data_format, options, views
                     )
                     del batch  # free this batch's activations before the next forward pass
                     if on_batch is not None:
@@ -222,13 +252,21 @@ def _render_batch(
     out: Path,
     data_format: str,
     options: GridOptions,
+    views: dict[str, TokenView],
 ) -> list[Path]:
     """Render every (input, layer) of one batch in the pool and write the PNGs into ``stage``."""
     jobs = []
     for i in range(rows.start, rows.stop):
         for key, value in batch.items():
             job = pool.submit(
-                _render_one, value[i - rows.start], key, data_format, options, displays[i], grids.get(key)
+                _render_one,
+                value[i - rows.start],
+                key,
+                data_format,
+                options,
+                displays[i],
+                grids.get(key),
+                views.get(key),
             )
             jobs.append((names[i], job))
     written = []

@@ -10,6 +10,10 @@ Build it once per (model, layer set) and call it as often as needed::
 Output keys are layer paths. A layer called more than once in one forward pass reports each call as
 ``path@0``, ``path@1``, ...; a layer returning several tensors reports ``path[0]``, ``path[1]``, ...
 (:class:`convscope.models.keys.ActivationKey` writes and reads them).
+
+With ``include_output`` the model's own output comes too: its first declared output under
+:attr:`Extractor.OUTPUT_KEY`, and for a model with several outputs (a dict or a list) every head under
+``__output__/<name>`` as well (:meth:`Extractor.head_key`), in the order the model declares them.
 """
 
 from __future__ import annotations
@@ -62,6 +66,26 @@ class Extractor:
 
     OUTPUT_KEY = "__output__"
 
+    @classmethod
+    def head_key(cls, name: str) -> str:
+        """The key of the model output (head) ``name`` of a multi-output model: ``__output__/<name>``."""
+        return f"{cls.OUTPUT_KEY}/{name}"
+
+    @classmethod
+    def is_output(cls, key: str) -> bool:
+        """True for :attr:`OUTPUT_KEY` and the head keys: the model's outputs, not layer activations."""
+        return key == cls.OUTPUT_KEY or key.startswith(cls.OUTPUT_KEY + "/")
+
+    @classmethod
+    def heads(cls, acts: dict[str, Any]) -> dict[str, Any]:
+        """``{head name: output}`` from a result of :meth:`run_batch`: every head of a multi-output model,
+        else ``{"output": ...}`` (empty without ``include_output``)."""
+        prefix = cls.OUTPUT_KEY + "/"
+        named = {key[len(prefix) :]: value for key, value in acts.items() if key.startswith(prefix)}
+        if named:
+            return named
+        return {"output": acts[cls.OUTPUT_KEY]} if cls.OUTPUT_KEY in acts else {}
+
     def __init__(
         self,
         model: Any,
@@ -82,6 +106,7 @@ class Extractor:
         self.batch_size = batch_size
         self.input_shapes = input_shapes(model)
         self._labels: list[tuple[int, int, int, int]] = []
+        self.output_names: list[str] = []  # set while tracing (see _declared_outputs)
         self._backend = backend.get()
         self._run = self._backend.compile_run(model, self._body, compile=compile)
         self.keys: list[str] | None = None
@@ -107,8 +132,22 @@ class Extractor:
                 tensors.append(tensor)
         self._labels = labels  # a Python side effect: runs at trace time, identical on every trace
         self._calls = dict(calls)
-        outs = tuple(keras.tree.flatten(output)) if self.include_output else ()
+        outs: tuple[Any, ...] = ()
+        if self.include_output:
+            self.output_names, outs = self._declared_outputs(output)
         return tuple(tensors), outs
+
+    def _declared_outputs(self, output: Any) -> tuple[list[str], tuple[Any, ...]]:
+        """The model's outputs in the order it declares them (a dict's own order, not sorted), named."""
+        import keras
+
+        if isinstance(output, dict) and not any(isinstance(v, (dict, list, tuple)) for v in output.values()):
+            return [str(k) for k in output], tuple(output.values())
+        flat = tuple(keras.tree.flatten(output))
+        names = list(getattr(self.model, "output_names", None) or [])
+        if len(names) != len(flat) or len(set(names)) != len(names):
+            names = [str(i) for i in range(len(flat))]
+        return [str(n) for n in names], flat
 
     def _make_keys(self) -> list[str]:
         keys = []
@@ -152,6 +191,9 @@ class Extractor:
         result = {key: to_numpy(by_key[key]) for key in self._ordered_keys}
         if self.include_output:
             result[self.OUTPUT_KEY] = to_numpy(outputs[0])
+            if len(outputs) > 1:
+                for name, value in zip(self.output_names, outputs):
+                    result[self.head_key(name)] = to_numpy(value)
         return result
 
     def iter_batches(

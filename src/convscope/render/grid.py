@@ -49,6 +49,7 @@ def render_activation(
     percentile: Sequence[float] = (1.0, 99.0),
     vrange: Sequence[float] | None = None,
     max_channels: int = 64,
+    notes: Sequence[str] = (),
 ) -> FeatureGrid:
     """Draw one sample's activation of a layer as a captioned picture.
 
@@ -79,6 +80,7 @@ def render_activation(
         percentile: ``(low, high)`` clip percentiles for ``norm="percentile"``.
         vrange: ``(lo, hi)`` fixed range for ``norm="raw"``.
         max_channels: Default cap on channels shown when ``channels`` is None.
+        notes: Caption fields put after the layer name (e.g. how a token layer became maps).
 
     Returns:
         A :class:`FeatureGrid`; ``.to_png()``, ``.save(path)`` and ``.to_figure()`` turn it into output.
@@ -101,6 +103,7 @@ def render_activation(
         percentile=percentile,
         vrange=vrange,
         max_channels=max_channels,
+        notes=notes,
     )
     arr = as_activation(act)
     if arr.ndim > 4:
@@ -151,7 +154,7 @@ def render_2d(
     indices, codes = to_indices(normed.values)
     k, h, w = selected.shape
     layout = plan_mosaic(k, h, w, rows=opts.rows, cols=opts.cols, scale=opts.scale, labels=opts.labels)
-    fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
+    fields = [opts.layer, *opts.notes, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if factor > 1:
         fields.append(f"maps shown at 1/{factor} size (mean of {factor}x{factor} blocks)")
     n_inactive = int(stats.inactive.sum())

@@ -52,7 +52,7 @@ def render_vector(values: np.ndarray, opts: RenderOptions, stats: LayerStats) ->
     span = layer_span(values, opts, stats, "units")
     normed = normalize(shown[None, :], opts.norm, span=span)
     indices, codes = to_indices(normed.values[0])
-    fields = [opts.layer, str(values.shape), *norm_fields(opts), plan.describe("units")]
+    fields = [opts.layer, *opts.notes, str(values.shape), *norm_fields(opts), plan.describe("units")]
     n_zero = int(stats.inactive.sum())
     if n_zero:
         fields.append(f"{n_zero} zero")
@@ -190,7 +190,7 @@ def render_1d(
 
     left = text_width(str(int(idx.max()))) + 4
     height = layout.height + 2 + LABEL_H
-    fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
+    fields = [opts.layer, *opts.notes, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.inactive.any():
         fields.append(f"{int(stats.inactive.sum())} inactive")
     fields += [
@@ -235,7 +235,7 @@ def render_3d(
     indices, codes = to_indices(normed.values)
     k, depth, h, w = selected.shape
     layout = plan_mosaic(k * depth, h, w, rows=k, cols=depth, scale=opts.scale, labels=opts.labels)
-    fields = [opts.layer, str(tuple(shape)), *norm_fields(opts), plan.describe()]
+    fields = [opts.layer, *opts.notes, str(tuple(shape)), *norm_fields(opts), plan.describe()]
     if stats.inactive.any():
         fields.append(f"{int(stats.inactive.sum())} inactive")
     fields += [

@@ -48,6 +48,7 @@ class RenderOptions:
     percentile: tuple[float, float] = (1.0, 99.0)
     vrange: tuple[float, float] | None = None
     max_channels: int = 64
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -70,6 +71,8 @@ class RenderOptions:
         if data_format not in DATA_FORMATS:
             raise OptionError(f"unknown data_format {data_format!r}; valid: {', '.join(DATA_FORMATS)}")
         max_channels = positive_int("max_channels", max_channels)
+        if "notes" in rest:
+            rest["notes"] = tuple(str(n) for n in rest["notes"] if n)
         for name in ("rows", "cols", "scale"):
             if rest.get(name) is not None:
                 rest[name] = positive_int(name, rest[name])

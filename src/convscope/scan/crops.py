@@ -122,6 +122,13 @@ def _framed(body: np.ndarray, fields: list[str]) -> np.ndarray:
     return image
 
 
+def _field_words(stats: LayerStats, rf: str) -> str:
+    """``"receptive field 5x5 px"``, or for a token layer the patch its top token stands for."""
+    if stats.tokens is None:
+        return f"receptive field {rf} px"
+    return f"the token's patch {rf} px (after attention a token may see the whole input); {stats.tokens}"
+
+
 def channel_picture(stats: LayerStats, channel: int, display: Display) -> np.ndarray:
     """One channel: its top-k crops (value above each) over the whole inputs with the field outlined."""
     crops, contexts = channel_tiles(stats, channel, display)
@@ -137,7 +144,7 @@ def channel_picture(stats: LayerStats, channel: int, display: Display) -> np.nda
     fields = [
         f"{stats.key} channel {channel}",
         f"top {k} of {stats.images} images by spatial max",
-        f"receptive field {rf} px",
+        _field_words(stats, rf),
         f"mean {stats.mean[channel]:.3g}",
         f"max {stats.max[channel]:.3g}",
         f"positive {stats.frac_positive[channel]:.1%}",
@@ -158,6 +165,7 @@ def overview_picture(stats: LayerStats, channel_crops: dict[int, np.ndarray], ti
         tiles[r * k : r * k + len(channel_crops[c])] = channel_crops[c]
         labels += [f"ch {c}"] + [""] * (k - 1)
     rf = "x".join(f"{v:g}" for v in stats.rf_size)  # type: ignore[union-attr]
+    what = f"token patches ({rf} px)" if stats.tokens is not None else f"receptive-field crops ({rf} px)"
     contiguous = channels == list(range(channels[0], channels[-1] + 1))
     shown = (
         "all channels"
@@ -168,7 +176,7 @@ def overview_picture(stats: LayerStats, channel_crops: dict[int, np.ndarray], ti
     )
     fields = [
         title or stats.key,
-        f"top {k} receptive-field crops ({rf} px) per channel, best left",
+        f"top {k} {what} per channel, best left",
         f"{stats.images} images",
         f"{shown} (one per row)",
         "dark blue = outside the image",

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from convscope.models.keys import ActivationKey
+from convscope.models.tokens import TokenGrid
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.reduce import Bounds, as_channels_last, one_blas_thread
 from convscope.scan.source import ArraySource, Source, iter_chunks
@@ -55,6 +56,8 @@ class ScanJob:
         input_shape: One sample's shape for unbuilt/subclassed models.
         safe_mode: Keras safe mode when loading a file.
         custom_objects: Custom classes by name, or the ``.py`` file defining them (see ``load_model``).
+        tokens: ``{key: TokenGrid}``: token layers ``(T, C)`` scanned as ``(h, w, C)`` maps, their extra
+            tokens set aside (see :func:`convscope.models.grids.token_views`).
     """
 
     model: Any
@@ -65,6 +68,7 @@ class ScanJob:
     input_shape: tuple[int, ...] | None = None
     safe_mode: bool = True
     custom_objects: Any = None
+    tokens: Mapping[str, TokenGrid] = field(default_factory=dict)
 
 
 def activation_name(layer: Any) -> str:
@@ -119,7 +123,7 @@ class ShardScanner:
         return {
             key: activation_name(self._layers.get(ActivationKey.parse(key).path))
             for key in keys
-            if key != self.extractor.OUTPUT_KEY
+            if not self.extractor.is_output(key)
         }
 
     def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:
@@ -165,7 +169,13 @@ class ShardScanner:
             if act.ndim == 2:
                 accs.setdefault(key, OutputAccumulator()).add_batch(act, first)  # type: ignore[arg-type]
             return
-        value = as_channels_last(act, self.channels_first)
+        if self.extractor.is_output(key):  # the other heads of a multi-output model: not layer statistics
+            return
+        grid = self.job.tokens.get(key)
+        # a token layer (n, T, C) becomes (n, h, w, C) maps; its channels are last whatever the model's format
+        value = (
+            as_channels_last(grid.to_grid(act), False) if grid else as_channels_last(act, self.channels_first)
+        )
         if key not in accs:
             accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
         accs[key].add_batch(value, first)

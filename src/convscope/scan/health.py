@@ -198,7 +198,10 @@ def summary_text(manifest: Mapping[str, Any], layers: Mapping[str, LayerStats], 
     ]
     for key, stats in layers.items():
         h = layer_health(stats)
-        rf = "" if stats.rf_size is None else f"  rf {'x'.join(_fmt(v) for v in stats.rf_size)}"
+        word = "patch" if stats.tokens is not None else "rf"  # a token's field is its patch's, and beyond
+        rf = "" if stats.rf_size is None else f"  {word} {'x'.join(_fmt(v) for v in stats.rf_size)}"
+        if stats.tokens is not None:
+            rf += f"  [{stats.tokens}]"
         sat = f"  saturated {len(h.saturated)}" if stats.frac_saturated is not None else ""
         dup = (
             f"near-duplicate pairs {len(h.duplicates)}"

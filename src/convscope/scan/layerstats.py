@@ -52,6 +52,9 @@ class LayerStats:
         rf_size: Receptive-field size per spatial axis in input pixels, or ``None``.
         rf_jump: Input pixels between neighbouring positions, or ``None``.
         rf_start: Centre of position 0's field in input pixel coordinates, or ``None``.
+        tokens: For a token layer ``(T, C)`` scanned as ``h x w`` maps (the statistics then cover the
+            patch tokens only, extra tokens set aside; ``spatial`` is ``(h, w)``), how
+            (:meth:`~convscope.models.grids.TokenView.describe`); ``None`` for any other layer.
     """
 
     key: str
@@ -74,6 +77,7 @@ class LayerStats:
     rf_size: tuple[float, ...] | None = None
     rf_jump: tuple[float, ...] | None = None
     rf_start: tuple[float, ...] | None = None
+    tokens: str | None = None
 
     def __post_init__(self) -> None:
         for name in (*ARRAYS, *OPTIONAL):
@@ -112,7 +116,7 @@ class LayerStats:
                 "start": list(self.rf_start or ()),
             }
         )
-        return {
+        meta = {
             "key": self.key,
             "shape": list(self.shape),
             "spatial": list(self.spatial),
@@ -121,6 +125,7 @@ class LayerStats:
             "activation": self.activation,
             "rf": rf,
         }
+        return {**meta, "tokens": self.tokens} if self.tokens is not None else meta
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LayerStats:
@@ -140,6 +145,7 @@ class LayerStats:
             rf_size=tuple(rf["size"]) if rf else None,
             rf_jump=tuple(rf["jump"]) if rf else None,
             rf_start=tuple(rf["start"]) if rf else None,
+            tokens=meta.get("tokens"),
         )
 
     def __repr__(self) -> str:

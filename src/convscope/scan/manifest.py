@@ -126,6 +126,7 @@ def identity(manifest: dict[str, Any]) -> dict[str, Any]:
         "top_k": options.get("top_k"),
         "preprocess": options.get("preprocess"),
         "input_shape": options.get("input_shape"),
+        "tokens": options.get("tokens"),
     }
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable, OptionError
-from convscope.models.grids import Grid, field_grids
+from convscope.models.grids import Grid, TokenView, field_grids, token_views
 from convscope.scan import manifest as mf
 from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator
@@ -62,6 +62,7 @@ def _layer_stats(
     spatial: tuple[int, ...],
     rf: Grid | None,
     labels: Sequence[str] | None,
+    view: TokenView | None = None,
 ) -> LayerStats:
     arrays = acc.finish()
     top_label = None
@@ -78,6 +79,7 @@ def _layer_stats(
         rf_size=None if rf is None else rf.size,
         rf_jump=None if rf is None else rf.step,
         rf_start=None if rf is None else rf.start,
+        tokens=None if view is None else view.describe(),
         **arrays,
     )
 
@@ -134,6 +136,7 @@ def scan(
     on_batch: OnBatch | None = None,
     progress: Progress | None = None,
     custom_objects: Any = None,
+    tokens: tuple[int, int] | None = None,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -164,6 +167,9 @@ def scan(
         on_batch: Called with the row count after each batch (local engine) or shard (Ray); an
             exception raised in it aborts the scan and leaves ``out`` untouched.
         progress: ``progress(total, label)`` -> a rich ``Progress`` (or ``None``), as the CLI passes.
+        tokens: ``(h, w)`` of token layers (``--tokens``); ``None`` finds each token layer's grid from the
+            model. A token layer ``(T, C)`` is scanned as ``h x w`` maps: its statistics, top positions
+            and crops cover the patch tokens (placed on the patch embedding's grid), extra tokens set aside.
 
     Returns:
         The :class:`ScanResult` (with ``path`` set when ``out`` was given).
@@ -171,7 +177,8 @@ def scan(
     Raises:
         InputError: DATA is missing, empty or does not fit the model.
         LayerNotFound: A layer selector matches nothing.
-        OptionError: Bad ``top_k``/``batch_size``/``engine``, Ray missing, or ``out`` holds a different scan.
+        OptionError: Bad ``top_k``/``batch_size``/``engine``, Ray missing, ``out`` holds a different scan,
+            or ``tokens`` fits none of the scanned token layers.
         ModelLoadError: The model cannot be loaded.
     """
     from convscope.models.resolve import resolve_model
@@ -211,6 +218,9 @@ def scan(
         resolved, selectors, input_shape=input_shape, batch_size=batch_size, include_output=True
     )
     keys, shapes = _probe_keys(extractor, source)
+    views = token_views(
+        keras_model, shapes, given=tokens, input_shape=input_shape, data_format=resolved.data_format
+    )
     job = ScanJob(
         resolved.source or keras_model,
         tuple(selectors) if selectors else None,
@@ -222,6 +232,7 @@ def scan(
         str(Path(custom_objects).expanduser().resolve())
         if isinstance(custom_objects, (str, Path))
         else custom_objects,
+        {key: view.tokens for key, view in views.items()},
     )
     manifest = {
         "format": FORMAT,
@@ -242,6 +253,7 @@ def scan(
             "layers": [str(s) for s in selectors] if selectors else None,
             "batch_size": int(batch_size),
             "engine": engine,
+            "tokens": None if tokens is None else f"{tokens[0]}x{tokens[1]}",
         },
         "classes": list(resolved.class_names) if resolved.class_names else None,
     }
@@ -258,8 +270,12 @@ def scan(
     for key in keys:
         shape = shapes[key]
         spatial = shape[1:-1] if _channels_first(keras_model) and len(shape) > 1 else shape[:-1]
+        view = views.get(key)
+        if view is not None:  # scanned as (h, w, C) maps placed on the patch embedding's grid
+            spatial = view.shape
+        rf = fields.get(key) if view is None else view.grid
         layers_stats[key] = _layer_stats(
-            key, accs[key], activations.get(key, ""), shape, tuple(spatial), fields.get(key), source.labels
+            key, accs[key], activations.get(key, ""), shape, tuple(spatial), rf, source.labels, view
         )
     manifest["layers"] = [{**s.meta(), "slug": _slug(k)} for k, s in layers_stats.items()]
     manifest["versions"] = mf.versions(engine)
@@ -291,7 +307,7 @@ def _probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tu
     shapes = {
         k: tuple(int(d) for d in v.shape[1:])
         for k, v in acts.items()
-        if v.ndim >= 2 and k != extractor.OUTPUT_KEY
+        if v.ndim >= 2 and not extractor.is_output(k)
     }
     return list(shapes), shapes
 

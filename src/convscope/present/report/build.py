@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,16 +46,27 @@ def _check_options(
 
 
 def describe_output(
-    out: np.ndarray, class_names: Sequence[str] | None, k: int = 3
+    out: np.ndarray | Mapping[str, np.ndarray], class_names: Sequence[str] | None, k: int = 3
 ) -> tuple[str, tuple[tuple[str, float], ...]]:
     """One line about one sample's model output, and its top-``k`` ``(label, value)`` if it is a vector.
 
-    The words and numbers come from :func:`convscope.models.predictions.top_classes`, as on every surface.
-    """
-    from convscope.models.predictions import top_classes
+    ``out`` is the output, or ``{head: output}`` for a model with several outputs (then the line names
+    every head, and the table holds the first head's classes, ``"head: label"``).
 
-    pred = top_classes(out, class_names, k)
-    return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    The words and numbers come from :mod:`convscope.models.predictions`, as on every surface.
+    """
+    from convscope.models.predictions import head_predictions, top_classes
+
+    if not isinstance(out, Mapping):
+        pred = top_classes(out, class_names, k)
+        return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    heads = head_predictions(out, class_names, k)
+    if len(heads) == 1:
+        pred = next(iter(heads.values()))
+        return pred.headline(), tuple((s.label(), s.value) for s in pred.top)
+    line = "; ".join(f"{name}: {pred.headline()}" for name, pred in heads.items())
+    first, pred = next(iter(heads.items()))
+    return line, tuple((f"{first}: {s.label()}", s.value) for s in pred.top)
 
 
 def shrink(act: np.ndarray, data_format: str, limit: int | None) -> tuple[np.ndarray, int]:
@@ -92,6 +103,7 @@ def _render(
     channels: Any,
     max_channels: int,
     max_map_size: int | None,
+    notes: Sequence[str] = (),
 ) -> tuple[Picture, int, int]:
     from convscope.render import render_activation
 
@@ -105,6 +117,7 @@ def _render(
         cmap=cmap,
         channels=channels,
         max_channels=max_channels,
+        notes=notes,
     )
     picture = Picture.from_grid(grid)
     if factor > 1:  # the picture's numbers are of the block means: state the layer's own too
@@ -123,30 +136,39 @@ def _layer_entries(
     batch_size: int,
     workers: int,
     fmt: str,
-    render_args: tuple[Any, ...],
-    outputs: list[np.ndarray],
+    render_args: tuple[str, str, Any, int, int | None],
+    outputs: list[dict[str, np.ndarray]],
 ) -> tuple[LayerEntry, ...]:
     """Probe ``x`` batch by batch and render every (layer, input) grid in a thread pool.
 
-    The model's outputs are appended to ``outputs`` (one array per input).
+    The model's outputs are appended to ``outputs`` (one ``{head: array}`` per input).
     """
     from convscope.models.keys import ActivationKey
+    from convscope.present.maps import layer_views
     from convscope.probe.extractor import Extractor
 
+    views: dict[str, Any] | None = None
     grids: dict[str, list[Picture]] = {}
     shown: dict[str, int] = {}
     factors: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for rows, batch in extractor.iter_batches(x, batch_size):
-            out = batch.pop(Extractor.OUTPUT_KEY, None)
-            if out is not None:
-                outputs.extend(np.array(out[i]) for i in range(len(out)))
-            jobs = [
-                (key, pool.submit(_render, value[i], key, fmt, *render_args))
+            heads = Extractor.heads(batch)
+            for key in [k for k in batch if Extractor.is_output(k)]:
+                del batch[key]  # the model's outputs are not layer maps
+            outputs.extend(
+                {name: np.array(value[i]) for name, value in heads.items()}
                 for i in range(rows.stop - rows.start)
-                for key, value in batch.items()
-            ]
+                if heads
+            )
+            if views is None:  # token layers (T, C) are drawn as h x w maps, as maps and serve draw them
+                views = layer_views(extractor.model, batch)
+            jobs = []
+            for i in range(rows.stop - rows.start):
+                for key, value in batch.items():
+                    act, _, layout, notes = _drawn(value[i], key, fmt, views.get(key))
+                    jobs.append((key, pool.submit(_render, act, key, layout, *render_args, notes)))
             shapes.update({key: tuple(int(s) for s in value.shape[1:]) for key, value in batch.items()})
             for key, job in jobs:
                 picture, count, factor = job.result()
@@ -167,6 +189,13 @@ def _layer_entries(
         )
         for j, (key, pics) in enumerate(grids.items())
     )
+
+
+def _drawn(act: np.ndarray, key: str, fmt: str, view: Any) -> tuple[np.ndarray, str, str, list[str]]:
+    """``(activation, key, data format, caption notes)`` as drawn: a token layer as its ``(h, w, C)`` maps."""
+    if view is None:
+        return act, key, fmt, []
+    return view.to_maps(act), key, "channels_last", view.notes()
 
 
 @dataclass(frozen=True)
@@ -259,7 +288,7 @@ def build_report(
     info = resolved.info
     fmt = resolved.data_format
     n = len(data.names)
-    outputs: list[np.ndarray] = []
+    outputs: list[dict[str, np.ndarray]] = []
     layer_entries = _layer_entries(
         extractor,
         data.x,

@@ -118,6 +118,11 @@ class Explorer:
         picture_cache_mb: Bound of the rendered-picture cache.
         input_shape: One sample's shape for the layer table and the warm-up pass, needed when the model
             leaves sizes free (e.g. ``(None, None, 3)``); images then keep their own size.
+        tokens: ``(h, w)`` of token layers (``--tokens``); ``None`` finds each token layer's grid from the
+            model (:func:`~convscope.models.grids.token_views`). Token layers are drawn as ``h x w`` maps.
+
+    Raises:
+        OptionError: ``tokens`` fits none of the model's token layers.
     """
 
     def __init__(
@@ -130,8 +135,9 @@ class Explorer:
         cache_mb: int = 512,
         picture_cache_mb: int = 128,
         input_shape: tuple[int, ...] | None = None,
+        tokens: tuple[int, int] | None = None,
     ) -> None:
-        from convscope.models.grids import field_grids
+        from convscope.models.grids import field_grids, token_views
         from convscope.models.resolve import resolve_model
         from convscope.models.tree import layer_tree
         from convscope.probe.cache import get_extractor
@@ -157,11 +163,17 @@ class Explorer:
         )
         self.features = plugins.features()
         self.cam_methods = plugins.cam_methods() if self.features["cam"] else []
-        self.layers = self._layer_rows(self._run(np.zeros((1, *self.info.input_shape[1:]), np.float32)))
+        warm = self._run(np.zeros((1, *self.info.input_shape[1:]), np.float32))
+        shapes = {key: value.shape[1:] for key, value in warm.items() if not self.extractor.is_output(key)}
+        self.token_views = token_views(self.info, shapes, given=tokens, data_format=self.data_format)
+        self.layers = self._layer_rows(warm)
         self._by_key = {row["key"]: row for row in self.layers if row["key"]}
         self.grids = {
             key: grid.placement for key, grid in field_grids(self.info, self._by_key, ndim=2).items()
         }
+        self.grids.update(
+            {key: view.grid.placement for key, view in self.token_views.items() if view.grid is not None}
+        )
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -173,7 +185,8 @@ class Explorer:
             first = keys[(row["path"], row["call"])]  # a layer with several outputs shows its first
             key = next((k for k in (str(first), str(replace(first, output=0))) if k in acts), None)
             shape = list(acts[key].shape[1:]) if key else None
-            spatial = bool(key) and len(shape or ()) == 3
+            view = self.token_views.get(key) if key else None
+            spatial = bool(key) and (len(shape or ()) == 3 or view is not None)
             filters = self.features["filters"] and "Conv" in row["class"] and not row["call"]
             rows.append(
                 {
@@ -181,6 +194,7 @@ class Explorer:
                     "key": key,
                     "viewable": key is not None,
                     "spatial": spatial,
+                    "tokens": view.describe() if view is not None else None,
                     "has_filters": bool(filters and key),
                 }
             )
@@ -227,7 +241,10 @@ class Explorer:
             return self.extractor(x)
 
     def activations(self, image_id: str) -> dict[str, np.ndarray]:
-        """Every layer's activation of one image (no batch axis), from one cached forward pass."""
+        """Every layer's activation of one image (no batch axis), from one cached forward pass.
+
+        Token layers are as the model computes them, ``(T, C)``; :meth:`maps` gives what is drawn.
+        """
 
         def compute() -> dict[str, np.ndarray]:
             x = self.gallery.prepared(image_id).x
@@ -236,33 +253,57 @@ class Explorer:
         return self._acts.get_or_compute(image_id, compute)
 
     def predict(self, image_id: str) -> dict[str, Any]:
-        """Top-5 classes of one image (labels from the zoo entry when known)."""
-        out = self.activations(image_id).get(self._output_key)
+        """Top-5 classes of one image (labels from the zoo entry when known).
+
+        A model with several outputs answers for its first declared output and lists every head under
+        ``heads`` (``[{"name": ..., **its top-5}]``, class names only where the head's size fits them).
+        """
+        from convscope.models.predictions import head_class_names
+
+        acts = self.activations(image_id)
+        out = acts.get(self._output_key)
         if out is None:
             return {"available": False, "reason": "the model has no single output tensor"}
-        result = top_predictions(out, self.class_names)
+        heads = self.extractor.heads(acts)
         entry = self.gallery.entry(image_id)
-        return {**result, "image": image_id, "true_label": entry.label}
+        if len(heads) < 2:
+            result = top_predictions(out, self.class_names)
+            return {**result, "image": image_id, "true_label": entry.label}
+        names = head_class_names(heads, self.class_names)
+        listed = [{"name": name, **top_predictions(value, names[name])} for name, value in heads.items()]
+        first = listed[0]
+        return {**first, "heads": listed, "image": image_id, "true_label": entry.label}
+
+    def maps(self, image_id: str, key: str) -> tuple[np.ndarray, str]:
+        """What is drawn for layer ``key`` of one image and its data format: the activation, or for a token
+        layer its ``(h, w, C)`` maps (channels last, extra tokens set aside)."""
+        act = self.activations(image_id)[key]
+        view = self.token_views.get(key)
+        if view is None:
+            return act, self.data_format
+        return view.to_maps(act), "channels_last"
 
     # -- pictures -----------------------------------------------------------------------------------------
     def grid(self, image_id: str, key: str, options: ViewOptions) -> Rendered:
         """The feature grid of layer ``key`` for one image (cached)."""
-        self.layer(key)
+        row = self.layer(key)
 
         def render() -> Rendered:
-            act = self.activations(image_id)[key]
+            act, data_format = self.maps(image_id, key)
             layout = None
             if options.aspect is not None:
                 layout = mosaic_shape(
-                    act.shape, options.channels, options.aspect, data_format=self.data_format, labels=False
+                    act.shape, options.channels, options.aspect, data_format=data_format, labels=False
                 )
             rows, cols = layout or (None, None)
             # A 2-D mosaic goes out bare: the page writes its caption, channel numbers and colorbar as text.
             labels = act.ndim != 3
+            view = self.token_views.get(key)
             picture = render_activation(
                 act,
                 layer=key,
-                data_format=self.data_format,
+                notes=view.notes() if view is not None else (),
+                data_format=data_format,
                 norm=options.norm,
                 cmap=options.cmap,
                 channels=options.channels,
@@ -270,9 +311,9 @@ class Explorer:
                 cols=cols,
                 labels=labels,
             )
-            meta = grid_meta(picture, key, options.norm, self.data_format, layout, labels=labels)
+            meta = grid_meta(picture, key, options.norm, data_format, layout, labels=labels)
             pixels, meta = bare_mosaic(picture, meta)
-            return Rendered(encode_png(pixels), {**meta, "image": image_id})
+            return Rendered(encode_png(pixels), {**meta, "image": image_id, "tokens": row["tokens"]})
 
         return self._pictures.get_or_compute(("grid", image_id, key, options), render)
 
@@ -290,8 +331,8 @@ class Explorer:
             raise OptionError(f"alpha must be in [0, 1], got {alpha}")
 
         def render() -> Rendered:
-            act = self.activations(image_id)[key]
-            hwc = np.moveaxis(act, 0, -1) if self.data_format == "channels_first" else act
+            act, data_format = self.maps(image_id, key)
+            hwc = np.moveaxis(act, 0, -1) if data_format == "channels_first" else act
             if not 0 <= channel < hwc.shape[-1]:
                 raise OptionError(
                     f"channel {channel} is out of range for layer {key!r}: valid are 0..{hwc.shape[-1] - 1}"
@@ -309,6 +350,7 @@ class Explorer:
                     "layer": key,
                     "image": image_id,
                     "caption": picture.caption,
+                    "tokens": row["tokens"],
                     "n_channels": int(hwc.shape[-1]),
                     "legend": legend_meta(picture),
                 },

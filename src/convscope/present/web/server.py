@@ -89,6 +89,7 @@ def build_explorer(
     max_pixels: int = 25_000_000,
     cache_mb: int = 512,
     custom_objects: Any = None,
+    tokens: tuple[int, int] | None = None,
 ) -> Any:
     """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
@@ -98,6 +99,7 @@ def build_explorer(
         images: A folder of images; default: the zoo model's own samples (digits, or its demo photos).
         labels: Class names (sequence or file) overriding the model's own.
         preprocess: Preprocessing overriding the model's own.
+        tokens: ``(h, w)`` of the model's token layers (``--tokens``); ``None`` finds them from the model.
 
     Images: ``images`` (a folder) if given; else the zoo model's sample inputs, if it has any.
     """
@@ -126,7 +128,9 @@ def build_explorer(
         from convscope.models.zoo import sample_images
 
         gallery.add_pictures(sample_images(zoo.name))
-    return Explorer(resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape)
+    return Explorer(
+        resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape, tokens=tokens
+    )
 
 
 def make_server(

@@ -251,9 +251,10 @@ def top_predictions(
     surface uses: a distribution is shown as probabilities, any other vector as raw scores.
 
     Returns:
-        ``{"available": False, "reason": ...}`` when the output is not a class vector, else
-        ``{"available": True, "kind": "probability" | "score", "headline": ..., "top": [...]}`` with
-        ``{"index", "label", "name", "score", "text"}`` per class.
+        ``{"available": False, "reason": ...}`` when the output is neither a class vector nor a per-pixel
+        class output, else ``{"available": True, "kind": "probability" | "score" | "pixels", "headline":
+        ..., "top": [...]}`` with ``{"index", "label", "name", "score", "text"}`` per class (for
+        ``pixels`` the score is the fraction of pixels the class wins).
     """
     from convscope.models.predictions import top_classes
 
@@ -262,7 +263,8 @@ def top_predictions(
     if pred.kind == "none":
         return {
             "available": False,
-            "reason": f"the model's output has shape {list(np.shape(output))}, not a class vector",
+            "reason": f"the model's output has shape {list(np.shape(output))}, not a class vector "
+            "or per-pixel classes",
         }
     if not np.all(np.isfinite(out)):
         return {"available": False, "reason": "the model's output holds NaN or Inf"}
@@ -273,7 +275,7 @@ def top_predictions(
     return {
         "available": True,
         "kind": pred.kind,
-        "n_classes": int(out.size),
+        "n_classes": int(out.shape[-1]) if out.ndim else 1,
         "headline": pred.headline(),
         "top": top,
     }

@@ -69,7 +69,7 @@ export function renderPrediction(list, note, pred, onExplain) {
   }
   const peak = Math.max(...pred.top.map((t) => Math.abs(t.score)), 1e-12);
   for (const t of pred.top) {
-    const share = pred.kind === "probability" ? t.score : Math.abs(t.score) / peak;
+    const share = pred.kind === "probability" || pred.kind === "pixels" ? t.score : Math.abs(t.score) / peak;
     const hit = pred.true_label !== null && pred.true_label !== undefined && t.index === pred.true_label;
     list.append(el("li", { class: hit ? "hit" : null, title: onExplain ? `show what drives class ${t.label}` : null },
       el("span", { class: "label", title: t.label }, t.label),
@@ -82,12 +82,15 @@ export function renderPrediction(list, note, pred, onExplain) {
     }
   }
   const truth = pred.true_label !== null && pred.true_label !== undefined ? ` · true class ${pred.true_label}` : "";
-  note.textContent = `${pred.kind} over ${pred.n_classes} classes${truth}`;
+  const what = pred.kind === "pixels" ? `share of pixels won, ${pred.n_classes} classes` : `${pred.kind} over ${pred.n_classes} classes`;
+  const heads = (pred.heads || []).map((h) => `${h.name}: ${h.available ? h.headline : h.reason}`);
+  note.textContent = (heads.length ? `output ${heads[0]} · ` : "") + what + truth + (heads.length > 1 ? ` · ${heads.slice(1).join(" · ")}` : "");
 }
 
 export function gridMetaText(meta) {
   const parts = [`${meta.layer} ${shape(meta.shape)}`, `norm ${meta.norm}`, `cmap ${meta.cmap}`,
     `range [${fmt(meta.value_range[0])}, ${fmt(meta.value_range[1])}]`];
+  if (meta.tokens) parts.splice(1, 0, meta.tokens);
   if (meta.kind === "2d") parts.push(`${meta.channels.length} of ${meta.n_channels} channels`);
   if (meta.inactive.length) parts.push(`${meta.inactive.length} inactive (zero on this image)`);
   if (meta.n_nan || meta.n_inf) parts.push(`${meta.n_nan} NaN, ${meta.n_inf} Inf`);
