@@ -145,12 +145,6 @@ def _overlay(value: str) -> None:
         raise OptionError(f"--overlay {value!r} is not valid; expected 'mean' or a channel index such as 3")
 
 
-def _tokens(value: str) -> None:
-    from convscope.models.tokens import parse_tokens
-
-    parse_tokens(value)
-
-
 def _filter_mode(value: str) -> None:
     from convscope.render.filters import MODES
 
@@ -493,16 +487,6 @@ MaskOpt = Annotated[
         "--mask",
         metavar="FILE.png",
         help="For --target seg:CLS: sum the class over the nonzero pixels of this image (input or output size).",
-    ),
-]
-TokensOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--tokens",
-        metavar="HxW",
-        callback=checked(_tokens),
-        help="Grid of a token layer (N, T, C) when it is not found from the model, e.g. 14x14 "
-        "(leading class/register tokens are set aside).",
     ),
 ]
 FilterModeOpt = Annotated[
