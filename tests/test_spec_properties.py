@@ -82,15 +82,30 @@ def test_layer_selectors_huge_numbers(selector: Any) -> None:
     assert peak_bytes(lambda: select_layers(NODES, selector, model_name="m")) < 1 << 20  # type: ignore[arg-type]
 
 
-# -- why --class ----------------------------------------------------------------------------------------------------
+# -- the target grammar (cam --target, --class) -------------------------------------------------------------------
 @SETTINGS
 @given(st.one_of(st.none(), TEXT))
-def test_class_target_is_top1_an_int_or_option_error(text: str | None) -> None:
+def test_target_is_a_spec_object_or_option_error(text: str | None) -> None:
+    from convscope.attribution.targets import ClassTarget, OutputTarget, SegTarget, Top1
+
     try:
         target = parse_target(text)
     except OptionError:
         return
-    assert target == "top1" or isinstance(target, int)
+    assert isinstance(target, (Top1, ClassTarget, OutputTarget, SegTarget))
+    assert parse_target(str(target)) == target or isinstance(target, SegTarget)  # the spec reads back
+
+
+@SETTINGS
+@given(st.one_of(st.none(), TEXT))
+def test_class_option_is_top1_a_class_or_option_error(text: str | None) -> None:
+    from convscope.attribution.targets import ClassTarget, Top1
+
+    try:
+        target = parse_target(text, "--class")
+    except OptionError:
+        return
+    assert isinstance(target, (Top1, ClassTarget))
 
 
 @pytest.mark.parametrize("text", HUGE)
