@@ -41,6 +41,10 @@ def channel_sum(act: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.matmul(act.reshape(n, h * w, c), weights.astype(act.dtype)[:, :, None]).reshape(n, h, w)
 
 
+class ZeroGradient(AttributionError):
+    """The target score does not depend (differentiably) on the layer explained."""
+
+
 def check_gradients(grads: np.ndarray, where: str) -> None:
     """Raise if ``grads`` is zero everywhere (the score does not depend on ``where`` differentiably).
 
@@ -48,7 +52,7 @@ def check_gradients(grads: np.ndarray, where: str) -> None:
         AttributionError: Naming ``where`` and suggesting what to do.
     """
     if not np.any(grads):
-        raise AttributionError(
+        raise ZeroGradient(
             f"the gradient of the target score with respect to {where} is zero everywhere for all "
             f"{len(grads)} images: the path from it to the model output is not differentiable (an argmax, "
             "cast, rounding or stop_gradient inside the model, or a class-token head that this layer's tokens "
@@ -138,7 +142,12 @@ class Attribution:
             plan.output,
             [s.path for s in self.squashes(facts, plan)],
         )
-        raw, classes, scores = self.attribute(x, plan, facts, node)
+        try:
+            raw, classes, scores = self.attribute(x, plan, facts, node)
+        except ZeroGradient:
+            if self.layer is not None or node is None or grid is not None:
+                raise
+            raw, classes, scores, node = self._earlier_layer(x, plan, facts, node)
         raw = np.asarray(raw, np.float32) if self.signed else relu(raw)
         place = facts.grid_layer(node.path, grid) if node is not None and grid is not None else None
         resample = make_resampler(
@@ -163,6 +172,23 @@ class Attribution:
             upsample=resample.mode,
             target=str(plan.target),
             explained=plan.describe,
+        )
+
+    def _earlier_layer(
+        self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LayerNode]:
+        """The automatic layer feeds only another output's head (e.g. the box branch of a two-head model):
+        walk back to the latest earlier feature layer the explained score depends on."""
+        for alt in facts.auto_fallbacks(node.path):
+            try:
+                raw, classes, scores = self.attribute(x, plan, facts, alt)
+            except ZeroGradient:
+                continue
+            log.info("auto layer: %s does not reach target %s; using %s", node.path, plan.target, alt.path)
+            return raw, classes, scores, alt
+        raise ZeroGradient(
+            f"no spatial layer up to {node.path!r} reaches target {plan.target} differentiably; "
+            "name one with layer=... (--layer), or use method='scorecam'"
         )
 
     def attribute(

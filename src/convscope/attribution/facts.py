@@ -211,6 +211,21 @@ class ModelFacts:
         by_path = {n.path: n for n in self.tree}
         return not any(by_path[p].layer.weights for p in self.order[position + 1 :])
 
+    def auto_fallbacks(self, chosen: str, limit: int = 6) -> list[LayerNode]:
+        """Earlier feature layers to try when the automatic layer does not reach the explained output (a
+        head branch of another output): the spatial leaf layers before ``chosen``, latest first, without
+        pass-through layers."""
+        by_path = {n.path: n for n in self.tree}
+        end = self.order.index(chosen) if chosen in self.order else len(self.order)
+        found = [
+            by_path[p]
+            for p in self.order[:end]
+            if (size := self.spatial_size(p)) is not None
+            and size[0] * size[1] > 1
+            and not any(word in by_path[p].class_name for word in _PASSTHROUGH)
+        ]
+        return found[::-1][:limit]
+
     def auto_layer(self) -> LayerNode:
         """The last leaf layer with a spatial output that feeds the classifier head.
 
