@@ -144,10 +144,13 @@ class Attribution:
         )
         try:
             raw, classes, scores = self.attribute(x, plan, facts, node)
-        except ZeroGradient:
+        except ZeroGradient as first:
             if self.layer is not None or node is None or grid is not None:
                 raise
-            raw, classes, scores, node = self._earlier_layer(x, plan, facts, node)
+            found = self._earlier_layer(x, plan, facts, node)
+            if found is None:
+                raise first from None
+            raw, classes, scores, node = found
         raw = np.asarray(raw, np.float32) if self.signed else relu(raw)
         place = facts.grid_layer(node.path, grid) if node is not None and grid is not None else None
         resample = make_resampler(
@@ -176,9 +179,9 @@ class Attribution:
 
     def _earlier_layer(
         self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LayerNode]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LayerNode] | None:
         """The automatic layer feeds only another output's head (e.g. the box branch of a two-head model):
-        walk back to the latest earlier feature layer the explained score depends on."""
+        walk back to the latest earlier feature layer the explained score depends on (``None``: none does)."""
         for alt in facts.auto_fallbacks(node.path):
             try:
                 raw, classes, scores = self.attribute(x, plan, facts, alt)
@@ -186,10 +189,7 @@ class Attribution:
                 continue
             log.info("auto layer: %s does not reach target %s; using %s", node.path, plan.target, alt.path)
             return raw, classes, scores, alt
-        raise ZeroGradient(
-            f"no spatial layer up to {node.path!r} reaches target {plan.target} differentiably; "
-            "name one with layer=... (--layer), or use method='scorecam'"
-        )
+        return None
 
     def attribute(
         self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
