@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -402,28 +402,19 @@ def plan_targets(
             f"class targets need a (N, K) model output, but its per-sample output shape is {info.shape}; "
             f"use seg:CLS for per-pixel outputs, output:NAME[...] for an element, or a callable f(output) -> (N,)"
         )
-    if isinstance(spec, list):
-        if len(spec) != n:
-            raise AttributionError(
-                f"got {len(spec)} target classes for {n} images; give one per image or a single int"
-            )
-        plan = _element_plan(Top1(), n, index, info, ())
-        for i, value in enumerate(spec):
-            _check_class(value, info, f" (image {i})")
-        return TargetPlan(
-            Top1(),
-            "element",
-            index,
-            plan.selection(np.asarray(spec)),
-            class_like=plan.class_like,
-            describe="class",
+    if isinstance(spec, list) and len(spec) != n:
+        raise AttributionError(
+            f"got {len(spec)} target classes for {n} images; give one per image or a single int"
         )
-    if isinstance(spec, ClassTarget):
-        _check_class(spec.index, info, "")
-        plan = _element_plan(spec, n, index, info, (spec.index,))
-        return TargetPlan(spec, "element", index, plan.sel, class_like=plan.class_like, describe="class")
-    plan = _element_plan(spec, n, index, info, ())
-    return TargetPlan(spec, "element", index, plan.sel, class_like=plan.class_like, describe="class")
+    for i, value in enumerate(
+        spec if isinstance(spec, list) else [spec.index] if isinstance(spec, ClassTarget) else []
+    ):
+        _check_class(value, info, f" (image {i})" if isinstance(spec, list) else "")
+    fixed = (spec.index,) if isinstance(spec, ClassTarget) else ()
+    plan = replace(
+        _element_plan(Top1() if isinstance(spec, list) else spec, n, index, info, fixed), describe="class"
+    )
+    return replace(plan, sel=plan.selection(np.asarray(spec))) if isinstance(spec, list) else plan
 
 
 def _check_class(value: int, info: OutputInfo, where: str) -> None:
