@@ -4,7 +4,6 @@ model directly; ROAD's imputation on hand-computed cases; the random baseline; b
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("scipy")
+
+from evalref import FRACTIONS, STEPS, TOL, predict, prob, reference, road_dense  # noqa: E402
 
 from convscope.attribution import (  # noqa: E402
     Evaluation,
@@ -21,10 +22,6 @@ from convscope.attribution import (  # noqa: E402
 )
 from convscope.attribution.evaluate import RANDOM  # noqa: E402
 from convscope.errors import AttributionError, InputError, OptionError  # noqa: E402
-
-STEPS = 4
-FRACTIONS = (0.25, 0.5, 0.75)
-TOL = 1e-5
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
@@ -53,89 +50,6 @@ def maps() -> dict[str, np.ndarray]:
 
 
 CLASSES = [0, 2, 1]
-
-
-# -- the naive reference --------------------------------------------------------------------------------------
-def predict(model, x: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():  # Keras' own torch -> numpy conversion warns about numpy 2's copy=
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return np.asarray(model.predict_on_batch(x.astype(np.float32)))
-
-
-def prob(model, image: np.ndarray, cls: int) -> float:
-    return float(predict(model, image[None])[0, cls])
-
-
-def order(m: np.ndarray) -> list[tuple[int, int]]:
-    """Pixels by decreasing map value (the test maps have no ties)."""
-    flat = m.ravel()
-    idx = sorted(range(flat.size), key=lambda p: -float(flat[p]))
-    return [divmod(p, m.shape[1]) for p in idx]
-
-
-def road_dense(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """ROAD's linear imputation with a dense matrix built pixel by pixel (no noise)."""
-    h, w, c = image.shape
-    unknown = {(i, j): k for k, (i, j) in enumerate(zip(*np.nonzero(removed)))}
-    a = np.zeros((len(unknown), len(unknown)))
-    b = np.zeros((len(unknown), c))
-    for (i, j), k in unknown.items():
-        for di, dj, wt in perturb.ROAD_WEIGHTS:
-            ii, jj = i + di, j + dj
-            if 0 <= ii < h and 0 <= jj < w:
-                a[k, k] += wt
-                if removed[ii, jj]:
-                    a[k, unknown[(ii, jj)]] -= wt
-                else:
-                    b[k] += wt * image[ii, jj]
-    out = image.astype(np.float64).copy()
-    if unknown:
-        v = np.linalg.solve(a, b)
-        for (i, j), k in unknown.items():
-            out[i, j] = v[k]
-    return out
-
-
-def reference(model, x, m, classes, *, deletion, insertion, steps=STEPS, fractions=FRACTIONS):
-    """Every metric of one method by plain loops over images and steps."""
-    n, h, w, _ = x.shape
-    p = h * w
-    out = {k: [] for k in ("deletion", "insertion", "morf", "lerf", "drop", "increase")}
-    for i in range(n):
-        cls = classes[i]
-        y = prob(model, x[i], cls)
-        ranked = order(m[i])
-        dels, inss = [], []
-        for k in range(steps + 1):
-            count = int(np.floor(k / steps * p + 0.5))
-            gone = np.zeros((h, w), bool)
-            for r, c in ranked[:count]:
-                gone[r, c] = True
-            dels.append(prob(model, np.where(gone[..., None], deletion[i], x[i]), cls))
-            inss.append(prob(model, np.where(gone[..., None], x[i], insertion[i]), cls))
-        out["deletion"].append(dels)
-        out["insertion"].append(inss)
-        morf, lerf = [], []
-        for f in fractions:
-            count = min(int(np.floor(f * p + 0.5)), p - 1)
-            most = np.zeros((h, w), bool)
-            least = np.zeros((h, w), bool)
-            for r, c in ranked[:count]:
-                most[r, c] = True
-            for r, c in ranked[p - count:]:
-                least[r, c] = True
-            morf.append(prob(model, road_dense(x[i], most), cls))
-            lerf.append(prob(model, road_dense(x[i], least), cls))
-        out["morf"].append(morf)
-        out["lerf"].append(lerf)
-        scaled = (m[i] - m[i].min()) / (m[i].max() - m[i].min())
-        o = prob(model, deletion[i] + scaled[..., None] * (x[i] - deletion[i]), cls)
-        out["drop"].append(max(0.0, y - o) / y * 100)
-        out["increase"].append(o > y)
-    res = {k: np.array(v) for k, v in out.items()}
-    res["deletion_auc"] = np.trapezoid(res["deletion"], dx=1 / steps, axis=1)
-    res["insertion_auc"] = np.trapezoid(res["insertion"], dx=1 / steps, axis=1)
-    return res
 
 
 def check(got, ref) -> None:

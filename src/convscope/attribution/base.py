@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -175,6 +176,7 @@ class Attribution:
             upsample=resample.mode,
             target=str(plan.target),
             explained=plan.describe,
+            plan=replace(plan, sel=plan.selection(np.asarray(classes))),
         )
 
     def _earlier_layer(
@@ -359,10 +361,7 @@ class Attribution:
         engine = self._engine(
             "outputs", "", facts, plan, lambda: Outputs(self.model, plan.output, compile=self.compile)
         )
-        out = np.concatenate([engine(x[rows]) for rows in self.batches(len(x))])
-        predicted = (out.argmax(axis=plan.axis) == plan.cls).reshape(len(x), -1).astype(np.float32)
-        empty = np.logical_not(plan.sel.any(axis=1))
-        return np.where(empty[:, None], predicted, plan.sel)
+        return plan.predicted(np.concatenate([engine(x[rows]) for rows in self.batches(len(x))]))
 
     def channel_axis(self, facts: ModelFacts) -> int:
         """The channel axis of the model input."""

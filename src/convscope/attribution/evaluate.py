@@ -2,7 +2,8 @@
 
 :func:`evaluate` measures, per method and per image, how the model's score of the explained class reacts
 when the pixels a map ranks high are taken away or put back, always beside a ``random`` row (uniform random
-maps) that any method worth its name should beat:
+maps, drawn on the coarsest grid the maps were computed on: see ``random_grid``) that any method worth its
+name should beat:
 
 * **Deletion / insertion** (Petsiuk et al., "RISE: Randomized Input Sampling for Explanation of Black-box
   Models", BMVC 2018). Pixels are sorted by decreasing map value (ties in one fixed random order of the
@@ -29,9 +30,10 @@ maps) that any method worth its name should beat:
   ``Y <= 0`` excluded, as the formula needs a positive score) and Increase in Confidence ``= % of images
   with O > Y``.
 
-Scores are those of the class each map explains (``CamResult.targets``; fixed at the unperturbed image,
-never re-chosen after a perturbation): for a model ending in a softmax, the class probability; otherwise
-the raw output (``softmax=True`` turns logits into probabilities). Every perturbed image of a chunk of
+Scores are those of the target each map explains (``CamResult.plan``; fixed at the unperturbed image,
+never re-chosen after a perturbation: the top-1 class, a ``seg`` target's predicted pixels): for a class of
+a model ending in a softmax, the class probability; for ``seg:`` the class's logits summed over its region;
+otherwise the raw output (``softmax=True`` turns logits into probabilities). Every perturbed image of a chunk of
 images (all methods, all steps) is built as one ``(rows, H, W, C)`` stack — at most ``chunk_mb`` MB — and
 scored through the compiled forward pass of the attribution engines in batches of ``batch_size``.
 
@@ -49,7 +51,7 @@ import logging
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -185,7 +187,8 @@ class Evaluation:
     Attributes:
         methods: One :class:`MethodScores` per method, in the order given, then the ``"random"`` row.
         scores: ``(N,)`` score ``Y`` of each unperturbed image.
-        targets: The class scored, per image (``-1`` for a callable target).
+        targets: The class (or flat output element, or ``seg`` class) scored, per image (``-1`` for a
+            callable target).
         score: What the scores measure: ``"probability"``, ``"logit"``, ``"output"`` or ``"custom"``.
         steps: Deletion / insertion steps ``S``.
         fractions: ROAD removal fractions.
@@ -194,6 +197,9 @@ class Evaluation:
         insertion: What insertion started from (same forms).
         road_noise: ROAD noise std, as a fraction of each image's standard deviation.
         seed: Seed of the random maps, the tie order and the ROAD noise.
+        random_grid: ``(rows, cols)`` of the random maps before resizing to the image.
+        explained: What the scores are of: ``"class"``, ``"output box[2]"``, ``"seg class 1"``, ``"fn:f"``
+            (a ``seg`` score is the sum of the class's logits over its region, fixed at the unperturbed image).
     """
 
     methods: tuple[MethodScores, ...]
@@ -206,6 +212,8 @@ class Evaluation:
     insertion: str
     road_noise: float
     seed: int
+    random_grid: tuple[int, int] = (0, 0)
+    explained: str = "class"
 
     def __post_init__(self) -> None:
         _frozen(self.scores)
@@ -267,6 +275,7 @@ class Evaluation:
             "images": len(self),
             "score": self.score,
             "targets": list(self.targets),
+            "explained": self.explained,
             "scores": _listed(self.scores),
             "settings": {
                 "steps": self.steps,
@@ -277,7 +286,9 @@ class Evaluation:
                 "seed": self.seed,
                 "order": "decreasing map value; ties in one random order of the pixel positions (seed)",
                 "auc": "trapezoid rule over the fraction of pixels in [0, 1] (mean height of the curve)",
-                "random": "uniform random maps, image i: numpy.random.default_rng([seed, 1, i])",
+                "random": "uniform random maps, image i: numpy.random.default_rng([seed, 1, i]).random(grid), "
+                "bilinear-resized to the image when the grid is coarser",
+                "random_grid": list(self.random_grid),
             },
             "summary": [{k: _jsonable(v) for k, v in row.items()} for row in self.table()],
             "versus_random": {k: self.versus_random(k) for k, _, _ in METRICS if k != "increase"},
@@ -333,27 +344,60 @@ class _Scored(NamedTuple):
     kind: str  # "probability" | "logit" | "output" | "custom"
 
 
-def _score(model: Any, x: Any, target: Any, *, softmax: bool | None, batch_size: int) -> _Scored:
-    """Score ``target`` on every row of ``x`` with the cached compiled forward pass.
+def _plan(model: Any, x: np.ndarray, target: Any) -> Any:
+    """``target`` checked against the model for the images ``x`` (model layout), with every choice
+    fixed at ``x``: the top-1 element, and the pixels a ``seg`` target without a region predicts."""
+    from convscope.attribution.engines import Outputs, cached
+    from convscope.attribution.facts import analyze
+    from convscope.attribution.targets import TargetPlan, plan_targets
 
-    All scoring of :func:`evaluate` goes through here (and nothing else in this module imports the engines,
-    targets or model facts). ``softmax=None``: softmax the logits for class targets of a model ending in a
-    softmax (the class probability), otherwise score the raw output; a callable target sees the logits
-    (as :func:`~convscope.attribution.cam` gave them to it).
+    facts = analyze(model, np.asarray(x[:1], np.float32))
+    if isinstance(target, TargetPlan):
+        if len(target.sel) != len(x):
+            raise AttributionError(f"the results explain {len(target.sel)} images, but x has {len(x)}")
+        plan = target
+    else:
+        first = facts.data_format == "channels_first"
+        size = x.shape[2:4] if first else x.shape[1:3]
+        plan = plan_targets(target, len(x), facts.outputs, (int(size[0]), int(size[1])), first)
+    if plan.mode == "seg" and not plan.sel.any(axis=1).all():
+        engine = cached(model, ("outputs", "", plan.output), lambda: Outputs(model, plan.output))
+        plan = replace(
+            plan, sel=plan.predicted(np.concatenate([engine(x[i : i + 64]) for i in range(0, len(x), 64)]))
+        )
+    return plan
+
+
+def _score(
+    model: Any,
+    x: Any,
+    plan: Any,
+    *,
+    softmax: bool | None,
+    batch_size: int,
+    image: np.ndarray | None = None,
+) -> _Scored:
+    """Score the fixed target ``plan`` (from :func:`_plan`) on every row of ``x``.
+
+    All scoring of :func:`evaluate` goes through here and :func:`_plan` (nothing else in this module
+    imports the engines, targets or model facts). ``softmax=None``: softmax the logits for class targets
+    of a model ending in a softmax (the class probability), otherwise score the raw output (the logits of a
+    ``seg`` target); a callable target sees the logits (as :func:`~convscope.attribution.cam` gave them to
+    it).
 
     Args:
         model: The Keras model.
-        x: ``(n, ...)`` model input (any array-like view; copied per batch).
-        target: Class per row ``(n,)``, one class, ``"top1"``, or a callable ``f(output) -> (n,)``.
+        x: ``(rows, ...)`` model input (any array-like view; copied per batch).
+        plan: The fixed :class:`~convscope.attribution.targets.TargetPlan` of the images.
         softmax: See above.
         batch_size: Rows per compiled call.
+        image: ``(rows,)`` the image each row of ``x`` is a perturbed copy of (default row ``i`` is image
+            ``i``): its target selection is read per batch, never tiled in memory.
     """
     from convscope.attribution.engines import Forward, cached
     from convscope.attribution.facts import analyze
-    from convscope.attribution.targets import plan_targets
 
     facts = analyze(model, np.asarray(x[:1], np.float32))
-    plan = plan_targets(target, len(x), facts.outputs)
     squash = facts.squashes[plan.output] if plan.fn is None else None
     kind_of = facts.outputs[plan.output].squash if plan.fn is None else ""
     if plan.fn is not None:
@@ -368,10 +412,10 @@ def _score(model: Any, x: Any, target: Any, *, softmax: bool | None, batch_size:
     engine = cached(model, key, lambda: Forward(model, None, bypass, plan, names, apply_softmax=soft))
     scores = np.empty(len(x), np.float32)
     classes = np.empty(len(x), np.int64)
-    sel = plan.selection(plan.classes)
+    which = np.arange(len(x)) if image is None else image
     for start in range(0, len(x), batch_size):
         rows = slice(start, min(start + batch_size, len(x)))
-        _, scores[rows], classes[rows] = engine(x[rows], sel[rows])
+        _, scores[rows], classes[rows] = engine(x[rows], plan.sel[which[rows]])
     kind = (
         "custom"
         if plan.fn is not None
@@ -405,8 +449,10 @@ def _fractions(fractions: Any) -> tuple[float, ...]:
     return values
 
 
-def _named_maps(results: Any) -> tuple[list[tuple[str, np.ndarray]], tuple[int, ...] | None]:
-    """``[(name, maps (N, H, W) float32)]`` and the classes the CamResults explain (``None``: arrays only)."""
+def _named_maps(results: Any) -> tuple[list[tuple[str, np.ndarray]], Any]:
+    """``[(name, maps (N, H, W) float32)]`` and the target the CamResults explain (``None``: arrays only):
+    their fixed :class:`~convscope.attribution.targets.TargetPlan`, or their classes when they carry none
+    (results built by hand)."""
     if isinstance(results, CamResult):
         items: list[tuple[str, Any]] = [(results.method, results)]
     elif isinstance(results, Mapping):
@@ -438,12 +484,7 @@ def _named_maps(results: Any) -> tuple[list[tuple[str, np.ndarray]], tuple[int, 
     maps, targets = [], []
     for name, item in items:
         if isinstance(item, CamResult):
-            if item.explained != "class" and not item.target.startswith("fn:"):
-                raise AttributionError(
-                    f"evaluate measures class targets; result {name!r} explains {item.target} "
-                    "(output elements and seg: regions are not evaluated yet)"
-                )
-            targets.append((name, tuple(item.targets)))
+            targets.append((name, item))
             array = item.maps
         else:
             array = np.asarray(item)
@@ -453,13 +494,31 @@ def _named_maps(results: Any) -> tuple[list[tuple[str, np.ndarray]], tuple[int, 
     if not targets:
         return maps, None
     first = targets[0][1]
-    differ = [n for n, t in targets if t != first]
-    if differ:
-        raise AttributionError(
-            f"the results explain different classes ({targets[0][0]}: {few(first)}, {differ[0]}: "
-            f"{few(dict(targets)[differ[0]])}); evaluate maps of the same targets together"
-        )
-    return maps, first
+    for name, other in targets[1:]:
+        if not _same_target(first, other):
+            classes = first.explained == other.explained == "class"
+            a, b = (few(r.targets) if classes else f"{r.target} {few(r.targets)}" for r in (first, other))
+            raise AttributionError(
+                f"the results explain different {'classes' if classes else 'targets'} ({targets[0][0]}: "
+                f"{a}, {name}: {b}); evaluate maps of the same targets together"
+            )
+    if first.plan is None:  # a hand-made result: only class targets can be rebuilt from it
+        if first.explained != "class":
+            raise AttributionError(
+                f"result {targets[0][0]!r} explains {first.target} but carries no target plan; "
+                "pass target= to evaluate it"
+            )
+        return maps, tuple(first.targets)
+    return maps, first.plan
+
+
+def _same_target(a: CamResult, b: CamResult) -> bool:
+    """Two results explain the same thing: the same spec and element per image (and the same region)."""
+    if a.target != b.target or tuple(a.targets) != tuple(b.targets):
+        return False
+    if a.plan is None or b.plan is None:
+        return a.plan is b.plan
+    return a.plan.fn is b.plan.fn and np.array_equal(a.plan.sel, b.plan.sel)
 
 
 def _images(x: Any) -> np.ndarray:
@@ -496,9 +555,41 @@ def _road_noise(value: Any) -> float:
 
 
 # -- the metrics -----------------------------------------------------------------------------------------
-def _random_maps(seed: int, rows: range, h: int, w: int) -> np.ndarray:
-    """Image ``i``'s random map: ``numpy.random.default_rng([seed, 1, i]).random((H, W))``."""
-    return np.stack([np.random.default_rng([seed, 1, i]).random((h, w)) for i in rows]).astype(np.float32)
+def _random_maps(seed: int, rows: range, h: int, w: int, grid: tuple[int, int]) -> np.ndarray:
+    """Image ``i``'s random map: ``numpy.random.default_rng([seed, 1, i]).random(grid)``, bilinear-resized
+    to ``(H, W)`` when the grid is coarser than the image (:func:`convscope.render.resize.resize`)."""
+    from convscope.render.resize import resize
+
+    def one(i: int) -> np.ndarray:
+        values = np.random.default_rng([seed, 1, i]).random(grid).astype(np.float32)
+        return values if grid == (h, w) else resize(values, (h, w), "bilinear")
+
+    return np.stack([one(i) for i in rows]).astype(np.float32)
+
+
+def _random_grid(spec: Any, results: Any, h: int, w: int) -> tuple[int, int]:
+    """The grid of the random maps: ``"auto"`` = the coarsest grid the CamResults were computed on."""
+    if isinstance(spec, str) and spec == "pixel":
+        return h, w
+    if isinstance(spec, str) and spec == "auto":
+        items = (
+            [results]
+            if isinstance(results, CamResult)
+            else (list(results.values()) if isinstance(results, Mapping) else list(results))
+        )
+        grids = [(int(r.raw.shape[1]), int(r.raw.shape[2])) for r in items if isinstance(r, CamResult)]
+        grids = [g for g in grids if 1 <= g[0] <= h and 1 <= g[1] <= w]
+        return min(grids, key=lambda g: g[0] * g[1]) if grids else (h, w)
+    try:
+        gh, gw = (int(v) for v in spec)
+    except (TypeError, ValueError):
+        gh = gw = 0
+    if not (1 <= gh <= h and 1 <= gw <= w):
+        raise OptionError(
+            f"random_grid must be 'auto', 'pixel' or (rows, cols) between 1 and the image size {(h, w)}, "
+            f"got {spec!r}"
+        )
+    return gh, gw
 
 
 def _noise(seed: int, name: str, rows: range, shape: tuple[int, ...], scale: np.ndarray) -> np.ndarray:
@@ -573,6 +664,7 @@ def evaluate(
     road_noise: float = 0.01,
     softmax: bool | None = None,
     seed: int = 0,
+    random_grid: str | tuple[int, int] = "auto",
     batch_size: int = 128,
     chunk_mb: float = 256,
 ) -> Evaluation:
@@ -589,9 +681,11 @@ def evaluate(
         results: A :class:`CamResult`, a list of them (named by their method), or a dict
             ``{name: CamResult or (N, H, W) maps}`` at the input resolution. Maps are only ranked, except
             for Average Drop, which scales each to [0, 1].
-        target: What to score: default the classes the CamResults explain (they must agree); needed for
-            bare arrays: a class, one class per image, ``"top1"`` (the argmax on the unperturbed image), or
-            a callable ``f(output) -> (N,)`` (it gets the logits of a softmax model).
+        target: What to score: default the target the CamResults explain (they must agree: class, output
+            element, ``seg`` region or callable); needed for bare arrays: any target of
+            :mod:`~convscope.attribution.targets` (``"top1"``: the argmax on the unperturbed image;
+            ``"seg:1"``: class 1's logits summed over the pixels predicted as 1 there), one class per
+            image, or a callable ``f(output) -> (N,)`` (it gets the logits of a softmax model).
         steps: Deletion / insertion steps (curves have ``steps + 1`` points).
         fractions: ROAD removal fractions, each in (0, 1).
         deletion: What removed pixels become: a number (default 0, in model input units), ``"blur"``, one
@@ -602,6 +696,11 @@ def evaluate(
         softmax: ``None``: class probability for softmax models, raw output otherwise; ``True``: softmax the
             (logit) output; ``False``: logits (the output softmax bypassed) or the raw output.
         seed: Seed (>= 0) of the random maps, the order of tied pixels and the ROAD noise.
+        random_grid: Where the random maps are drawn: ``"auto"`` (default) on the coarsest grid the
+            CamResults were computed on (e.g. 7x7 for a CAM of the last conv layer of an ImageNet net), then
+            bilinear-resized to the image, so the baseline removes regions as coarse as the maps it is
+            compared with; ``"pixel"``: one value per pixel (removing scattered single pixels, which
+            hurts some networks far more than removing regions does); or ``(rows, cols)``.
         batch_size: Rows per compiled forward call.
         chunk_mb: Memory bound of one stack of perturbed images, in MB (at least one image per stack).
 
@@ -638,6 +737,7 @@ def evaluate(
     first = data_format(model) == "channels_first"
     xl = np.ascontiguousarray(np.moveaxis(images, 1, -1)) if first else images  # channels last
     n, h, w, c = xl.shape
+    grid = _random_grid(random_grid, results, h, w)
     for name, maps in named:
         if maps.shape != (n, h, w):
             raise InputError(
@@ -650,7 +750,7 @@ def evaluate(
         raise AttributionError(
             "maps given as arrays need target=: a class, one class per image, 'top1' or a callable"
         )
-    if target is None and any(t < 0 for t in explained or ()):
+    if target is None and isinstance(explained, tuple) and any(t < 0 for t in explained):
         raise AttributionError(
             "the results explain a callable target; pass the same callable as target= to score it"
         )
@@ -658,12 +758,13 @@ def evaluate(
     def layout(stack: np.ndarray) -> np.ndarray:
         return np.moveaxis(stack, -1, 1) if first else stack
 
-    unperturbed = _score(model, images, goal, softmax=softmax, batch_size=batch_size)
-    fixed: Any = goal if callable(goal) else unperturbed.classes  # never re-chosen after perturbing
+    plan = _plan(model, images, goal)
+    unperturbed = _score(model, images, plan, softmax=softmax, batch_size=batch_size)
+    plan = replace(plan, sel=plan.selection(unperturbed.classes))  # never re-chosen after perturbing
 
-    def row_targets(rows: slice, tile: int, repeat: int = 1) -> Any:
-        """The target of each row of a stack ``(tile, len(rows), repeat)`` of perturbed images."""
-        return fixed if callable(fixed) else np.repeat(np.tile(fixed[rows], tile), repeat)
+    def row_images(rows: slice, tile: int, repeat: int = 1) -> np.ndarray:
+        """The image of each row of a stack ``(tile, len(rows), repeat)`` of perturbed images."""
+        return np.repeat(np.tile(np.arange(n)[rows], tile), repeat)
 
     sigma = float(blur_sigma) if blur_sigma is not None else 0.1 * max(h, w)
     deleted, deletion_label = _baseline(deletion, images, first, sigma, "deletion")
@@ -671,9 +772,10 @@ def evaluate(
     ends = _score(
         model,
         layout(np.concatenate([deleted, start_from])),
-        row_targets(slice(0, n), 2),
+        plan,
         softmax=softmax,
         batch_size=batch_size,
+        image=row_images(slice(0, n), 2),
     ).scores
     y = unperturbed.scores
 
@@ -709,7 +811,7 @@ def evaluate(
         xc, dc, ic = xl[start : rows.stop], deleted[start : rows.stop], start_from[start : rows.stop]
         stack = np.empty((m_count, b, per_image, h, w, c), np.float32)
         for m, name in enumerate(names):
-            maps = _random_maps(seed, rows, h, w) if name == RANDOM else named[m][1][start : rows.stop]
+            maps = _random_maps(seed, rows, h, w, grid) if name == RANDOM else named[m][1][start : rows.stop]
             noise = (
                 _noise(seed, name, rows, (2 * f_count, h, w, c), noise_scale[start : rows.stop])
                 if noise_frac > 0
@@ -719,9 +821,10 @@ def evaluate(
         scored = _score(
             model,
             layout(stack.reshape(-1, h, w, c)),
-            row_targets(slice(start, rows.stop), m_count, per_image),
+            plan,
             softmax=softmax,
             batch_size=batch_size,
+            image=row_images(slice(start, rows.stop), m_count, per_image),
         ).scores.reshape(m_count, b, per_image)
         part = slice(start, rows.stop)
         del_curves[:, part, 1:steps] = scored[:, :, r_del]
@@ -760,14 +863,16 @@ def evaluate(
     return Evaluation(
         methods=methods,
         scores=y,
-        targets=tuple(int(t) for t in fixed) if not callable(fixed) else (-1,) * n,
+        targets=tuple(int(t) for t in unperturbed.classes),
         score=unperturbed.kind,
+        explained=plan.describe,
         steps=steps,
         fractions=fracs,
         deletion=deletion_label,
         insertion=insertion_label,
         road_noise=noise_frac,
         seed=seed,
+        random_grid=grid,
     )
 
 

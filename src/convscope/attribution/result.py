@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from convscope.errors import ConvscopeError
 from convscope.render.colormap import apply_colormap
 from convscope.render.display import dims, few, html_card, one_line, short
 from convscope.render.encode import encode_png
+
+if TYPE_CHECKING:
+    from convscope.attribution.targets import TargetPlan
 
 #: How the target score was measured: pre-softmax logits, probabilities, the raw model output (no softmax
 #: found, or ``use_logits=False``), or a user function of the output.
@@ -43,6 +47,9 @@ class CamResult:
         target: The target spec explained (``"top1"``, ``"class:3"``, ``"output:box[2]"``, ``"seg:1"``...).
         explained: What ``targets`` index: ``"class"`` (class ids), ``"output NAME[...]"`` (flat element
             of that output), ``"seg class K..."`` or ``"fn:..."``.
+        plan: The target as checked against the model, with each image's element fixed (a ``seg`` target
+            without a region keeps "the pixels predicted as the class"); what
+            :func:`~convscope.attribution.evaluate` scores. Not saved by :meth:`save`.
     """
 
     maps: np.ndarray
@@ -56,6 +63,7 @@ class CamResult:
     upsample: str = "stretch"
     target: str = "top1"
     explained: str = "class"
+    plan: TargetPlan | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for array in (self.maps, self.raw, self.scores):

@@ -200,6 +200,21 @@ class TargetPlan:
         sel[rows, chosen[rows]] = 1.0
         return sel
 
+    def predicted(self, out: np.ndarray) -> np.ndarray:
+        """``sel`` with each ``seg`` row that has no region set to the pixels ``out`` predicts as the class.
+
+        Args:
+            out: ``(n, ...)`` the explained output of the same images (logits or probabilities).
+
+        Returns:
+            ``(n, P)`` float32; ``sel`` itself for other modes or when every row has a region.
+        """
+        if self.mode != "seg" or self.sel.any(axis=1).all():
+            return self.sel
+        mine = (np.asarray(out).argmax(axis=self.axis) == self.cls).reshape(len(out), -1)
+        empty = np.logical_not(self.sel.any(axis=1))
+        return np.where(empty[:, None], mine.astype(np.float32), self.sel)
+
     @property
     def kind(self) -> Any:
         """Part of the compiled-pass cache key."""

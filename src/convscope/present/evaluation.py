@@ -39,6 +39,19 @@ def _number(value: float, metric: str) -> str:
     return f"{value:.1f}" if metric in ("average_drop", "increase") else f"{value:.3f}"
 
 
+def _scored(ev: Evaluation) -> str:
+    """What the scores are, e.g. ``"probability of the explained class"``, ``"logit of seg class 1"``."""
+    if ev.score == "custom":
+        return "the custom target"
+    what = "the explained class" if ev.explained == "class" else ev.explained
+    return f"{ev.score}{' (sum over the region)' if ev.explained.startswith('seg') else ''} of {what}"
+
+
+def _grid(ev: Evaluation) -> str:
+    rows, cols = ev.random_grid
+    return f"{rows}x{cols}" if rows else "pixel"
+
+
 def format_evaluation(ev: Evaluation) -> list[str]:
     """The summary as text lines: a caption, one table (methods x metrics, means over the images, the
     random baseline last) and a legend saying which direction is better and how the images were perturbed."""
@@ -51,7 +64,7 @@ def format_evaluation(ev: Evaluation) -> list[str]:
 
     lower = [label for _, label, better in METRICS if better == "lower"]
     higher = [label for _, label, better in METRICS if better == "higher"]
-    what = f"{ev.score} of the explained class" if ev.score != "custom" else "the custom target"
+    what = _scored(ev)
     return [
         f"faithfulness of the maps over {len(ev)} image(s); score = {what} (means over the images):",
         line(header),
@@ -60,7 +73,7 @@ def format_evaluation(ev: Evaluation) -> list[str]:
         f"lower is better: {', '.join(lower)}; higher is better: {', '.join(higher)}",
         f"deletion: pixels -> {ev.deletion}; insertion into {ev.insertion}; {ev.steps} steps; ROAD at "
         f"{', '.join(f'{f:g}' for f in ev.fractions)} (noisy linear imputation); {RANDOM} = uniform "
-        f"random maps (seed {ev.seed})",
+        f"random maps on a {_grid(ev)} grid (seed {ev.seed})",
     ]
 
 
@@ -77,7 +90,7 @@ def evaluation_figure(ev: Evaluation) -> Any:
     for m in ev.methods:
         colors[m.method] = _RANDOM_COLOR if m.method == RANDOM else palette[len(colors) % len(palette)]
     probability = ev.score == "probability"
-    ylabel = f"mean {ev.score} of the explained class" if ev.score != "custom" else "mean custom score"
+    ylabel = f"mean {_scored(ev)}"
     panels = (
         (
             axes[0],
@@ -146,7 +159,8 @@ def evaluation_figure(ev: Evaluation) -> Any:
         if probability:
             ax.set_ylim(-0.02, 1.02)
     fig.suptitle(
-        f"Faithfulness of attribution maps: mean curves over {len(ev)} image(s); {RANDOM} = uniform random maps",
+        f"Faithfulness of attribution maps: mean curves over {len(ev)} image(s); {RANDOM} = uniform random maps "
+        f"({_grid(ev)})",
         fontsize=12,
     )
     return fig
