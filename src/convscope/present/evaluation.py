@@ -14,7 +14,7 @@ import io
 import math
 from typing import Any
 
-from convscope.attribution.evaluate import METRICS, RANDOM, Evaluation
+from convscope.attribution.faithfulness import METRICS, RANDOM, Evaluation
 from convscope.errors import OptionError
 
 INSTALL_HINT = "pip install 'convscope[eval]'"
