@@ -163,6 +163,17 @@ class ShardScanner:
                 raise
         return {key: accs[key] for key in order if key in accs}
 
+    def channels_last(self, key: str, act: np.ndarray) -> np.ndarray:
+        """A layer's batch as the statistics see it: ``(n, *spatial, C)`` C-contiguous float32.
+
+        A token layer ``(n, T, C)`` becomes ``(n, h, w, C)`` maps (extra tokens set aside); its channels are
+        last whatever the model's format.
+        """
+        grid = self.job.tokens.get(key)
+        return (
+            as_channels_last(grid.to_grid(act), False) if grid else as_channels_last(act, self.channels_first)
+        )
+
     def _accumulate(self, accs: dict[str, LayerAccumulator], key: str, act: np.ndarray, first: int) -> None:
         """Add one layer's batch to its accumulator (each key is only ever touched by one task at a time)."""
         if key == self.extractor.OUTPUT_KEY:  # the model's own verdict per image, for class-vector outputs
@@ -171,11 +182,7 @@ class ShardScanner:
             return
         if self.extractor.is_output(key):  # the other heads of a multi-output model: not layer statistics
             return
-        grid = self.job.tokens.get(key)
-        # a token layer (n, T, C) becomes (n, h, w, C) maps; its channels are last whatever the model's format
-        value = (
-            as_channels_last(grid.to_grid(act), False) if grid else as_channels_last(act, self.channels_first)
-        )
+        value = self.channels_last(key, act)
         if key not in accs:
             accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
         accs[key].add_batch(value, first)
