@@ -88,8 +88,16 @@ def heatmap_picture(
     for j in range(c):
         draw_text(area, str(j), left + j * CELL + CELL // 2, 0, FG, BG, align="center")
     for i, name in enumerate(rows):
-        draw_text(area, str(name), left - 4, LINE_H + i * CELL + (CELL - LINE_H) // 2, FG, BG, align="right",
-                  max_width=left - 4)  # fmt: skip
+        draw_text(
+            area,
+            str(name),
+            left - 4,
+            LINE_H + i * CELL + (CELL - LINE_H) // 2,
+            FG,
+            BG,
+            align="right",
+            max_width=left - 4,
+        )
         for j in range(c):
             value = matrix[i, j]
             cell = area[LINE_H + i * CELL : LINE_H + (i + 1) * CELL, left + j * CELL : left + (j + 1) * CELL]
@@ -99,4 +107,61 @@ def heatmap_picture(
             y = (CELL - LINE_H) // 2
             cell[y : y + LINE_H, 2 : CELL - 2] = bg
             draw_text(cell, text, CELL // 2, y, fg, bg, align="center")  # type: ignore[arg-type]
+    return image
+
+
+PALETTE = np.array(
+    [
+        [70, 150, 255],
+        [255, 140, 40],
+        [90, 200, 90],
+        [230, 70, 70],
+        [180, 110, 230],
+        [240, 210, 60],
+        [60, 210, 210],
+        [240, 120, 190],
+    ],
+    np.uint8,
+)
+PLOT_H, PLOT_W = 110, 220
+
+
+def line_panel(series: Sequence[tuple[np.ndarray, np.ndarray]], x_max: float) -> np.ndarray:
+    """uint8 ``(PLOT_H, PLOT_W, 3)``: lines ``(x, y)`` with ``y`` in [0, 1] over ``x`` in ``[0, x_max]``
+    (NaN points are left out); grid lines at y = 0, 0.5, 1."""
+    out = np.empty((PLOT_H, PLOT_W, 3), np.uint8)
+    out[:] = (20, 20, 20)
+    for level in (0.0, 0.5, 1.0):
+        out[round((1 - level) * (PLOT_H - 1))] = (60, 60, 60)
+    for j, (xs, ys) in enumerate(series):
+        color = PALETTE[j % len(PALETTE)]
+        px = np.asarray(xs, np.float64) / max(x_max, 1e-12) * (PLOT_W - 1)
+        py = (1 - np.clip(np.asarray(ys, np.float64), 0, 1)) * (PLOT_H - 1)
+        for k in range(len(px)):
+            if not np.isfinite(py[k]):
+                continue
+            a = k if k + 1 >= len(px) or not np.isfinite(py[k + 1]) else k + 1
+            t = np.linspace(0, 1, 64)
+            xx = np.round(px[k] + (px[a] - px[k]) * t).astype(int)
+            yy = np.round(py[k] + (py[a] - py[k]) * t).astype(int)
+            for dy in (0, 1):
+                out[np.clip(yy + dy, 0, PLOT_H - 1), np.clip(xx, 0, PLOT_W - 1)] = color
+    return out
+
+
+def lines_picture(
+    panels: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], x_label: str, title: str
+) -> np.ndarray:
+    """One panel per metric (``{metric: {series name: (x, y)}}``, y in [0, 1]) side by side, with a legend."""
+    names = list(next(iter(panels.values())))
+    x_max = max(float(np.max(x)) for p in panels.values() for x, _ in p.values() if len(x))
+    tiles = np.stack([line_panel(list(p.values()), x_max) for p in panels.values()])
+    body = tile(tiles, cols=len(panels), scale=1, labels=list(panels))
+    legend = [
+        f"{name}: {'blue orange green red purple yellow cyan pink'.split()[j % 8]}"
+        for j, name in enumerate(names)
+    ]
+    fields = [title, f"x: {x_label} 0..{x_max:g}", "y: 0..1 (grid at 0, 0.5, 1)", *legend]
+    image, area, _ = compose(body.shape[0], body.shape[1], fields, None)
+    area[:] = body
     return image

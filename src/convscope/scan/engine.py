@@ -80,6 +80,16 @@ def activation_name(layer: Any) -> str:
     return "" if name == "linear" else name
 
 
+def bounds_of(layers: Mapping[str, Any], key: str) -> Bounds | None:
+    """The saturation bounds of the layer behind an activation key (``layers``: ``{path: layer}``), if its
+    activation is bounded."""
+    parsed = ActivationKey.parse(key)
+    name = activation_name(layers.get(parsed.path))
+    if parsed.output is not None or name not in BOUNDED:
+        return None
+    return Bounds(name, *BOUNDED[name])
+
+
 class ShardScanner:
     """The model, its extractor and the layer plan, built once per process; scans row ranges.
 
@@ -111,11 +121,7 @@ class ShardScanner:
 
     def bounds(self, key: str) -> Bounds | None:
         """The saturation bounds of the layer behind an activation key, if its activation is bounded."""
-        parsed = ActivationKey.parse(key)
-        name = activation_name(self._layers.get(parsed.path))
-        if parsed.output is not None or name not in BOUNDED:
-            return None
-        return Bounds(name, *BOUNDED[name])
+        return bounds_of(self._layers, key)
 
     def activations(self) -> dict[str, str]:
         """``{key: activation name}`` for the keys seen so far."""
