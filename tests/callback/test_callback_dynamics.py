@@ -93,6 +93,8 @@ def test_training_run_writes_scalars_json_and_plot(digits, tmp_path):
 def test_bad_options_and_too_few_probes():
     with pytest.raises(OptionError, match="batch must be an integer >= 4"):
         DynamicsCallback(np.zeros((8, 28, 28, 1), np.float32), batch=2)
+    with pytest.raises(OptionError, match="batch must be at most 1024"):
+        DynamicsCallback(np.zeros((8, 28, 28, 1), np.float32), batch=10**6)
     cb = DynamicsCallback(np.zeros((3, 28, 28, 1), np.float32))
     cb.set_model(build_mnist_cnn())
     with pytest.raises(InputError, match="at least 4 probe images"):

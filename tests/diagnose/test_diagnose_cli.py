@@ -53,6 +53,7 @@ def test_cli_compare_and_similarity_write_their_folders(files, tmp_path, capsys)
     [
         (["compare", "mnist-cnn", "{a}", "{small}"], "expects (N, 28, 28, 1)"),
         (["compare", "mnist-cnn", "{a}", "{empty}"], "no samples"),
+        (["compare", "mnist-cnn", "{a}", "{b}", "--bins", "100000"], "--bins must be at most 4096"),
         (["similarity", "mnist-cnn", "{other}", "{a}"], "model B"),
         (["similarity", "mnist-cnn", "{empty}"], "no samples"),
         (["similarity", "mnist-cnn", "mnist-cnn", "mnist-cnn", "{a}"], "MODEL_A [MODEL_B] DATA"),

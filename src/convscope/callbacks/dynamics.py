@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from convscope.callbacks.tensorboard import make_scalar_writer
-from convscope.diagnose.cka import MIN_BATCH
+from convscope.diagnose.cka import MAX_BATCH, MIN_BATCH
 from convscope.diagnose.dynamics import Snapshot, cka_between, snapshot
 from convscope.errors import InputError, OptionError
 from convscope.store.atomic import write_atomic
@@ -49,7 +49,7 @@ class DynamicsCallback(keras.callbacks.Callback):
             anything the resolved model's ``load_inputs`` reads (paths, folders).
         layers: Layer selectors; ``None`` = every conv layer.
         out: Folder for the TensorBoard logs, the JSON and the plot; ``None`` keeps :attr:`history` only.
-        batch: Minibatch of the HSIC estimate and of the forward pass (``>= 4``).
+        batch: Minibatch of the HSIC estimate and of the forward pass (4 to 1024).
         every: Record every this many epochs.
         tensorboard: Write TensorBoard scalars (TensorFlow backend and ``out`` given).
         record_start: Record once when training starts (step 0), the reference of the first epoch's CKA.
@@ -75,6 +75,8 @@ class DynamicsCallback(keras.callbacks.Callback):
         for name, value, low in (("batch", batch, MIN_BATCH), ("every", every, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise OptionError(f"{name} must be an integer >= {low}, got {value!r}")
+        if batch > MAX_BATCH:
+            raise OptionError(f"batch must be at most {MAX_BATCH}, got {batch!r}")
         self.images, self.layer_selectors = images, layers
         self.out = None if out is None else Path(out)
         paths = [

@@ -30,6 +30,8 @@ import numpy as np
 
 #: Smallest minibatch the unbiased estimator is defined for (it divides by ``n (n-3)``).
 MIN_BATCH = 4
+#: Largest minibatch the commands accept: each layer's Gram terms take ``8 n^2`` bytes (8 MiB at 1024).
+MAX_BATCH = 1024
 
 
 def minibatches(size: int, batch: int) -> list[tuple[int, int]]:

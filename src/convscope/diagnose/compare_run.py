@@ -25,7 +25,7 @@ import numpy as np
 
 from convscope.diagnose.compare_result import FORMAT, FORMAT_VERSION, CompareResult, write_compare
 from convscope.diagnose.folder import check_result_out
-from convscope.diagnose.histogram import BINS, edges_between
+from convscope.diagnose.histogram import BINS, MAX_BINS, edges_between
 from convscope.diagnose.passes import HistogramPass, StatsPass
 from convscope.diagnose.shift import LayerShift
 from convscope.errors import InputError, OptionError
@@ -36,9 +36,11 @@ from convscope.scan.source import Source, open_source
 log = logging.getLogger(__name__)
 
 
-def _positive(name: str, value: Any, low: int) -> int:
+def _positive(name: str, value: Any, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise OptionError(f"{name} must be an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise OptionError(f"{name} must be at most {high}, got {value!r}")
     return int(value)
 
 
@@ -94,7 +96,7 @@ def compare(
         data_b: The dataset compared with it (same input shape).
         layers: Layer selectors; ``None`` = every conv layer.
         top_k: Top images kept per channel and dataset.
-        bins: Histogram bins per channel (shared by both datasets).
+        bins: Histogram bins per channel (shared by both datasets; 2 to 4096).
         batch_size: Images per forward pass.
         out: Results folder; ``None`` keeps the result in memory.
         force: Replace a different compare result (or another convscope result) at ``out``.
@@ -118,7 +120,7 @@ def compare(
     from convscope.probe.cache import get_extractor
     from convscope.scan.run import is_array, layer_stats, probe_keys, receptive_fields
 
-    top_k, bins = _positive("--top", top_k, 1), _positive("--bins", bins, 2)
+    top_k, bins = _positive("--top", top_k, 1), _positive("--bins", bins, 2, MAX_BINS)
     batch_size = _positive("--batch-size", batch_size, 1)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     resolved = resolve_model(

@@ -16,6 +16,8 @@ import numpy as np
 
 #: Default number of bins per channel.
 BINS = 64
+#: Most bins per channel a comparison accepts (counts take ``8 x bins`` bytes per channel and dataset).
+MAX_BINS = 4096
 
 
 def spatial_max(act: np.ndarray) -> np.ndarray:

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from convscope.diagnose.cka import MIN_BATCH, GramTerms, HsicAccumulator, gram, gram_terms, minibatches
+from convscope.diagnose.cka import (
+    MAX_BATCH,
+    MIN_BATCH,
+    GramTerms,
+    HsicAccumulator,
+    gram,
+    gram_terms,
+    minibatches,
+)
 from convscope.diagnose.compare_run import same_input
 from convscope.diagnose.folder import check_result_out
 from convscope.diagnose.similarity_result import FORMAT, FORMAT_VERSION, SimilarityResult, write_similarity
@@ -64,7 +72,7 @@ def similarity(
             compares ``model_a`` with itself.
         layers: Layer selectors of ``model_a`` (``None`` = every conv layer).
         layers_b: Layer selectors of ``model_b`` (``None`` = the same selectors as ``layers``).
-        batch_size: Minibatch size of the unbiased HSIC (``>= 4``; also the forward batch). The estimate
+        batch_size: Minibatch size of the unbiased HSIC (4 to 1024; also the forward batch). The estimate
             is defined by this partition (see :mod:`convscope.diagnose.cka`).
         out: Results folder (``cka.json``, ``cka.png``, ``hsic.npz``); ``None`` keeps it in memory.
         force: Replace a different similarity result (or another convscope result) at ``out``.
@@ -89,10 +97,10 @@ def similarity(
     if (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, (int, np.integer))
-        or batch_size < MIN_BATCH
+        or not MIN_BATCH <= batch_size <= MAX_BATCH
     ):
         raise OptionError(
-            f"--batch-size must be an integer >= {MIN_BATCH} (the unbiased HSIC), got {batch_size!r}"
+            f"--batch-size must be an integer from {MIN_BATCH} (the unbiased HSIC) to {MAX_BATCH}, got {batch_size!r}"
         )
     sel_a = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     sel_b = [layers_b] if isinstance(layers_b, (str, int)) else list(layers_b) if layers_b else sel_a

@@ -52,7 +52,7 @@ BinsOpt = Annotated[
         "--bins",
         metavar="N",
         callback=at_least(2, "--bins"),
-        help="Histogram bins per channel (shared by both sets).",
+        help="Histogram bins per channel, 2 to 4096 (shared by both sets).",
     ),
 ]
 SimilarityArgs = Annotated[
@@ -122,7 +122,7 @@ def similarity_command(
             "--batch-size",
             metavar="N",
             callback=at_least(4, "--batch-size"),
-            help="Minibatch of the unbiased HSIC (>= 4; also the forward batch).",
+            help="Minibatch of the unbiased HSIC (4 to 1024; also the forward batch).",
         ),
     ] = 64,
     force: ForceOpt = False,
