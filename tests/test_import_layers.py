@@ -23,9 +23,10 @@ LAYERS: dict[str, int] = {
     "models": 4,
     "probe": 5,
     "attribution": 6, "featvis": 6, "scan": 6,
-    "callbacks": 7,
-    "present": 8,
-    "api": 9, "keras": 9, "__main__": 9, "__init__": 9,
+    "diagnose": 7,
+    "callbacks": 8,
+    "present": 9,
+    "api": 10, "keras": 10, "__main__": 10, "__init__": 10,
 }
 
 

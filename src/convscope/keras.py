@@ -6,6 +6,7 @@ absolute imports, so ``import keras`` always means the real Keras, never this mo
 
 from __future__ import annotations
 
+from convscope.callbacks.dynamics import DynamicsCallback
 from convscope.callbacks.feature_maps import FeatureMapCallback
 
-__all__ = ["FeatureMapCallback"]
+__all__ = ["DynamicsCallback", "FeatureMapCallback"]

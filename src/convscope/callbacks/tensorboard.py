@@ -82,3 +82,44 @@ def make_writer(out: Path | None, enabled: bool) -> Any:
         )
         return None
     return ImageSummaryWriter(out / "tensorboard")
+
+
+class ScalarSummaryWriter:
+    """Write scalars as TensorBoard scalar summaries into ``logdir`` (the "scalars" plugin's records).
+
+    Args:
+        logdir: Folder of the event files (created).
+    """
+
+    def __init__(self, logdir: str | Path) -> None:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        Path(logdir).mkdir(parents=True, exist_ok=True)
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(str(logdir))
+        self._metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b"")
+        )
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        """One scalar per tag at ``step``."""
+        tf = self._tf
+        with self._writer.as_default():
+            for tag, value in values.items():
+                tensor = tf.constant(float(value), dtype=tf.float32)
+                tf.summary.write(tag=tag, tensor=tensor, step=int(step), metadata=self._metadata)
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._writer.close()
+
+
+def make_scalar_writer(out: Path | None, enabled: bool) -> Any:
+    """A :class:`ScalarSummaryWriter` for ``out/tensorboard`` when asked for and the backend is TensorFlow."""
+    import keras
+
+    if out is None or not enabled or keras.backend.backend() != "tensorflow":
+        return None
+    return ScalarSummaryWriter(out / "tensorboard")

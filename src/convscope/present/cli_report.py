@@ -53,6 +53,20 @@ def report(
             help="A folder written by `convscope scan`: adds layer health and top-k crops.",
         ),
     ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", metavar="DIR", help="A folder written by `convscope compare`: adds dataset shift."
+        ),
+    ] = None,
+    similarity: Annotated[
+        Path | None,
+        typer.Option(
+            "--similarity",
+            metavar="DIR",
+            help="A folder written by `convscope similarity`: adds the CKA matrix.",
+        ),
+    ] = None,
     layer: LayersOpt = None,
     norm: NormOpt = "channel",
     cmap: CmapOpt = None,
@@ -93,11 +107,13 @@ def report(
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
     check_file_out(
-        out, protected=[*inputs, model, *([scan] if scan else [])]
+        out, protected=[*inputs, model, *(d for d in (scan, compare, similarity) if d)]
     )  # the rule of where we may write
     options = ReportOptions(
         layers=layer,
         scan=scan,
+        compare=compare,
+        similarity=similarity,
         cam=not no_cam,
         norm=norm,
         cmap=cmap,

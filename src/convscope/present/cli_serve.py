@@ -114,6 +114,14 @@ def serve(
             help="Memory for cached activations, in MB.",
         ),
     ] = 512,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            metavar="DIR",
+            help="A folder written by `convscope compare` for this model: channels show their dataset shift.",
+        ),
+    ] = None,
     tokens: TokensOpt = None,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
@@ -144,6 +152,11 @@ def serve(
     from convscope.present.run import preprocess_options, read_options, resolve_cli
 
     preprocess_options(value_range, mean, std)  # option errors answer before anything is bound or loaded
+    shifts = None
+    if compare is not None:
+        from convscope.diagnose import load_compare
+
+        shifts = load_compare(compare)  # a bad folder answers before the port is bound
     grid = parse_tokens(tokens)
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
     shape = _shape(input_shape)
@@ -163,6 +176,8 @@ def serve(
         explorer = build_explorer(
             resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb, tokens=grid
         )
+        if shifts is not None:
+            explorer.attach_compare(shifts)
     except BaseException:
         sock.close()
         raise

@@ -80,6 +80,16 @@ def activation_name(layer: Any) -> str:
     return "" if name == "linear" else name
 
 
+def bounds_of(layers: Mapping[str, Any], key: str) -> Bounds | None:
+    """The saturation bounds of the layer behind an activation key (``layers``: ``{path: layer}``), if its
+    activation is bounded."""
+    parsed = ActivationKey.parse(key)
+    name = activation_name(layers.get(parsed.path))
+    if parsed.output is not None or name not in BOUNDED:
+        return None
+    return Bounds(name, *BOUNDED[name])
+
+
 class ShardScanner:
     """The model, its extractor and the layer plan, built once per process; scans row ranges.
 
@@ -111,11 +121,7 @@ class ShardScanner:
 
     def bounds(self, key: str) -> Bounds | None:
         """The saturation bounds of the layer behind an activation key, if its activation is bounded."""
-        parsed = ActivationKey.parse(key)
-        name = activation_name(self._layers.get(parsed.path))
-        if parsed.output is not None or name not in BOUNDED:
-            return None
-        return Bounds(name, *BOUNDED[name])
+        return bounds_of(self._layers, key)
 
     def activations(self) -> dict[str, str]:
         """``{key: activation name}`` for the keys seen so far."""
@@ -163,6 +169,17 @@ class ShardScanner:
                 raise
         return {key: accs[key] for key in order if key in accs}
 
+    def channels_last(self, key: str, act: np.ndarray) -> np.ndarray:
+        """A layer's batch as the statistics see it: ``(n, *spatial, C)`` C-contiguous float32.
+
+        A token layer ``(n, T, C)`` becomes ``(n, h, w, C)`` maps (extra tokens set aside); its channels are
+        last whatever the model's format.
+        """
+        grid = self.job.tokens.get(key)
+        return (
+            as_channels_last(grid.to_grid(act), False) if grid else as_channels_last(act, self.channels_first)
+        )
+
     def _accumulate(self, accs: dict[str, LayerAccumulator], key: str, act: np.ndarray, first: int) -> None:
         """Add one layer's batch to its accumulator (each key is only ever touched by one task at a time)."""
         if key == self.extractor.OUTPUT_KEY:  # the model's own verdict per image, for class-vector outputs
@@ -171,11 +188,7 @@ class ShardScanner:
             return
         if self.extractor.is_output(key):  # the other heads of a multi-output model: not layer statistics
             return
-        grid = self.job.tokens.get(key)
-        # a token layer (n, T, C) becomes (n, h, w, C) maps; its channels are last whatever the model's format
-        value = (
-            as_channels_last(grid.to_grid(act), False) if grid else as_channels_last(act, self.channels_first)
-        )
+        value = self.channels_last(key, act)
         if key not in accs:
             accs[key] = LayerAccumulator(value.shape[-1], self.job.top_k, self.bounds(key))
         accs[key].add_batch(value, first)

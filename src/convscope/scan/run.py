@@ -44,9 +44,7 @@ def _check_options(top_k: int, batch_size: int, engine: str, address: str | None
         raise OptionError(f"--address {address!r} is only used with --engine ray")
 
 
-def _receptive_fields(
-    model: Any, keys: Sequence[str], input_shape: tuple[int, ...] | None
-) -> dict[str, Grid]:
+def receptive_fields(model: Any, keys: Sequence[str], input_shape: tuple[int, ...] | None) -> dict[str, Grid]:
     try:
         return field_grids(model, keys, input_shape)
     except FieldsUnavailable as exc:  # crops are optional; the statistics do not need the table
@@ -54,7 +52,7 @@ def _receptive_fields(
         return {}
 
 
-def _layer_stats(
+def layer_stats(
     key: str,
     acc: LayerAccumulator,
     activation: str,
@@ -217,7 +215,7 @@ def scan(
     extractor = get_extractor(
         resolved, selectors, input_shape=input_shape, batch_size=batch_size, include_output=True
     )
-    keys, shapes = _probe_keys(extractor, source)
+    keys, shapes = probe_keys(extractor, source)
     views = token_views(
         keras_model, shapes, given=tokens, input_shape=input_shape, data_format=resolved.data_format
     )
@@ -248,7 +246,7 @@ def scan(
         },
         "options": {
             "top_k": int(top_k),
-            "preprocess": prep.describe(spec) if not _is_array(source) else "arrays taken as-is",
+            "preprocess": prep.describe(spec) if not is_array(source) else "arrays taken as-is",
             "input_shape": list(input_shape or []) or None,
             "layers": [str(s) for s in selectors] if selectors else None,
             "batch_size": int(batch_size),
@@ -265,7 +263,7 @@ def scan(
     accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
-    fields = _receptive_fields(keras_model, keys, input_shape)
+    fields = receptive_fields(keras_model, keys, input_shape)
     layers_stats = {}
     for key in keys:
         shape = shapes[key]
@@ -274,7 +272,7 @@ def scan(
         if view is not None:  # scanned as (h, w, C) maps placed on the patch embedding's grid
             spatial = view.shape
         rf = fields.get(key) if view is None else view.grid
-        layers_stats[key] = _layer_stats(
+        layers_stats[key] = layer_stats(
             key, accs[key], activations.get(key, ""), shape, tuple(spatial), rf, source.labels, view
         )
     manifest["layers"] = [{**s.meta(), "slug": _slug(k)} for k, s in layers_stats.items()]
@@ -292,7 +290,7 @@ def _channels_first(model: Any) -> bool:
     return data_format(model) == "channels_first"
 
 
-def _is_array(source: Source) -> bool:
+def is_array(source: Source) -> bool:
     from convscope.scan.source import ArraySource
 
     return isinstance(source, ArraySource)
@@ -301,7 +299,7 @@ def _is_array(source: Source) -> bool:
 _slug = key_filename
 
 
-def _probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+def probe_keys(extractor: Any, source: Source) -> tuple[list[str], dict[str, tuple[int, ...]]]:
     """Run one sample to learn the activation keys and shapes (errors surface before the scan)."""
     acts = extractor.run_batch(source.read(0, 1))
     shapes = {

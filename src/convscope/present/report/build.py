@@ -205,6 +205,8 @@ class ReportOptions:
     Attributes:
         layers: Layer selectors; ``None`` = every conv layer.
         scan: A folder written by ``convscope scan``: adds its layer health and top-k crops.
+        compare: A folder written by ``convscope compare``: adds the dataset-shift section.
+        similarity: A folder written by ``convscope similarity``: adds the CKA section.
         cam: Draw Grad-CAM overlays.
         norm: Normalization of the grids (``channel``, ``layer``, ``symmetric``, ``percentile``, ``raw``).
         cmap: Colormap (``None``: the mode's default).
@@ -219,6 +221,8 @@ class ReportOptions:
 
     layers: Sequence[Any] | Any | None = None
     scan: Any = None
+    compare: Any = None
+    similarity: Any = None
     cam: bool = True
     norm: str = "channel"
     cmap: str | None = None
@@ -261,6 +265,7 @@ def build_report(
     """
     from convscope.models.resolve import resolve_model
     from convscope.present.report import extras
+    from convscope.present.report.diagnose_view import diagnose_sections
     from convscope.probe.cache import get_extractor
 
     if options is not None and fields:
@@ -335,6 +340,7 @@ def build_report(
             f"(means of k x k blocks) in {len(shrunk)} layers; --max-map-size changes this.",
         )
     sections = [extras.scan_section(opts.scan)] if opts.scan is not None else []
+    sections += diagnose_sections(opts.compare, opts.similarity)
     content = ReportContent(
         title=opts.title or f"convscope report: {resolved.name}",
         facts=_facts(resolved, data, layer_entries, mode, cmap_name),

@@ -174,6 +174,32 @@ class Explorer:
         self.grids.update(
             {key: view.grid.placement for key, view in self.token_views.items() if view.grid is not None}
         )
+        self.compare: Any = None  # a CompareResult (``serve --compare DIR``): channels show their shift
+
+    def attach_compare(self, result: Any) -> None:
+        """Show each channel's dataset shift from a :class:`~convscope.diagnose.CompareResult` of this model.
+
+        Raises:
+            OptionError: The comparison was computed on another model (its weights' hash differs).
+        """
+        from convscope.scan.manifest import model_identity
+
+        mine = model_identity(self.resolved.source or None, self.model)["sha256"]
+        theirs = result.manifest.get("model", {}).get("sha256")
+        if mine != theirs:
+            raise OptionError(
+                f"--compare {str(result.path)!r} was computed on model "
+                f"{result.manifest.get('model', {}).get('source')!r}, not on {self.title!r} (the weights differ)"
+            )
+        self.compare = result
+        self._pictures.shrink(0, keep=0)  # channel facts drawn before now lack the shift
+
+    def shift(self, key: str, channel: int) -> dict[str, Any] | None:
+        """The dataset shift of one channel (``None`` without compare results or for a layer not compared)."""
+        if self.compare is None or key not in self.compare.layers:
+            return None
+        a, b = self.compare.names()
+        return {**self.compare.layers[key].channel(channel), "a": a, "b": b}
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -353,6 +379,7 @@ class Explorer:
                     "tokens": row["tokens"],
                     "n_channels": int(hwc.shape[-1]),
                     "legend": legend_meta(picture),
+                    "shift": self.shift(key, channel),
                 },
             )
 

@@ -108,6 +108,12 @@ export function renderStats(table, s) {
   if (s.peak_center) rows.push(["peak looks at", `input (${s.peak_center.map(fmt).join(", ")})`]);
   if (s.rf_size) rows.push(["receptive field", `${s.rf_size.join("×")} px`]);
   if (s.n_nan || s.n_inf) rows.push(["NaN / Inf", `${s.n_nan} / ${s.n_inf}`]);
+  const d = s.shift;
+  if (d) {  // serve --compare DIR: this channel's dataset shift (over the whole datasets, not this image)
+    rows.push(["shift A→B", `${fmt(d.shift)} (rank ${d.rank + 1})`], ["Cohen's d", fmt(d.effect)], ["W1", fmt(d.w1)],
+      ["spatial max A / B", `${fmt(d.spatial_max_mean_a)} / ${fmt(d.spatial_max_mean_b)}`],
+      ["A / B", `${d.a} / ${d.b}`]);
+  }
   table.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
 }
 
