@@ -165,6 +165,18 @@ def test_dead_and_saturated_channels_are_named(tmp_path):
     assert summary["layers"][0]["worst"][0] == {"channel": 2, "reason": "dead: zero on all 30 scanned images"}
 
 
+def test_channels_first_layers_report_their_spatial_size(tmp_path):
+    L = keras.layers
+    # (TensorFlow's CPU kernels run no channels-first conv; padding is enough to carry the layout)
+    model = keras.Sequential([keras.Input((3, 9, 7)), L.ZeroPadding2D(1, data_format="channels_first", name="pad"),
+                              L.Activation("relu", name="relu")])
+    x = np.random.default_rng(0).normal(size=(6, 3, 9, 7)).astype(np.float32)
+    stats = scan(model, x, layers=["pad"], top_k=2)["pad"]
+    assert stats.shape == (3, 11, 9) and stats.spatial == (11, 9) and stats.channels == 3
+    acts = np.moveaxis(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), 1, -1)  # (6, 11, 9, 3)
+    np.testing.assert_allclose(stats.mean, acts.reshape(-1, 3).mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
 # -- CLI -------------------------------------------------------------------------------------------------
 def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main([str(a) for a in args])

@@ -267,7 +267,7 @@ def scan(
     layers_stats = {}
     for key in keys:
         shape = shapes[key]
-        spatial = shape[1:-1] if _channels_first(keras_model) and len(shape) > 1 else shape[:-1]
+        spatial = shape[1:] if _channels_first(keras_model) and len(shape) > 1 else shape[:-1]
         view = views.get(key)
         if view is not None:  # scanned as (h, w, C) maps placed on the patch embedding's grid
             spatial = view.shape
