@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from convscope.scan.reduce import Bounds
@@ -58,3 +62,34 @@ def assert_matches(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> No
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
     if "frac_saturated" in ref:
         np.testing.assert_array_equal(got["frac_saturated"], ref["frac_saturated"])
+
+
+#: Files whose "created" field is a timestamp (every other byte of a results folder is compared).
+TIMESTAMPED = ("manifest.json", ".convscope.json")
+
+
+def result_tree(root: Path) -> dict[str, object]:
+    """Every file of a results folder, for byte-for-byte comparison of two scans: raw bytes, except the
+    members of each ``.npz`` (their raw ``.npy`` bytes: the zip entry's own date is the time of writing)
+    and the JSON files whose ``created`` field is a timestamp (compared without that one field)."""
+    out: dict[str, object] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(root))
+        if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                out[rel] = {name: zf.read(name) for name in zf.namelist()}
+        elif path.name in TIMESTAMPED:
+            data = json.loads(path.read_text())
+            data.pop("created", None)
+            out[rel] = data
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def assert_same_tree(got: Path, want: Path) -> None:
+    a, b = result_tree(got), result_tree(want)
+    assert sorted(a) == sorted(b), set(a) ^ set(b)
+    differ = [name for name in b if a[name] != b[name]]
+    assert not differ, f"files differ: {differ[:10]}"
+    assert len(b) > 10  # a real results folder (stats, predictions, crops) was compared
