@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_shards_are_whole_batches_fixed_by_size_and_batch():
     assert shards(10, 64) == [(0, 10)]
     many = shards(100_000, 32)  # 3,125 batches: 64 shards of 49 batches (the last shorter)
     assert len(many) == 64 and all(a % 32 == 0 for a, _ in many) and many[-1][1] == 100_000
-    assert all(b0 == a1 for (_, b0), (a1, _) in zip(many, many[1:]))
+    assert all(b0 == a1 for (_, b0), (a1, _) in itertools.pairwise(many))
 
 
 def test_ray_equals_local_on_500_digits(ray_cluster, digits500, tmp_path):

@@ -112,7 +112,7 @@ def test_resume_refusals_touch_nothing(digits, reference, tmp_path, capsys):
         (["mnist-cnn", other, bare, *opts], different + "dataset)"),
         (["mnist-cnn", digits, tmp_path / "elsewhere", *opts], "no checkpoint of an interrupted scan"),
     ]
-    for args, needle in [*((a + ["--resume"], n) for a, n in cases), (["mnist-cnn", digits, out, *opts],
+    for args, needle in [*(([*a, "--resume"], n) for a, n in cases), (["mnist-cnn", digits, out, *opts],
                          "has the checkpoint of an interrupted scan (80 of 200 rows)")]:
         code, lines = _cli(capsys, "scan", *args[:2], "--out", *args[2:])
         assert code == 2 and len(lines) == 1 and lines[0].startswith("convscope: error: "), lines
