@@ -93,3 +93,47 @@ def assert_same_tree(got: Path, want: Path) -> None:
     differ = [name for name in b if a[name] != b[name]]
     assert not differ, f"files differ: {differ[:10]}"
     assert len(b) > 10  # a real results folder (stats, predictions, crops) was compared
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``python -m convscope`` subprocess running this source tree."""
+    import os
+
+    import convscope
+
+    src = str(Path(convscope.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow", **extra)
+    return env
+
+
+def kill_when(args: list[str], checkpoint: Path, fraction: float, env: dict[str, str], log: Path,
+              on_start=None) -> tuple[int, int]:
+    """Run ``python -m convscope ARGS`` and SIGKILL it once its checkpoint shows ``fraction`` of the rows
+    done (polled); returns ``(rows done at the kill, dataset rows)``. Fails if the scan ended first."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from convscope.scan.checkpoint import read_progress
+
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "convscope", *map(str, args)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 600  # a safety net, not a timing assertion
+            progress = None
+            while proc.poll() is None and time.monotonic() < deadline:
+                progress = read_progress(checkpoint)
+                if progress is not None and progress[0] >= fraction * progress[1]:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.005)
+        finally:
+            if proc.poll() is None and progress is None:
+                proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the scan was not killed (exit {proc.returncode}): {log.read_text()[-2000:]}"
+    assert progress is not None
+    return progress
