@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("keras")
 
-from scanhelp import assert_same_tree, cli_env, kill_when  # noqa: E402
+from scanhelp import assert_same_tree, cli_env, kill_when
 
-from convscope.models.zoo.mnist import load_mnist_digits  # noqa: E402
-from convscope.present.cli import app, main  # noqa: E402
-from convscope.present.cli_scan import register  # noqa: E402
-from convscope.scan.checkpoint import checkpoint_dir, read_progress  # noqa: E402
+from convscope.models.zoo.mnist import load_mnist_digits
+from convscope.present.cli import app, main
+from convscope.present.cli_scan import register
+from convscope.scan.checkpoint import checkpoint_dir, read_progress
 
 register(app)
 
