@@ -17,6 +17,7 @@ from convscope.scan import scan  # noqa: E402
 from convscope.scan.checkpoint import checkpoint_dir, read_progress  # noqa: E402
 from convscope.scan.predictions import OutputAccumulator  # noqa: E402
 from convscope.scan.reduce import Bounds  # noqa: E402
+from convscope.scan.snapshot import layer_from_state, layer_state  # noqa: E402
 from convscope.scan.stats import LayerAccumulator  # noqa: E402
 
 register(app)
@@ -58,7 +59,7 @@ def test_accumulator_state_round_trip_is_exact():
     half = LayerAccumulator(6, 4, Bounds("tanh", -1.0, 1.0))
     half.add_batch(batches[0], 0)
     half.add_batch(batches[1], 5)
-    restored = LayerAccumulator.from_state(*half.state())
+    restored = layer_from_state(*layer_state(half))
     restored.add_batch(batches[2], 10)
     got, want = restored.finish(), straight.finish()
     assert sorted(got) == sorted(want)

@@ -1,6 +1,6 @@
 """Checkpoints of a running scan, so an interrupted scan (Ctrl-C, a crash, ``kill -9``) can be resumed.
 
-A checkpoint is the exact running state of the accumulators (:meth:`LayerAccumulator.state`) over the
+A checkpoint is the exact running state of the accumulators (:mod:`convscope.scan.snapshot`) over the
 rows ``0..rows`` (the local engine scans rows in order) plus, for the Ray engine, the partial results of
 finished shards beyond that prefix (``held``, by row range). Resuming restores that state and scans the
 rest with the same batches and the same merge order, so a resumed scan ends with the same bytes as an
@@ -21,15 +21,13 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convscope.errors import OptionError
-from convscope.scan.predictions import OutputAccumulator
-from convscope.scan.stats import LayerAccumulator
+from convscope.scan.snapshot import ScanState, pack, unpack
 from convscope.store.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -38,31 +36,6 @@ FILE = "state.npz"
 VERSION = 1
 #: Without ``checkpoint_every`` (CLI ``--checkpoint-every``), a checkpoint is saved at most this often.
 EVERY_SECONDS = 60.0
-
-Accumulators = dict[str, Any]  # {key: LayerAccumulator | OutputAccumulator}, in model order
-
-
-@dataclass
-class ScanState:
-    """What a checkpoint holds: the merged state of a prefix of rows, and finished shards beyond it.
-
-    Attributes:
-        rows: Rows ``0..rows`` are merged into ``accs``.
-        accs: ``{key: accumulator}`` over those rows.
-        activations: ``{key: activation name}`` of the scanned layers (empty until a batch ran).
-        held: ``{(start, stop): accumulators}`` of finished Ray shards not yet merged (they come after a
-            shard still running).
-    """
-
-    rows: int
-    accs: Accumulators
-    activations: dict[str, str] = field(default_factory=dict)
-    held: dict[tuple[int, int], Accumulators] = field(default_factory=dict)
-
-    @property
-    def done(self) -> int:
-        """Rows whose statistics the state holds."""
-        return self.rows + sum(b - a for a, b in self.held)
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -131,29 +104,8 @@ class Checkpointer:
 
     def save(self, state: ScanState) -> None:
         """Write ``state`` atomically (the previous checkpoint stays until the new one is complete)."""
-        groups = [(0, state.rows, state.accs), *((a, b, accs) for (a, b), accs in sorted(state.held.items()))]
-        meta: dict[str, Any] = {
-            "version": VERSION,
-            "fingerprint": self.fingerprint,
-            "size": self.size,
-            "rows": state.rows,
-            "done": state.done,
-            "activations": state.activations,
-            "groups": [],
-        }
-        arrays: dict[str, np.ndarray] = {}
-        for g, (start, stop, accs) in enumerate(groups):
-            keys = []
-            for k, (key, acc) in enumerate(accs.items()):
-                prefix = f"g{g}.k{k}."
-                if isinstance(acc, OutputAccumulator):
-                    keys.append({"key": key, "kind": "output"})
-                    parts = acc.state()
-                else:
-                    scalars, parts = acc.state()
-                    keys.append({"key": key, "kind": "layer", **scalars})
-                arrays.update({prefix + name: value for name, value in parts.items()})
-            meta["groups"].append({"start": start, "stop": stop, "keys": keys})
+        meta, arrays = pack(state)
+        meta = {"version": VERSION, "fingerprint": self.fingerprint, "size": self.size, **meta}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path, overwrite=True, fsync=True) as tmp, tmp.open("wb") as fh:
@@ -204,22 +156,13 @@ class Checkpointer:
                 f"{', '.join(differs)}); resume with the same model, data and options, or run without "
                 "--resume (with --force) to start over"
             )
-        groups = [(g["start"], g["stop"], _accumulators(g, i, arrays)) for i, g in enumerate(meta["groups"])]
-        state = ScanState(int(meta["rows"]), groups[0][2], dict(meta["activations"]))
-        state.held = {(int(a), int(b)): accs for a, b, accs in groups[1:]}
-        return state
-
-
-def _accumulators(group: dict[str, Any], g: int, arrays: dict[str, np.ndarray]) -> Accumulators:
-    out: Accumulators = {}
-    for k, entry in enumerate(group["keys"]):
-        prefix = f"g{g}.k{k}."
-        parts = {name[len(prefix) :]: value for name, value in arrays.items() if name.startswith(prefix)}
-        if entry["kind"] == "output":
-            out[entry["key"]] = OutputAccumulator.from_state(parts)
-        else:
-            out[entry["key"]] = LayerAccumulator.from_state(entry, parts)
-    return out
+        try:
+            return unpack(meta, arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise OptionError(
+                f"--resume: the checkpoint {str(self.path)!r} is damaged ({exc}); "
+                "run without --resume (with --force) to start over"
+            ) from None
 
 
 def read_progress(folder: Path) -> tuple[int, int] | None:

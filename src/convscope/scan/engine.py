@@ -22,9 +22,10 @@ import numpy as np
 
 from convscope.models.keys import ActivationKey
 from convscope.models.tokens import TokenGrid
-from convscope.scan.checkpoint import Checkpointer, ScanState
+from convscope.scan.checkpoint import Checkpointer
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.reduce import Bounds, as_channels_last, one_blas_thread
+from convscope.scan.snapshot import ScanState
 from convscope.scan.source import ArraySource, Source, iter_chunks
 from convscope.scan.stats import LayerAccumulator
 

@@ -33,8 +33,9 @@ from collections.abc import Callable
 from typing import Any
 
 from convscope.errors import ConvscopeError, OptionError
-from convscope.scan.checkpoint import Checkpointer, ScanState
-from convscope.scan.engine import OnBatch, ScanJob, ShardScanner
+from convscope.scan.checkpoint import Checkpointer
+from convscope.scan.engine import OnBatch, ScanJob, ShardScanner, merge_partials
+from convscope.scan.snapshot import ScanState
 from convscope.scan.stats import LayerAccumulator
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ def run_ray(
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         ranges = shards(job.source.size, job.batch_size)
         plan = _Plan(ranges, state, job.batch_size)
+        if not plan.todo:  # a resumed scan whose shards are all in the checkpoint
+            return plan.merged, plan.names
         count = max(1, min(workers or cpus, len(plan.todo)))
         job_ref = ray.put(job)
         actor = ray.remote(num_cpus=1)(_Worker)
@@ -178,11 +181,7 @@ class _Plan:
         self.names.update(names)
         self.held[self.ranges[i]] = part
         while (nxt := next((r for r in self.held if r[0] == self.rows), None)) is not None:
-            for key, acc in self.held.pop(nxt).items():  # the order of merge_partials
-                if key in self.merged:
-                    self.merged[key].merge(acc)
-                else:
-                    self.merged[key] = acc
+            self.merged = merge_partials([self.merged, self.held.pop(nxt)])
             self.rows = nxt[1]
 
     def state(self) -> ScanState:
@@ -198,7 +197,7 @@ def _collect(
     checkpoint: Checkpointer | None,
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Keep every actor busy with the next shard; replace an actor that dies and scan its shard again."""
-    from ray.exceptions import RayActorError
+    from ray.exceptions import ObjectLostError, RayActorError
 
     pool = [new_worker() for _ in range(count)]
     running: dict[Any, tuple[int, Any]] = {}
@@ -219,7 +218,10 @@ def _collect(
             a, b = plan.ranges[i]
             try:
                 part, names = ray.get(done[0])
-            except RayActorError as exc:  # the worker died: its shard was never merged, so scan it again
+            except (
+                RayActorError,
+                ObjectLostError,
+            ) as exc:  # the worker (or its node) died: scan the shard again
                 losses[i] += 1
                 if losses[i] > MAX_LOSSES:
                     raise OptionError(

@@ -22,16 +22,11 @@ from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable, OptionError
 from convscope.models.grids import Grid, TokenView, field_grids, token_views
 from convscope.scan import manifest as mf
-from convscope.scan.checkpoint import (
-    Checkpointer,
-    ScanState,
-    checkpoint_dir,
-    open_checkpoint,
-    scan_fingerprint,
-)
+from convscope.scan.checkpoint import Checkpointer, checkpoint_dir, open_checkpoint, scan_fingerprint
 from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
+from convscope.scan.snapshot import ScanState
 from convscope.scan.source import Source, open_source
 from convscope.scan.stats import LayerAccumulator
 

@@ -209,39 +209,6 @@ class LayerAccumulator:
             self.top_k,
         )
 
-    # -- checkpoints ------------------------------------------------------------------------------------
-    def state(self) -> tuple[dict[str, object], dict[str, np.ndarray]]:
-        """The whole running state, exactly: ``(JSON-able scalars, {name: array})`` (see :meth:`from_state`)."""
-        bounds = self.bounds
-        meta: dict[str, object] = {
-            "channels": self.channels,
-            "top_k": self.top_k,
-            "images": self.images,
-            "positions": self.positions,
-            "bounds": None if bounds is None else [bounds.name, bounds.low, bounds.high, bounds.margin],
-        }
-        arrays = {name: getattr(self, name) for name in _STATE_ARRAYS if getattr(self, name) is not None}
-        return meta, arrays
-
-    @classmethod
-    def from_state(cls, meta: dict[str, object], arrays: dict[str, np.ndarray]) -> LayerAccumulator:
-        """The accumulator :meth:`state` described, bit for bit (adding the same batches gives the same bytes)."""
-        b = meta["bounds"]
-        bounds = None if b is None else Bounds(str(b[0]), float(b[1]), float(b[2]), float(b[3]))  # type: ignore[index]
-        acc = cls(int(meta["channels"]), int(meta["top_k"]), bounds)  # type: ignore[call-overload]
-        acc.images, acc.positions = int(meta["images"]), int(meta["positions"])  # type: ignore[call-overload]
-        for name in _STATE_ARRAYS:
-            current = getattr(acc, name)
-            if current is None:
-                continue
-            value = np.asarray(arrays[name])
-            if value.dtype != current.dtype or value.ndim != current.ndim:
-                raise ValueError(
-                    f"checkpoint array {name!r} is {value.dtype}{value.shape}, expected {current.dtype}"
-                )
-            setattr(acc, name, value.copy())
-        return acc
-
     # -- results ----------------------------------------------------------------------------------------
     def finish(self) -> dict[str, np.ndarray]:
         """The final per-channel arrays (see :class:`convscope.scan.layerstats.LayerStats` for their meaning)."""
@@ -265,20 +232,6 @@ class LayerAccumulator:
         if self.comoment is not None:
             out["corr"] = correlation(self.comoment)
         return out
-
-
-_STATE_ARRAYS = (
-    "mean",
-    "m2",
-    "max",
-    "positive",
-    "saturated",
-    "spatial_max_sum",
-    "comoment",
-    "top_value",
-    "top_index",
-    "top_pos",
-)
 
 
 def correlation(comoment: np.ndarray) -> np.ndarray:
