@@ -175,6 +175,18 @@ def read_progress(folder: Path) -> tuple[int, int] | None:
     return int(meta["done"]), int(meta["size"])
 
 
+def check_options(out: Any, *, every: Any, resume: bool) -> None:
+    """Refuse a bad ``every`` or ``resume`` without OUT (before any model is loaded).
+
+    Raises:
+        OptionError: Naming the option and what is accepted.
+    """
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+        raise OptionError(f"--checkpoint-every must be an integer >= 0 (batches; 0 = never), got {every!r}")
+    if resume and out is None:
+        raise OptionError("--resume needs --out: the checkpoint is kept next to the results folder")
+
+
 def open_checkpoint(
     out: Path | None,
     fingerprint: dict[str, Any],
@@ -191,11 +203,8 @@ def open_checkpoint(
         OptionError: ``resume`` without OUT, or without a matching checkpoint; a bad ``every``; a
             checkpoint left at OUT by an interrupted scan while neither ``resume`` nor ``force`` is given.
     """
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
-        raise OptionError(f"--checkpoint-every must be an integer >= 0 (batches; 0 = never), got {every!r}")
+    check_options(out, every=every, resume=resume)
     if out is None:
-        if resume:
-            raise OptionError("--resume needs --out: the checkpoint is kept next to the results folder")
         return None, None
     ckpt = Checkpointer(checkpoint_dir(out), fingerprint, size, every)
     for stale in ckpt.folder.glob(f".{FILE}.*.tmp") if ckpt.folder.is_dir() else ():

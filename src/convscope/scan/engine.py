@@ -157,9 +157,8 @@ class ShardScanner:
         if not isinstance(self.job.source, ArraySource):
             chunks = _prefetch(chunks)
         pending: list[Future[None]] = []
-        order: dict[str, None] = dict.fromkeys(
-            accs
-        )  # model order (tasks may create accumulators in any order)
+        # model order (tasks may create the accumulators in any order)
+        order: dict[str, None] = dict.fromkeys(accs)
         submitted, clean = start, True  # rows before `submitted` are handed to `pending` (or done)
         with one_blas_thread(), ThreadPoolExecutor(STAT_THREADS, thread_name_prefix="convscope-scan") as pool:
             try:

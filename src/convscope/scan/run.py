@@ -22,7 +22,13 @@ from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable, OptionError
 from convscope.models.grids import Grid, TokenView, field_grids, token_views
 from convscope.scan import manifest as mf
-from convscope.scan.checkpoint import Checkpointer, checkpoint_dir, open_checkpoint, scan_fingerprint
+from convscope.scan.checkpoint import (
+    Checkpointer,
+    check_options,
+    checkpoint_dir,
+    open_checkpoint,
+    scan_fingerprint,
+)
 from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
@@ -210,6 +216,7 @@ def scan(
     from convscope.probe.extractor import Extractor
 
     _check_options(top_k, batch_size, engine, address)
+    check_options(out, every=checkpoint_every, resume=resume)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     resolved = resolve_model(
         model,
