@@ -140,11 +140,14 @@ def run_ray(
         if not plan.todo:  # a resumed scan whose shards are all in the checkpoint
             return plan.merged, plan.names
         count = max(1, min(workers or cpus, len(plan.todo)))
+        # TensorFlow threads per worker, from the whole plan (not what is left), so a resumed scan's
+        # forward passes run as the first run's did: the same float rounding, the same bytes
+        threads = max(1, cpus // max(1, min(workers or cpus, len(ranges))))
         job_ref = ray.put(job)
         actor = ray.remote(num_cpus=1)(_Worker)
 
         def new_worker() -> Any:
-            return actor.remote(job_ref, max(1, cpus // count))
+            return actor.remote(job_ref, threads)
 
         log.info(
             "Ray scan: %d rows in %d shards (%d to scan) on %d workers (source %s)",
