@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -40,7 +41,7 @@ EVERY_SECONDS = 60.0
 
 def checkpoint_dir(out: str | Path) -> Path:
     """The checkpoint folder of the results folder ``out``: the hidden sibling ``.OUT.checkpoint``."""
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." or "scan/" name the folder itself
     return out.parent / f".{out.name}.checkpoint"
 
 
