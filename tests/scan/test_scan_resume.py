@@ -144,3 +144,39 @@ def test_force_starts_over_and_no_checkpoint_with_zero(digits, reference, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         scan("mnist-cnn", digits, out=fresh, checkpoint_every=0, on_batch=_interrupt_after(4), **OPTS)
     assert not checkpoint_dir(fresh).exists()
+
+
+def test_ray_plan_merges_shards_in_order_whatever_order_they_finish(tmp_path):
+    from convscope.scan.checkpoint import Checkpointer
+    from convscope.scan.ray_engine import _Plan, shards
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3, 3, 5)).astype(np.float32)
+    ranges = shards(40, 8)  # five shards of one batch
+
+    def part(i: int) -> dict:
+        a, b = ranges[i]
+        acc = LayerAccumulator(5, 3)
+        acc.add_batch(x[a:b], a)
+        return {"conv": acc}
+
+    def finish(plan: _Plan) -> dict[str, np.ndarray]:
+        return plan.merged["conv"].finish()
+
+    in_order = _Plan(ranges, None, 8)
+    for i in range(5):
+        in_order.finish(i, part(i), {"conv": "relu"})
+    shuffled = _Plan(ranges, None, 8)
+    for i in (2, 0, 4):
+        shuffled.finish(i, part(i), {"conv": "relu"})
+    assert shuffled.rows == 8 and sorted(shuffled.held) == [(16, 24), (32, 40)]  # 2 and 4 wait for 1 and 3
+    ckpt = Checkpointer(tmp_path / "ck", {"scan": 1}, 40, None)
+    ckpt.save(shuffled.state())
+    resumed = _Plan(ranges, ckpt.load(), 8)
+    assert list(resumed.todo) == [1, 3]  # only the missing shards are scanned again
+    for i in (3, 1):
+        resumed.finish(i, part(i), {})
+    assert resumed.rows == 40 and not resumed.held and resumed.names == {"conv": "relu"}
+    got, want = finish(resumed), finish(in_order)
+    for name in want:
+        assert got[name].tobytes() == want[name].tobytes(), name
