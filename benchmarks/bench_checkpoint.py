@@ -55,7 +55,7 @@ def main() -> None:
         times = C.interleaved(ways, repeats=2 if args.quick else 5, warmup=1)
         base = C.median(times["every 0"])
         rows = [[name, C.ms(C.median(t)), C.spread(t), f"{C.median(t) / base:.3f}x"] for name, t in times.items()]
-        C.show(C.table(["checkpoints", "median", "spread", "vs none"], rows))
+        C.show(C.table(["checkpoints", "median ms", "spread", "vs none"], rows))
 
         # one checkpoint at the end of a scan, to size and load it
         keep = work / "k"
@@ -77,7 +77,7 @@ def main() -> None:
         ckpt = Checkpointer(folder, fingerprint, 5000, None)
         load_s = C.median(C.interleaved({"load": ckpt.load}, repeats=5, warmup=1)["load"])
         per = (C.median(times["every 1"]) - base) / 79
-        C.show(f"checkpoint: {size_mb:.2f} MB, {C.ms(per)} each (every batch), loaded in {C.ms(load_s)}")
+        C.show(f"checkpoint: {size_mb:.2f} MB, {per * 1000:.1f} ms each (every batch), loaded in {load_s * 1000:.1f} ms")
         ratio = C.median(times["default"]) / base
         targets = [C.target("default checkpointing / none (scan time)", ratio, "<=", TARGET, "x",
                             "at most one checkpoint a minute")]
