@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
 from convscope.scan.reduce import Bounds
@@ -58,3 +62,78 @@ def assert_matches(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> No
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
     if "frac_saturated" in ref:
         np.testing.assert_array_equal(got["frac_saturated"], ref["frac_saturated"])
+
+
+#: Files whose "created" field is a timestamp (every other byte of a results folder is compared).
+TIMESTAMPED = ("manifest.json", ".convscope.json")
+
+
+def result_tree(root: Path) -> dict[str, object]:
+    """Every file of a results folder, for byte-for-byte comparison of two scans: raw bytes, except the
+    members of each ``.npz`` (their raw ``.npy`` bytes: the zip entry's own date is the time of writing)
+    and the JSON files whose ``created`` field is a timestamp (compared without that one field)."""
+    out: dict[str, object] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = str(path.relative_to(root))
+        if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                out[rel] = {name: zf.read(name) for name in zf.namelist()}
+        elif path.name in TIMESTAMPED:
+            data = json.loads(path.read_text())
+            data.pop("created", None)
+            out[rel] = data
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def assert_same_tree(got: Path, want: Path) -> None:
+    a, b = result_tree(got), result_tree(want)
+    assert sorted(a) == sorted(b), set(a) ^ set(b)
+    differ = [name for name in b if a[name] != b[name]]
+    assert not differ, f"files differ: {differ[:10]}"
+    assert len(b) > 10  # a real results folder (stats, predictions, crops) was compared
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``python -m convscope`` subprocess running this source tree."""
+    import os
+
+    import convscope
+
+    src = str(Path(convscope.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow", **extra)
+    return env
+
+
+def kill_when(args: list[str], checkpoint: Path, fraction: float, env: dict[str, str], log: Path,
+              on_start=None) -> tuple[int, int]:
+    """Run ``python -m convscope ARGS`` and SIGKILL it once its checkpoint shows ``fraction`` of the rows
+    done (polled); returns ``(rows done at the kill, dataset rows)``. Fails if the scan ended first."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from convscope.scan.checkpoint import read_progress
+
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "convscope", *map(str, args)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 600  # a safety net, not a timing assertion
+            progress = None
+            while proc.poll() is None and time.monotonic() < deadline:
+                progress = read_progress(checkpoint)
+                if progress is not None and progress[0] >= fraction * progress[1]:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.005)
+        finally:
+            if proc.poll() is None and progress is None:
+                proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the scan was not killed (exit {proc.returncode}): {log.read_text()[-2000:]}"
+    assert progress is not None
+    return progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -31,11 +32,13 @@ def digits500(tmp_path_factory):
     return path
 
 
-def test_shards_are_whole_batches():
-    assert shards(500, 64, 2) == [(0, 64), (64, 128), (128, 192), (192, 256), (256, 320), (320, 384),
-                                  (384, 448), (448, 500)]
-    assert shards(10, 64, 4) == [(0, 10)]
-    assert all((a % 32) == 0 for a, _ in shards(1000, 32, 3))
+def test_shards_are_whole_batches_fixed_by_size_and_batch():
+    assert shards(500, 64) == [(0, 64), (64, 128), (128, 192), (192, 256), (256, 320), (320, 384),
+                               (384, 448), (448, 500)]
+    assert shards(10, 64) == [(0, 10)]
+    many = shards(100_000, 32)  # 3,125 batches: 64 shards of 49 batches (the last shorter)
+    assert len(many) == 64 and all(a % 32 == 0 for a, _ in many) and many[-1][1] == 100_000
+    assert all(b0 == a1 for (_, b0), (a1, _) in itertools.pairwise(many))
 
 
 def test_ray_equals_local_on_500_digits(ray_cluster, digits500, tmp_path):

@@ -5,7 +5,7 @@ Importing this module is light (typer only); Keras, TensorFlow and Ray load insi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +34,25 @@ from convscope.present.cli_options import (
     default_out,
 )
 
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue the interrupted scan checkpointed next to --out (same model, data and options); "
+        "the results are the same as an uninterrupted scan's.",
+    ),
+]
+CheckpointEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--checkpoint-every",
+        metavar="N",
+        min=0,
+        help="Save a checkpoint every N batches (default: at most once a minute; 0 = never). "
+        "One is also saved on Ctrl-C.",
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``scan`` command to ``app`` (a second call on the same app does nothing)."""
@@ -61,12 +80,16 @@ def register(app: typer.Typer) -> None:
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         custom_objects: CustomObjectsOpt = None,
+        resume: ResumeOpt = False,
+        checkpoint_every: CheckpointEveryOpt = None,
         verbose: VerboseOpt = False,
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
 
         Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/LAYER/ (stats.npz,
         top.png, top/chNNNN.png), then prints the summary. Read it back with convscope.scan.load_scan(OUT).
+        While it runs, a checkpoint is kept in .OUT.checkpoint/ next to OUT; after a crash, kill or
+        Ctrl-C, the same command with --resume continues from it.
         """
         from convscope.present.cli import _setup, _shape
 
@@ -103,6 +126,8 @@ def register(app: typer.Typer) -> None:
             progress=scan_progress,
             custom_objects=custom_objects,
             tokens=parse_tokens(tokens),
+            resume=resume,
+            checkpoint_every=checkpoint_every,
         )
         typer.echo(result.summary_text().rstrip())
         typer.echo(f"results: {result.path}")

@@ -22,8 +22,10 @@ import numpy as np
 
 from convscope.models.keys import ActivationKey
 from convscope.models.tokens import TokenGrid
+from convscope.scan.checkpoint import Checkpointer
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.reduce import Bounds, as_channels_last, one_blas_thread
+from convscope.scan.snapshot import ScanState
 from convscope.scan.source import ArraySource, Source, iter_chunks
 from convscope.scan.stats import LayerAccumulator
 
@@ -39,6 +41,8 @@ BOUNDED: dict[str, tuple[float, float]] = {
 }
 
 OnBatch = Callable[[int], None]
+#: ``on_prefix(rows, accumulators, interrupted)``: a consistent state to checkpoint (see ShardScanner.scan).
+OnPrefix = Callable[[int, dict[str, Any], bool], None]
 #: Threads reducing a batch's layers while the next forward pass runs (one layer per task).
 STAT_THREADS = 2
 
@@ -132,7 +136,15 @@ class ShardScanner:
             if not self.extractor.is_output(key)
         }
 
-    def scan(self, start: int, stop: int, on_batch: OnBatch | None = None) -> dict[str, LayerAccumulator]:
+    def scan(
+        self,
+        start: int,
+        stop: int,
+        on_batch: OnBatch | None = None,
+        *,
+        accs: dict[str, Any] | None = None,
+        on_prefix: OnPrefix | None = None,
+    ) -> dict[str, LayerAccumulator]:
         """Scan rows ``start..stop``; returns one accumulator per activation key (model order).
 
         Args:
@@ -140,13 +152,20 @@ class ShardScanner:
             stop: One past the last row.
             on_batch: Called with the row count after each batch is submitted (progress; may raise to
                 abort the scan).
+            accs: Accumulators to continue (a resumed scan: they hold rows before ``start``), updated in
+                place; ``None`` = new ones.
+            on_prefix: ``on_prefix(rows, accs, interrupted)``, called in this thread whenever every row
+                before ``rows`` is accumulated and no reduction runs (a consistent state to checkpoint):
+                after each batch, and once more with ``interrupted=True`` on Ctrl-C before it propagates.
         """
-        accs: dict[str, LayerAccumulator] = {}
+        accs = {} if accs is None else accs
         chunks = iter_chunks(self.job.source, start, stop, self.job.batch_size)
         if not isinstance(self.job.source, ArraySource):
             chunks = _prefetch(chunks)
         pending: list[Future[None]] = []
-        order: dict[str, None] = {}  # model order (tasks may create the accumulators in any order)
+        # model order (tasks may create the accumulators in any order)
+        order: dict[str, None] = dict.fromkeys(accs)
+        submitted, clean = start, True  # rows before `submitted` are handed to `pending` (or done)
         with one_blas_thread(), ThreadPoolExecutor(STAT_THREADS, thread_name_prefix="convscope-scan") as pool:
             try:
                 for first, x in chunks:
@@ -154,15 +173,24 @@ class ShardScanner:
                     order.update(dict.fromkeys(key for key, act in acts.items() if act.ndim >= 2))
                     for future in pending:
                         future.result()  # at most one batch waits: memory stays bounded
+                    pending = []
+                    if on_prefix is not None and submitted > start:
+                        on_prefix(submitted, accs, False)
+                    clean = False  # a batch half handed over cannot be checkpointed
                     pending = [
                         pool.submit(self._accumulate, accs, key, act, first)
                         for key, act in acts.items()
                         if act.ndim >= 2
                     ]
+                    submitted, clean = first + len(x), True
                     if on_batch is not None:
                         on_batch(len(x))
                 for future in pending:
                     future.result()
+            except KeyboardInterrupt:
+                if on_prefix is not None and clean and _drain(pending):
+                    on_prefix(submitted, accs, True)  # Ctrl-C: keep what is done
+                raise
             except BaseException:
                 for future in pending:
                     future.cancel()
@@ -232,6 +260,17 @@ def _prefetch(chunks: Iterator[tuple[int, np.ndarray]], depth: int = 2) -> Itera
         stop.set()
 
 
+def _drain(pending: list[Future[None]]) -> bool:
+    """Wait for the reductions handed over (threads are not interrupted); False if one failed."""
+    try:
+        for future in pending:
+            future.result()
+    except Exception:  # noqa: BLE001 - the state is not consistent: no checkpoint of it
+        log.warning("a reduction failed while stopping; the last checkpoint is kept")
+        return False
+    return True
+
+
 def merge_partials(parts: list[dict[str, LayerAccumulator]]) -> dict[str, LayerAccumulator]:
     """Merge per-shard accumulators (in the given order) into one per key."""
     merged: dict[str, LayerAccumulator] = {}
@@ -245,9 +284,35 @@ def merge_partials(parts: list[dict[str, LayerAccumulator]]) -> dict[str, LayerA
 
 
 def run_local(
-    job: ScanJob, model: Any = None, on_batch: OnBatch | None = None
+    job: ScanJob,
+    model: Any = None,
+    on_batch: OnBatch | None = None,
+    *,
+    state: ScanState | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
-    """Scan the whole dataset in this process: ``({key: accumulator}, {key: activation name})``."""
+    """Scan the whole dataset in this process: ``({key: accumulator}, {key: activation name})``.
+
+    Args:
+        job: What to scan.
+        model: An already loaded model.
+        on_batch: Progress callback (rows per batch).
+        state: A checkpoint to continue from (rows ``0..state.rows`` are in it).
+        checkpoint: Saves the state after batches on its schedule, and on Ctrl-C.
+    """
     scanner = ShardScanner(job, model)
-    accs = scanner.scan(0, job.source.size, on_batch)
-    return accs, scanner.activations()
+    names = dict(state.activations) if state is not None else {}
+
+    def on_prefix(rows: int, accs: dict[str, Any], interrupted: bool) -> None:
+        if checkpoint is not None:
+            snapshot = lambda: ScanState(rows, accs, {**names, **scanner.activations()})  # noqa: E731
+            checkpoint.tick(0 if interrupted else 1, snapshot, force=interrupted)
+
+    accs = scanner.scan(
+        state.rows if state is not None else 0,
+        job.source.size,
+        on_batch,
+        accs=None if state is None else state.accs,
+        on_prefix=on_prefix,
+    )
+    return accs, {**names, **scanner.activations()}

@@ -48,6 +48,28 @@ class OutputAccumulator:
         self._value += other._value
         self._prob += other._prob
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The rows seen so far as four arrays (see :meth:`from_state`)."""
+
+        def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+        return {
+            "rows": cat(self._rows, np.int64),
+            "top": cat(self._top, np.int32),
+            "value": cat(self._value, np.float32),
+            "prob": cat(self._prob, bool),
+        }
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray]) -> OutputAccumulator:
+        """The accumulator :meth:`state` described (its :meth:`finish` gives the same arrays)."""
+        acc = cls()
+        if len(arrays["rows"]):
+            acc._rows, acc._top = [np.asarray(arrays["rows"])], [np.asarray(arrays["top"])]
+            acc._value, acc._prob = [np.asarray(arrays["value"])], [np.asarray(arrays["prob"])]
+        return acc
+
     def finish(self, class_names: tuple[str, ...] | None) -> ScanPredictions:
         """The predictions ordered by row."""
         rows = np.concatenate(self._rows) if self._rows else np.zeros(0, np.int64)

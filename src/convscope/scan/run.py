@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,17 @@ from convscope.data.names import key_filename
 from convscope.errors import FieldsUnavailable, OptionError
 from convscope.models.grids import Grid, TokenView, field_grids, token_views
 from convscope.scan import manifest as mf
+from convscope.scan.checkpoint import (
+    Checkpointer,
+    check_options,
+    checkpoint_dir,
+    open_checkpoint,
+    scan_fingerprint,
+)
 from convscope.scan.engine import OnBatch, ScanJob, run_local
 from convscope.scan.predictions import OutputAccumulator
 from convscope.scan.result import FORMAT, FORMAT_VERSION, LayerStats, ScanResult, layer_dir
+from convscope.scan.snapshot import ScanState
 from convscope.scan.source import Source, open_source
 from convscope.scan.stats import LayerAccumulator
 
@@ -89,11 +98,16 @@ def _run_engine(
     address: str | None,
     on_batch: OnBatch | None,
     progress: Progress | None,
+    state: ScanState | None = None,
+    checkpoint: Checkpointer | None = None,
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Run the chosen engine, driving a progress bar (when given) from the batch callback."""
     bar = progress(job.source.size, f"scanning ({engine})") if progress is not None else None
+    restored = state.done if state is not None else 0  # a resumed scan starts with these rows counted
     if bar is None:
-        return _dispatch(job, model, engine, address, on_batch)
+        if restored and on_batch is not None:
+            on_batch(restored)
+        return _dispatch(job, model, engine, address, on_batch, state, checkpoint)
     with bar:
         task = bar.add_task("scan", total=job.source.size)
 
@@ -102,17 +116,25 @@ def _run_engine(
             if on_batch is not None:
                 on_batch(rows)
 
-        return _dispatch(job, model, engine, address, advance)
+        if restored:
+            advance(restored)
+        return _dispatch(job, model, engine, address, advance, state, checkpoint)
 
 
 def _dispatch(
-    job: ScanJob, model: Any, engine: str, address: str | None, on_batch: OnBatch | None
+    job: ScanJob,
+    model: Any,
+    engine: str,
+    address: str | None,
+    on_batch: OnBatch | None,
+    state: ScanState | None,
+    checkpoint: Checkpointer | None,
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     if engine == "ray":
         from convscope.scan.ray_engine import run_ray
 
-        return run_ray(job, address=address, on_batch=on_batch)
-    return run_local(job, model, on_batch)
+        return run_ray(job, address=address, on_batch=on_batch, state=state, checkpoint=checkpoint)
+    return run_local(job, model, on_batch, state=state, checkpoint=checkpoint)
 
 
 def scan(
@@ -135,6 +157,8 @@ def scan(
     progress: Progress | None = None,
     custom_objects: Any = None,
     tokens: tuple[int, int] | None = None,
+    resume: bool = False,
+    checkpoint_every: int | None = None,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -168,6 +192,11 @@ def scan(
         tokens: ``(h, w)`` of token layers (``--tokens``); ``None`` finds each token layer's grid from the
             model. A token layer ``(T, C)`` is scanned as ``h x w`` maps: its statistics, top positions
             and crops cover the patch tokens (placed on the patch embedding's grid), extra tokens set aside.
+        resume: Continue the interrupted scan whose checkpoint is next to ``out`` (the same model, data
+            and options; see :mod:`convscope.scan.checkpoint`). The result is the same, byte for byte, as
+            an uninterrupted scan's.
+        checkpoint_every: With ``out``: save a checkpoint every this many batches (Ray: finished shards'
+            batches); ``None`` = at most once a minute; ``0`` = never. One is also saved on Ctrl-C.
 
     Returns:
         The :class:`ScanResult` (with ``path`` set when ``out`` was given).
@@ -176,7 +205,8 @@ def scan(
         InputError: DATA is missing, empty or does not fit the model.
         LayerNotFound: A layer selector matches nothing.
         OptionError: Bad ``top_k``/``batch_size``/``engine``, Ray missing, ``out`` holds a different scan,
-            or ``tokens`` fits none of the scanned token layers.
+            or ``tokens`` fits none of the scanned token layers; ``resume`` without a checkpoint of this
+            same scan; a checkpoint left at ``out`` while neither ``resume`` nor ``force`` is given.
         ModelLoadError: The model cannot be loaded.
     """
     from convscope.models.resolve import resolve_model
@@ -184,6 +214,7 @@ def scan(
     from convscope.probe.extractor import Extractor
 
     _check_options(top_k, batch_size, engine, address)
+    check_options(out, every=checkpoint_every, resume=resume)
     selectors = [layers] if isinstance(layers, (str, int)) else list(layers) if layers else None
     resolved = resolve_model(
         model,
@@ -260,7 +291,15 @@ def scan(
         mf.check_out(
             out_path, mf.identity(manifest), force, protected=(data, model)
         )  # refuse before any work
-    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
+    checkpoint, state = open_checkpoint(
+        out_path,
+        scan_fingerprint(manifest, engine),
+        source.size,
+        every=checkpoint_every,
+        resume=resume,
+        force=force,
+    )
+    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress, state, checkpoint)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
     fields = receptive_fields(keras_model, keys, input_shape)
@@ -281,7 +320,11 @@ def scan(
     result = ScanResult(manifest=manifest, layers=layers_stats, predictions=predictions)
     if out_path is None:
         return result
-    return _write(result, source, out_path, crops)
+    written = _write(result, source, out_path, crops)
+    if checkpoint is not None or resume:
+        checkpoint_folder = checkpoint_dir(out_path)
+        shutil.rmtree(checkpoint_folder, ignore_errors=True)  # only now: the results are written
+    return written
 
 
 def _channels_first(model: Any) -> bool:
