@@ -316,3 +316,20 @@ def test_serve_explains_every_target_kind_and_refuses_bad_ones(files, tmp_path):
             refused = client.get("/api/cam", params={"image": "f0", **bad})
             assert 400 <= refused.status_code < 500 and says in refused.json()["error"], refused.text
             assert client.get("/api/model").status_code == 200  # and it keeps serving
+
+
+def test_auto_layer_walks_back_from_another_heads_branch_for_every_method():
+    """The last spatial layer feeds only the box head: every method (Score-CAM too, which needs no
+    gradients) explains the class head at the latest layer that reaches it."""
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((12, 12, 3))
+    trunk = L.Conv2D(6, 3, padding="same", activation="relu", name="trunk")(inputs)
+    cls = L.Dense(4, activation="softmax", name="cls")(L.GlobalAveragePooling2D(name="gap_cls")(trunk))
+    branch = L.Conv2D(5, 3, padding="same", activation="relu", name="box_branch")(trunk)
+    box = L.Dense(4, name="box")(L.GlobalAveragePooling2D(name="gap_box")(branch))
+    model = keras.Model(inputs, {"cls": cls, "box": box})
+    x = np.random.default_rng(0).random((2, 12, 12, 3)).astype(np.float32)
+    for method in ("gradcam", "scorecam"):
+        assert cam(model, x, method, target="top1").layer == "trunk", method
+        assert cam(model, x, method, target="output:box[1]").layer == "box_branch", method

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,11 @@ class ScoreCAM(Attribution):
         self, x: np.ndarray, plan: TargetPlan, facts: ModelFacts, node: LayerNode | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         assert node is not None
+        if self.layer is None and len(facts.outputs) > 1:
+            # masking the input moves every output, so Score-CAM cannot tell by itself that the automatic
+            # layer feeds only another head; one pooled gradient of the first image can (ZeroGradient makes
+            # the base walk back to an earlier layer that reaches the target)
+            self.layer_gradients(x[:1], replace(plan, sel=plan.sel[:1]), facts, node, pooled=True)
         soft = self._apply_softmax(facts, plan)
         act, scores, classes = self.forward(x, plan.selection(), plan, facts, node, apply_softmax=soft)
         assert act is not None
