@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "models": 4,
     "probe": 5,
     "attribution": 6, "featvis": 6, "scan": 6,
-    "callbacks": 7,
+    "callbacks": 7, "diagnose": 7,
     "present": 8,
     "api": 9, "keras": 9, "__main__": 9, "__init__": 9,
 }

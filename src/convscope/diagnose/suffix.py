@@ -1,0 +1,191 @@
+"""The model from a layer L onward, run on many copies of L's output with one channel replaced in each.
+
+:func:`build_ablator` chooses the fastest exact route the model allows, and says which ran
+(:attr:`Ablator.route`):
+
+* ``"delta"`` (:mod:`convscope.diagnose.delta`): a Sequential suffix that starts with per-channel layers
+  (pooling, dropout, elementwise activations, ...) and then a ``Dense`` (after ``Flatten``): replacing channel
+  ``c`` changes only channel ``c`` up to the Dense, so its pre-activation moves by the channel's own slice of
+  the kernel times the change; only the layers after the Dense run on the ``C x b`` folded rows.
+* ``"graph"``: the layers after L (Sequential), or the functional graph from L's output tensor to the model
+  outputs (``keras.Function``); the ``C x b`` ablated copies of L's output are folded into the batch.
+* ``"patch"``: any other model (subclassed, nested layer, a graph that needs more than L's output): the whole
+  model runs on the inputs tiled ``C`` times while L's output is multiplied by a mask and filled with the
+  replacement (a call wrapper placed for the traced pass and removed in ``finally``, as the probe does).
+
+Every route returns class *logits*: an output softmax/sigmoid is bypassed
+(:func:`convscope.attribution.patch.logits_view`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from convscope import backend
+from convscope.attribution.facts import ModelFacts
+from convscope.attribution.patch import call_attribute, logits_view, replaced
+from convscope.errors import AttributionError
+
+log = logging.getLogger(__name__)
+
+ROUTES = ("delta", "graph", "patch")
+
+
+class Ablator:
+    """Run the model from layer L onward on ablated copies of L's output.
+
+    Args:
+        model: The Keras model (never modified).
+        facts: Its :class:`~convscope.attribution.facts.ModelFacts`.
+        path: Layer L's path.
+        route: How the suffix runs (see module doc).
+        suffix: ``f(a) -> model outputs`` for the graph route (``None`` otherwise).
+    """
+
+    def __init__(
+        self, model: Any, facts: ModelFacts, path: str, route: str, suffix: Callable[[Any], Any] | None
+    ) -> None:
+        self.model = model
+        self.facts = facts
+        self.path = path
+        self.route = route
+        self.channels_first = facts.data_format == "channels_first"
+        self.channels = facts.channels(path)
+        self.shape = tuple(int(d) for d in facts.shapes[path])
+        self.output_index = facts.class_index
+        self._suffix = suffix
+        self._backend = backend.get()
+        body = self._graph_body if route == "graph" else self._patch_body
+        self._run = self._backend.compile_run(model, body)
+        self._layer = next(n.layer for n in facts.tree if n.path == path)
+
+    # -- traced bodies ---------------------------------------------------------------------------------
+    def _class_output(self, outputs: Any) -> Any:
+        import keras
+
+        return keras.tree.flatten(outputs)[self.output_index]
+
+    def _graph_body(self, call: Any, a: Any) -> Any:
+        assert self._suffix is not None
+        return self._class_output(self._suffix(a))
+
+    def _patch_body(self, call: Any, inputs: Any) -> Any:
+        import keras
+
+        x, mask, fill = inputs
+        done: list[bool] = []
+        original = getattr(self._layer, call_attribute(self._layer))
+
+        def patched(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            if done:  # a layer called again keeps its later calls
+                return out
+            done.append(True)
+            return out * keras.ops.cast(mask, out.dtype) + keras.ops.cast(fill, out.dtype)
+
+        with replaced(self._layer, call_attribute(self._layer), patched):
+            return self._class_output(call(x))
+
+    # -- public ----------------------------------------------------------------------------------------
+    def fold_cost(self, a_row: int, x_row: int) -> int:
+        """Elements held per folded row (one image with one channel replaced): bounds the chunk size."""
+        return x_row + 2 * a_row if self.route == "patch" else 2 * a_row
+
+    def _axis_shape(self, n: int) -> tuple[int, ...]:
+        return (n, self.channels, 1, 1) if self.channels_first else (n, 1, 1, self.channels)
+
+    needs_prefix = True  # L's output comes from the probe's extractor
+
+    def logits(
+        self, x: np.ndarray, a: np.ndarray, channels: np.ndarray, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Logits of the unchanged images ``(b, K)`` and with ``channels[j]`` replaced, ``(n, b, K)``.
+
+        The unchanged images ride along as one more folded block, so both come from the same pass.
+
+        Args:
+            x: The model inputs ``(b, ...)``.
+            a: L's output ``(b, *shape)`` as the layer gives it.
+            channels: int ``(n,)`` channels to remove, one per folded block.
+            values: ``(C,)`` the value each channel is replaced by (0, or its dataset mean).
+        """
+        n, b = len(channels) + 1, len(x)
+        with logits_view(self.facts.softmax):
+            if self.route == "graph":
+                folded = np.repeat(np.asarray(a)[None], n, axis=0)  # (n, b, ...)
+                view = folded if self.channels_first else np.moveaxis(folded, -1, 2)  # (n, b, C, ...)
+                for j, channel in enumerate(channels, start=1):
+                    view[j, :, channel] = values[channel]
+                out = self._run(folded.reshape(n * b, *a.shape[1:]))
+            else:
+                mask = np.ones(self._axis_shape(n), np.float32)
+                fill = np.zeros_like(mask)
+                rows = np.arange(1, n)
+                mask.reshape(n, -1)[rows, channels] = 0.0
+                fill.reshape(n, -1)[rows, channels] = values[channels]
+                tiled = np.tile(x, (n,) + (1,) * (x.ndim - 1))
+                out = self._run((tiled, np.repeat(mask, b, axis=0), np.repeat(fill, b, axis=0)))
+        both = np.asarray(self._backend.to_numpy(out), np.float32).reshape(n, b, -1)
+        return both[0], both[1:]
+
+
+def graph_suffix(model: Any, path: str) -> Callable[[Any], Any] | None:
+    """``f(a) -> model outputs`` running the model from top-level layer ``path``'s output, or ``None``."""
+    import keras
+
+    if "/" in path:
+        return None
+    if isinstance(model, keras.Sequential):
+        names = [layer.name for layer in model.layers]
+        if path not in names:
+            return None
+        rest = model.layers[names.index(path) + 1 :]
+
+        def chain(a: Any) -> Any:
+            for layer in rest:
+                a = layer(a, training=False)
+            return a
+
+        return chain
+    if not isinstance(getattr(model, "_nodes_by_depth", None), dict):  # a subclassed model has no graph
+        return None
+    try:
+        fn = keras.Function(inputs=[model.get_layer(path).output], outputs=model.outputs)
+    except (ValueError, AttributeError) as exc:  # the graph needs more than L's output (a skip), ...
+        log.info("no graph suffix from %s (%s); using full-model passes", path, str(exc).splitlines()[0])
+        return None
+    return lambda a: fn([a])
+
+
+def build_ablator(model: Any, facts: ModelFacts, path: str, route: str | None = None) -> Any:
+    """The fastest exact ablator for layer ``path`` (or the given ``route``).
+
+    Raises:
+        AttributionError: The class output is not a class vector ``(N, K)``, or ``route`` is not possible.
+    """
+    if len(facts.output_shape) != 1:
+        raise AttributionError(
+            f"ablate needs a class-vector output (N, K); model {facts.name!r} outputs "
+            f"{[(o.name, o.shape) for o in facts.outputs]}"
+        )
+    from convscope.diagnose.delta import delta_ablator
+
+    if route in (None, "delta"):
+        fast = delta_ablator(model, facts, path)
+        if fast is not None:
+            return fast
+        if route == "delta":
+            raise AttributionError(f"the delta route does not apply to layer {path!r}; use graph or patch")
+    suffix = graph_suffix(model, path) if route in (None, "graph") else None
+    if suffix is None and route == "graph":
+        raise AttributionError(f"layer {path!r} has no graph suffix (a subclassed or nested layer)")
+    chosen = "graph" if suffix is not None else "patch"
+    log.info("ablating %s by the %s route", path, chosen)
+    return Ablator(model, facts, path, chosen, suffix)
+
+
+__all__ = ["ROUTES", "Ablator", "build_ablator", "graph_suffix"]
