@@ -79,9 +79,7 @@ def _scan_means(scan: Any, path: str, source: Source) -> np.ndarray | None:
     """The channel means of a scan of the same data, or ``None`` (with the reason logged)."""
     if scan is None:
         return None
-    from convscope.scan import load_scan
-
-    result = load_scan(scan) if isinstance(scan, (str, Path)) else scan
+    result = scan
     same = result.manifest.get("dataset", {}).get("fingerprint") == source.fingerprint
     if path not in result.layers or not same:
         log.warning("the scan given does not cover layer %s on this dataset; computing the means", path)
@@ -151,6 +149,10 @@ def ablate(
         from convscope.store.output import check_out
 
         check_out(out, "ablate", protected=protected, force=force, mode="replace")
+    if isinstance(scan, (str, Path)):  # a bad --scan answers before any work
+        from convscope.scan import load_scan
+
+        scan = load_scan(scan)
     source = open_source(data, resolved.spec(input_shape), resolved.preprocess, strict=strict)
     facts = analyze(resolved.model, source.read(0, 1))
     path = _layer(facts, layer)

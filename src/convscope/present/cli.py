@@ -254,9 +254,9 @@ def demo(
 
 def _register_extensions() -> None:
     """Add the commands that live in their own modules (each is light to import: typer only)."""
-    from convscope.present import cli_report, cli_samples, cli_scan, cli_serve, cli_why
+    from convscope.present import cli_ablate, cli_report, cli_samples, cli_scan, cli_serve, cli_why
 
-    for module in (cli_why, cli_scan, cli_serve, cli_report, cli_samples):
+    for module in (cli_why, cli_scan, cli_ablate, cli_serve, cli_report, cli_samples):
         module.register(app)
 
 
