@@ -171,7 +171,8 @@ class AblationResult:
         lines.append(
             "most class-specific channels: "
             + ", ".join(
-                f"ch {c} -> {self.class_label(k)} ({sel[c, k]:+.3f})" for c, k in self.specific_channels(n + 2)
+                f"ch {c} -> {self.class_label(k)} ({sel[c, k]:+.3f})"
+                for c, k in self.specific_channels(n + 2)
             )
         )
         acc = self.delta_accuracy
@@ -212,7 +213,9 @@ def load_ablation(path: str | Path) -> AblationResult:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{str(folder)!r} is not an ablate result folder (no readable {MANIFEST}: {exc})") from None
+        raise InputError(
+            f"{str(folder)!r} is not an ablate result folder (no readable {MANIFEST}: {exc})"
+        ) from None
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise InputError(
             f"{str(folder)!r} holds {manifest.get('format')!r} v{manifest.get('format_version')}, not "
@@ -226,4 +229,12 @@ def load_ablation(path: str | Path) -> AblationResult:
         raise InputError(f"{str(folder / ARRAYS)!r} cannot be read: {exc}") from None
 
 
-__all__ = ["ARRAYS", "FORMAT", "FORMAT_VERSION", "MANIFEST", "AblationResult", "channel_file", "load_ablation"]
+__all__ = [
+    "ARRAYS",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "AblationResult",
+    "channel_file",
+    "load_ablation",
+]

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def layer_stats(resolved: Any, data: Any, source: Source, path: str, scan: Any, top_k: int) -> Any:
     """The scan statistics (top-k images, receptive fields) of layer ``path`` on this data."""
-    from convscope.scan import load_scan, scan as run_scan
+    from convscope.scan import load_scan
+    from convscope.scan import scan as run_scan
 
     if scan is not None:
         result = load_scan(scan) if isinstance(scan, (str, Path)) else scan

@@ -142,7 +142,11 @@ def ablate(
 
     _check(mode, batch_size, route)
     resolved = resolve_model(
-        model, preprocess=preprocess, input_shape=input_shape, safe_mode=safe_mode, custom_objects=custom_objects
+        model,
+        preprocess=preprocess,
+        input_shape=input_shape,
+        safe_mode=safe_mode,
+        custom_objects=custom_objects,
     )
     protected = (data, *([resolved.source] if resolved.source else []))
     if out is not None:
@@ -180,7 +184,7 @@ def ablate(
         "versions": mf.versions("local"),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    result = AblationResult(manifest=manifest, values=np.asarray(values, np.float64), **acc.arrays())
+    result = AblationResult(manifest=manifest, values=np.asarray(values, np.float64), **acc.arrays())  # type: ignore[arg-type]
     if out is None:
         return result
     from convscope.diagnose.ablate_write import write_ablation
