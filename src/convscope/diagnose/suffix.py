@@ -20,6 +20,7 @@ Every route returns class *logits*: an output softmax/sigmoid is bypassed
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from convscope.errors import AttributionError
 log = logging.getLogger(__name__)
 
 ROUTES = ("delta", "graph", "patch")
+_ABLATORS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
 
 class Ablator:
@@ -162,7 +164,8 @@ def graph_suffix(model: Any, path: str) -> Callable[[Any], Any] | None:
 
 
 def build_ablator(model: Any, facts: ModelFacts, path: str, route: str | None = None) -> Any:
-    """The fastest exact ablator for layer ``path`` (or the given ``route``).
+    """The fastest exact ablator for layer ``path`` (or the given ``route``), built and compiled once per
+    (model, layer, route) and reused (like the probe's extractors).
 
     Raises:
         AttributionError: The class output is not a class vector ``(N, K)``, or ``route`` is not possible.
@@ -172,6 +175,17 @@ def build_ablator(model: Any, facts: ModelFacts, path: str, route: str | None = 
             f"ablate needs a class-vector output (N, K); model {facts.name!r} outputs "
             f"{[(o.name, o.shape) for o in facts.outputs]}"
         )
+    try:
+        per_model = _ABLATORS.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no cache
+        per_model = {}
+    key = (path, route, facts.shapes.get(path))
+    if key not in per_model:
+        per_model[key] = _build(model, facts, path, route)
+    return per_model[key]
+
+
+def _build(model: Any, facts: ModelFacts, path: str, route: str | None) -> Any:
     from convscope.diagnose.delta import delta_ablator
 
     if route in (None, "delta"):
