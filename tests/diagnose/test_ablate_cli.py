@@ -89,3 +89,29 @@ def test_bad_data_is_one_line(tmp_path, capsys):
         code, _, err = run(capsys, "ablate", "mnist-cnn", data, "--layer", "conv_1", "--out", tmp_path / "o")
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_report_has_the_ablate_section(written):
+    from convscope.models.zoo.mnist import load_mnist_digits
+    from convscope.present.report import build_report
+
+    x = load_mnist_digits()[0][:1]
+    report = build_report("mnist-cnn", x, cam=False, layers=["conv_0"], ablate=written.path)
+    html = report.html
+    assert "Channel importance: ablating conv_1" in html
+    best = written.top_channels(3, 3)
+    assert f"ch {best[0]}: {written.delta_own[best[0], 3]:+.3f}" in html
+    assert html.count('id="ablate-') == 10  # one crop picture per class
+
+
+def test_serve_channel_panel_shows_the_ablation(written):
+    from convscope.present.web.server import build_explorer
+
+    explorer = build_explorer("mnist-cnn", ablate=written.path)
+    image = explorer.gallery.list()[0]["id"]
+    c = written.top_channels(5, 1)[0]
+    rows = dict(explorer.channel(image, "conv_1", c).meta["ablation"])
+    hurt = [f"{k} {written.delta_own[c, k]:+.3f}" for k in np.argsort(written.delta_own[c])[:3]]
+    assert rows["hurts most (Δ own logit)"] == ", ".join(hurt)
+    assert rows["accuracy change"] == f"{written.delta_accuracy[c] * 100:+.2f} pts"
+    assert explorer.channel(image, "conv_0", 0).meta["ablation"] is None

@@ -53,6 +53,14 @@ def report(
             help="A folder written by `convscope scan`: adds layer health and top-k crops.",
         ),
     ] = None,
+    ablate: Annotated[
+        Path | None,
+        typer.Option(
+            "--ablate",
+            metavar="DIR",
+            help="A folder written by `convscope ablate`: adds the channels whose removal hurts each class.",
+        ),
+    ] = None,
     layer: LayersOpt = None,
     norm: NormOpt = "channel",
     cmap: CmapOpt = None,
@@ -93,11 +101,12 @@ def report(
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
     check_file_out(
-        out, protected=[*inputs, model, *([scan] if scan else [])]
+        out, protected=[*inputs, model, *([scan] if scan else []), *([ablate] if ablate else [])]
     )  # the rule of where we may write
     options = ReportOptions(
         layers=layer,
         scan=scan,
+        ablate=ablate,
         cam=not no_cam,
         norm=norm,
         cmap=cmap,

@@ -115,6 +115,15 @@ def serve(
         ),
     ] = 512,
     tokens: TokensOpt = None,
+    ablate: Annotated[
+        Path | None,
+        typer.Option(
+            "--ablate",
+            metavar="DIR",
+            help="A folder written by `convscope ablate`: the channel panel of its layer shows each "
+            "channel's ablation effect.",
+        ),
+    ] = None,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -161,7 +170,13 @@ def serve(
     )
     try:
         explorer = build_explorer(
-            resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb, tokens=grid
+            resolved,
+            images=images,
+            input_shape=shape,
+            max_pixels=max_pixels,
+            cache_mb=cache_mb,
+            tokens=grid,
+            ablate=ablate,
         )
     except BaseException:
         sock.close()

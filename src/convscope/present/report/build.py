@@ -205,6 +205,7 @@ class ReportOptions:
     Attributes:
         layers: Layer selectors; ``None`` = every conv layer.
         scan: A folder written by ``convscope scan``: adds its layer health and top-k crops.
+        ablate: A folder written by ``convscope ablate``: adds the channels whose removal hurts each class.
         cam: Draw Grad-CAM overlays.
         norm: Normalization of the grids (``channel``, ``layer``, ``symmetric``, ``percentile``, ``raw``).
         cmap: Colormap (``None``: the mode's default).
@@ -219,6 +220,7 @@ class ReportOptions:
 
     layers: Sequence[Any] | Any | None = None
     scan: Any = None
+    ablate: Any = None
     cam: bool = True
     norm: str = "channel"
     cmap: str | None = None
@@ -279,6 +281,8 @@ def build_report(
         raise OptionError(f"batch_size must be >= 1, got {opts.batch_size}")
     if opts.scan is not None and not Path(opts.scan).is_dir():
         raise OptionError(f"--scan {str(opts.scan)!r} is not a folder written by convscope scan")
+    if opts.ablate is not None and not Path(opts.ablate).is_dir():
+        raise OptionError(f"--ablate {str(opts.ablate)!r} is not a folder written by convscope ablate")
     resolved = resolve_model(model, input_shape=input_shape)
     data = resolved.load_inputs(inputs, input_shape=input_shape)
     extractor = get_extractor(
@@ -335,6 +339,8 @@ def build_report(
             f"(means of k x k blocks) in {len(shrunk)} layers; --max-map-size changes this.",
         )
     sections = [extras.scan_section(opts.scan)] if opts.scan is not None else []
+    if opts.ablate is not None:
+        sections.append(extras.ablate_section(opts.ablate))
     content = ReportContent(
         title=opts.title or f"convscope report: {resolved.name}",
         facts=_facts(resolved, data, layer_entries, mode, cmap_name),

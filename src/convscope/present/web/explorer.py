@@ -20,6 +20,7 @@ import numpy as np
 
 from convscope.errors import LayerNotFound, OptionError, nearest
 from convscope.present.web import plugins
+from convscope.present.web.ablation import ablation_rows
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
 from convscope.present.web.layers import default_layer, layer_groups
@@ -174,6 +175,28 @@ class Explorer:
         self.grids.update(
             {key: view.grid.placement for key, view in self.token_views.items() if view.grid is not None}
         )
+        self.ablations: dict[str, Any] = {}
+
+    def add_ablation(self, result: Any) -> None:
+        """Show an ``ablate`` result (:class:`~convscope.diagnose.AblationResult`) in its layer's channel panel.
+
+        Raises:
+            OptionError: The result's layer is not a spatial layer of this model.
+        """
+        row = self._by_key.get(result.layer)
+        if row is None or not row["spatial"]:
+            spatial = [r["key"] for r in self.layers if r["spatial"]]
+            raise OptionError(
+                f"--ablate: layer {result.layer!r} is not a spatial layer of {self.title!r}; its spatial "
+                f"layers: {', '.join(nearest(result.layer, spatial))}"
+            )
+        if result.manifest.get("model", {}).get("name") not in (None, self.model.name):
+            log.warning(
+                "--ablate: the result is of model %s, not %s",
+                result.manifest["model"]["name"],
+                self.model.name,
+            )
+        self.ablations[result.layer] = result
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -353,6 +376,9 @@ class Explorer:
                     "tokens": row["tokens"],
                     "n_channels": int(hwc.shape[-1]),
                     "legend": legend_meta(picture),
+                    "ablation": ablation_rows(self.ablations[key], channel)
+                    if key in self.ablations
+                    else None,
                 },
             )
 

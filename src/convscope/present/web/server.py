@@ -90,6 +90,7 @@ def build_explorer(
     cache_mb: int = 512,
     custom_objects: Any = None,
     tokens: tuple[int, int] | None = None,
+    ablate: str | Path | None = None,
 ) -> Any:
     """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
@@ -100,6 +101,8 @@ def build_explorer(
         labels: Class names (sequence or file) overriding the model's own.
         preprocess: Preprocessing overriding the model's own.
         tokens: ``(h, w)`` of the model's token layers (``--tokens``); ``None`` finds them from the model.
+        ablate: A folder written by ``convscope ablate``: its layer's channel panels show each channel's
+            ablation effect.
 
     Images: ``images`` (a folder) if given; else the zoo model's sample inputs, if it has any.
     """
@@ -128,9 +131,17 @@ def build_explorer(
         from convscope.models.zoo import sample_images
 
         gallery.add_pictures(sample_images(zoo.name))
-    return Explorer(
+    ablation = None
+    if ablate is not None:  # a bad folder answers before the model runs
+        from convscope.diagnose import load_ablation
+
+        ablation = load_ablation(ablate)
+    explorer = Explorer(
         resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape, tokens=tokens
     )
+    if ablation is not None:
+        explorer.add_ablation(ablation)
+    return explorer
 
 
 def make_server(

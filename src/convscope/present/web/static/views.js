@@ -108,6 +108,7 @@ export function renderStats(table, s) {
   if (s.peak_center) rows.push(["peak looks at", `input (${s.peak_center.map(fmt).join(", ")})`]);
   if (s.rf_size) rows.push(["receptive field", `${s.rf_size.join("×")} px`]);
   if (s.n_nan || s.n_inf) rows.push(["NaN / Inf", `${s.n_nan} / ${s.n_inf}`]);
+  if (s.ablation) rows.push(["ablation", "over the ablated dataset"], ...s.ablation);
   table.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
 }
 
