@@ -141,12 +141,15 @@ def test_ablation_matches_full_model_reference(models, data, kind, route, mode):
     check(result, reference(model, x, y, values))
 
 
-def test_batches_merge_to_the_same_numbers(models, data):
-    from convscope.diagnose import ablate
+@pytest.mark.parametrize("route", ["delta", "graph", "patch"])
+def test_batches_and_channel_chunks_merge_to_the_same_numbers(models, data, route, monkeypatch):
+    from convscope.diagnose import ablate, ablation
 
     _, _, path = data
     whole = ablate(models["seq"], path, layer="L", batch_size=N)
-    pieces = ablate(models["seq"], path, layer="L", batch_size=7)
+    monkeypatch.setattr(ablation, "FOLD_ELEMENTS", 7 * 2 * 5 * 5 * 6 * 3)  # ~2 channels per suffix pass
+    pieces = ablate(models["seq"], path, layer="L", batch_size=7, route=route)
+    assert pieces.route == route
     for name in ("delta_logit", "delta_own", "changed", "accuracy"):
         np.testing.assert_allclose(getattr(pieces, name), getattr(whole, name), rtol=1e-6, atol=1e-6)
 

@@ -216,10 +216,13 @@ def _run(
             a = next(iter(extractor.run_batch(x).values())) if ablator.needs_prefix else None
             truth = None if truth_all is None else truth_all[first : first + len(x)]
             step = max(1, FOLD_ELEMENTS // (len(x) * ablator.fold_cost(row, int(np.prod(x.shape[1:])))) - 1)
+            base: np.ndarray | None = None
             for start in range(0, len(channels), step):
                 chunk = channels[start : start + step]
-                base, ablated = ablator.logits(x, a, chunk, values32)
-                if start == 0:
+                logits, ablated = ablator.logits(x, a, chunk, values32, with_base=base is None)
+                if base is None:
+                    assert logits is not None
+                    base = logits
                     acc.add_images(base, truth)
                 acc.add_channels(base, ablated, chunk, truth)
             if bar is not None:

@@ -157,9 +157,12 @@ class DeltaAblator:
         return self._fill_cache[1]
 
     def logits(
-        self, x: np.ndarray, a: Any, channels: np.ndarray, values: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, x: np.ndarray, a: Any, channels: np.ndarray, values: np.ndarray, with_base: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         """Logits of the unchanged images ``(b, K)`` and with ``channels[j]`` replaced, ``(n, b, K)``.
+
+        The unchanged images' logits come with every call (they cost one block of the head), whatever
+        ``with_base`` says.
 
         Args:
             x: The model inputs ``(b, ...)``.

@@ -103,11 +103,12 @@ class Ablator:
     needs_prefix = True  # L's output comes from the probe's extractor
 
     def logits(
-        self, x: np.ndarray, a: np.ndarray, channels: np.ndarray, values: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, x: np.ndarray, a: np.ndarray, channels: np.ndarray, values: np.ndarray, with_base: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
         """Logits of the unchanged images ``(b, K)`` and with ``channels[j]`` replaced, ``(n, b, K)``.
 
-        The unchanged images ride along as one more folded block, so both come from the same pass.
+        With ``with_base`` the unchanged images ride along as one more folded block (else ``None`` is
+        returned for them): ask for them once per batch, with its first chunk of channels.
 
         Args:
             x: The model inputs ``(b, ...)``.
@@ -115,24 +116,25 @@ class Ablator:
             channels: int ``(n,)`` channels to remove, one per folded block.
             values: ``(C,)`` the value each channel is replaced by (0, or its dataset mean).
         """
-        n, b = len(channels) + 1, len(x)
+        extra = int(with_base)
+        n, b = len(channels) + extra, len(x)
         with logits_view(self.facts.softmax):
             if self.route == "graph":
                 folded = np.repeat(np.asarray(a)[None], n, axis=0)  # (n, b, ...)
                 view = folded if self.channels_first else np.moveaxis(folded, -1, 2)  # (n, b, C, ...)
-                for j, channel in enumerate(channels, start=1):
+                for j, channel in enumerate(channels, start=extra):
                     view[j, :, channel] = values[channel]
                 out = self._run(folded.reshape(n * b, *a.shape[1:]))
             else:
                 mask = np.ones(self._axis_shape(n), np.float32)
                 fill = np.zeros_like(mask)
-                rows = np.arange(1, n)
+                rows = np.arange(extra, n)
                 mask.reshape(n, -1)[rows, channels] = 0.0
                 fill.reshape(n, -1)[rows, channels] = values[channels]
                 tiled = np.tile(x, (n,) + (1,) * (x.ndim - 1))
                 out = self._run((tiled, np.repeat(mask, b, axis=0), np.repeat(fill, b, axis=0)))
         both = np.asarray(self._backend.to_numpy(out), np.float32).reshape(n, b, -1)
-        return both[0], both[1:]
+        return (both[0], both[1:]) if with_base else (None, both)
 
 
 def graph_suffix(model: Any, path: str) -> Callable[[Any], Any] | None:
