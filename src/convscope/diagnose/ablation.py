@@ -213,7 +213,7 @@ def _run(
             bar.start()
         row = int(np.prod(ablator.shape))
         for first, x in iter_chunks(source, 0, source.size, batch_size):
-            a = next(iter(extractor.run_batch(x).values())) if ablator.needs_prefix else None
+            a = ablator.prepare(next(iter(extractor.run_batch(x).values()))) if ablator.needs_prefix else None
             truth = None if truth_all is None else truth_all[first : first + len(x)]
             step = max(1, FOLD_ELEMENTS // (len(x) * ablator.fold_cost(row, int(np.prod(x.shape[1:])))) - 1)
             base: np.ndarray | None = None

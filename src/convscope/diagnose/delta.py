@@ -101,6 +101,10 @@ class DeltaAblator:
 
     needs_prefix = False  # the prefix runs inside the same compiled pass
 
+    def prepare(self, a: Any) -> Any:
+        """Nothing to prepare (the prefix runs inside the pass)."""
+        return a
+
     # -- traced pieces ---------------------------------------------------------------------------------
     def _s(self, a: Any) -> Any:
         import keras

@@ -71,9 +71,14 @@ class Ablator:
 
         return keras.tree.flatten(outputs)[self.output_index]
 
-    def _graph_body(self, call: Any, a: Any) -> Any:
+    def _graph_body(self, call: Any, inputs: Any) -> Any:
+        import keras
+
         assert self._suffix is not None
-        return self._class_output(self._suffix(a))
+        a, keep, fill = inputs  # (b, ...), (n, 1, 1, C) bool, (n, 1, 1, C)
+        folded = keras.ops.where(keep[:, None], a[None], keras.ops.cast(fill, a.dtype)[:, None])
+        shape = keras.ops.shape(a)
+        return self._class_output(self._suffix(keras.ops.reshape(folded, (-1, *shape[1:]))))
 
     def _patch_body(self, call: Any, inputs: Any) -> Any:
         import keras
@@ -87,7 +92,7 @@ class Ablator:
             if done:  # a layer called again keeps its later calls
                 return out
             done.append(True)
-            return out * keras.ops.cast(mask, out.dtype) + keras.ops.cast(fill, out.dtype)
+            return keras.ops.where(mask, out, keras.ops.cast(fill, out.dtype))
 
         with replaced(self._layer, call_attribute(self._layer), patched):
             return self._class_output(call(x))
@@ -101,6 +106,12 @@ class Ablator:
         return (n, self.channels, 1, 1) if self.channels_first else (n, 1, 1, self.channels)
 
     needs_prefix = True  # L's output comes from the probe's extractor
+
+    def prepare(self, a: Any) -> Any:
+        """L's output of a batch as a backend tensor (converted once, used by every chunk of channels)."""
+        import keras
+
+        return keras.ops.convert_to_tensor(np.asarray(a)) if self.route == "graph" else a
 
     def logits(
         self, x: np.ndarray, a: np.ndarray, channels: np.ndarray, values: np.ndarray, with_base: bool = True
@@ -118,19 +129,16 @@ class Ablator:
         """
         extra = int(with_base)
         n, b = len(channels) + extra, len(x)
+        keep = np.ones(self._axis_shape(n), bool)  # False where the channel is replaced
+        fill = np.zeros(self._axis_shape(n), np.float32)
+        rows = np.arange(extra, n)
+        keep.reshape(n, -1)[rows, channels] = False
+        fill.reshape(n, -1)[rows, channels] = values[channels]
         with logits_view(self.facts.softmax):
             if self.route == "graph":
-                folded = np.repeat(np.asarray(a)[None], n, axis=0)  # (n, b, ...)
-                view = folded if self.channels_first else np.moveaxis(folded, -1, 2)  # (n, b, C, ...)
-                for j, channel in enumerate(channels, start=extra):
-                    view[j, :, channel] = values[channel]
-                out = self._run(folded.reshape(n * b, *a.shape[1:]))
+                out = self._run((a, keep, fill))
             else:
-                mask = np.ones(self._axis_shape(n), np.float32)
-                fill = np.zeros_like(mask)
-                rows = np.arange(extra, n)
-                mask.reshape(n, -1)[rows, channels] = 0.0
-                fill.reshape(n, -1)[rows, channels] = values[channels]
+                mask = keep
                 tiled = np.tile(x, (n,) + (1,) * (x.ndim - 1))
                 out = self._run((tiled, np.repeat(mask, b, axis=0), np.repeat(fill, b, axis=0)))
         both = np.asarray(self._backend.to_numpy(out), np.float32).reshape(n, b, -1)
