@@ -174,3 +174,36 @@ def test_accumulators_merge_exactly():
     own = whole.arrays()["delta_own"]
     change = abl - base[None]
     np.testing.assert_allclose(own[:, 2], change[:, truth == 2, 2].mean(axis=1), rtol=1e-12)
+
+
+def test_a_subclassed_model_takes_the_patch_route(models, data):
+    import keras
+
+    from convscope.diagnose import ablate
+
+    class Sub(keras.Model):
+        def __init__(self) -> None:
+            super().__init__(name="sub")
+            self.c0 = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c0")
+            self.ell = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="L")
+            self.pool = keras.layers.AveragePooling2D(2, name="pool")
+            self.flat = keras.layers.Flatten(name="flat")
+            self.out = keras.layers.Dense(CLASSES, activation="softmax", name="out")
+
+        def call(self, x):
+            return self.out(self.flat(self.pool(self.ell(self.c0(x)))))
+
+    x, y, path = data
+    sub = Sub()
+    sub(x[:1])
+    sub.set_weights(models["fun"].get_weights())
+    result = ablate(sub, path, layer="L", input_shape=(SIZE, SIZE, 1))
+    assert result.route == "patch"
+    check(result, reference(models["fun"], x, y, np.zeros(6)))
+
+
+def test_labels_name_classes_by_name_or_id():
+    from convscope.diagnose.ablate_stats import label_ids
+
+    np.testing.assert_array_equal(label_ids(["cat", "dog", "2", "emu"], ["cat", "dog", "cow"], 3), [0, 1, 2, -1])
+    assert label_ids(["x", "y"], None, 3) is None and label_ids(None, ["a"], 1) is None

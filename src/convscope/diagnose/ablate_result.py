@@ -86,7 +86,7 @@ class AblationResult:
         """``"7"`` or ``"967 espresso"``: a class as every view names it."""
         names = self.manifest.get("classes") or []
         name = str(names[k]) if k < len(names) else ""
-        return name if name == str(k) or not name else f"{k} {name}"
+        return str(k) if not name or name == str(k) else f"{k} {name}"
 
     @property
     def delta_accuracy(self) -> np.ndarray | None:

@@ -49,15 +49,20 @@ def _check(mode: str, batch_size: int, route: str | None) -> None:
         raise OptionError(f"route {route!r} is not valid; expected one of {', '.join(ROUTES)}")
 
 
+def _spatial(facts: Any) -> str:
+    paths = facts.spatial_paths()
+    return ", ".join(paths[-12:]) + (f" ({len(paths)} in all)" if len(paths) > 12 else "") or "none"
+
+
 def _layer(facts: Any, layer: Any) -> str:
     """The path of the ablated layer: exactly one layer with a 2D spatial output."""
     if layer is None:
-        raise OptionError(f"--layer is required; layers with spatial outputs: {facts._describe_spatial()}")
+        raise OptionError(f"--layer is required; layers with spatial outputs: {_spatial(facts)}")
     node = facts.target_layer(layer)
     if facts.spatial_size(node.path) is None:  # a token layer passes target_layer; ablate needs maps
         raise AttributionError(
             f"layer {node.path!r} has output shape (N, {', '.join(map(str, facts.shapes[node.path]))}), not a "
-            f"2D spatial map (N, H, W, C); layers with spatial outputs: {facts._describe_spatial()}"
+            f"2D spatial map (N, H, W, C); layers with spatial outputs: {_spatial(facts)}"
         )
     return str(node.path)
 
@@ -169,6 +174,8 @@ def ablate(
         values = means if means is not None else _channel_means(extractor, source, batch_size, channels_first)
     k = facts.n_classes or 1
     truth_all = label_ids(source.labels, resolved.class_names, k)
+    if source.labels is not None and truth_all is None:
+        log.warning("no dataset label names a class of the model; classes are the model's top-1 instead")
     acc = _run(ablator, extractor, source, batch_size, values, truth_all, k, progress)
     manifest = {
         "format": FORMAT,
