@@ -254,9 +254,17 @@ def demo(
 
 def _register_extensions() -> None:
     """Add the commands that live in their own modules (each is light to import: typer only)."""
-    from convscope.present import cli_diagnose, cli_report, cli_samples, cli_scan, cli_serve, cli_why
+    from convscope.present import (
+        cli_ablate,
+        cli_diagnose,
+        cli_report,
+        cli_samples,
+        cli_scan,
+        cli_serve,
+        cli_why,
+    )
 
-    for module in (cli_why, cli_scan, cli_diagnose, cli_serve, cli_report, cli_samples):
+    for module in (cli_why, cli_scan, cli_diagnose, cli_ablate, cli_serve, cli_report, cli_samples):
         module.register(app)
 
 

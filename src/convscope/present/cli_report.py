@@ -67,6 +67,14 @@ def report(
             help="A folder written by `convscope similarity`: adds the CKA matrix.",
         ),
     ] = None,
+    ablate: Annotated[
+        Path | None,
+        typer.Option(
+            "--ablate",
+            metavar="DIR",
+            help="A folder written by `convscope ablate`: adds the channels whose removal hurts each class.",
+        ),
+    ] = None,
     layer: LayersOpt = None,
     norm: NormOpt = "channel",
     cmap: CmapOpt = None,
@@ -107,13 +115,14 @@ def report(
     if max_map_size < 0:
         raise OptionError(f"--max-map-size must be >= 0 (0 = full size), got {max_map_size}")
     check_file_out(
-        out, protected=[*inputs, model, *(d for d in (scan, compare, similarity) if d)]
+        out, protected=[*inputs, model, *(d for d in (scan, compare, similarity, ablate) if d)]
     )  # the rule of where we may write
     options = ReportOptions(
         layers=layer,
         scan=scan,
         compare=compare,
         similarity=similarity,
+        ablate=ablate,
         cam=not no_cam,
         norm=norm,
         cmap=cmap,

@@ -123,6 +123,15 @@ def serve(
         ),
     ] = None,
     tokens: TokensOpt = None,
+    ablate: Annotated[
+        Path | None,
+        typer.Option(
+            "--ablate",
+            metavar="DIR",
+            help="A folder written by `convscope ablate`: the channel panel of its layer shows each "
+            "channel's ablation effect.",
+        ),
+    ] = None,
     input_shape: ShapeOpt = None,
     unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -152,11 +161,11 @@ def serve(
     from convscope.present.run import preprocess_options, read_options, resolve_cli
 
     preprocess_options(value_range, mean, std)  # option errors answer before anything is bound or loaded
-    shifts = None
-    if compare is not None:
-        from convscope.diagnose import load_compare
+    from convscope.diagnose import load_ablation, load_compare
 
-        shifts = load_compare(compare)  # a bad folder answers before the port is bound
+    # bad folders answer before the port is bound
+    shifts = load_compare(compare) if compare is not None else None
+    ablation = load_ablation(ablate) if ablate is not None else None
     grid = parse_tokens(tokens)
     sock = bind(host, port)  # fail fast on a busy port, before loading anything
     shape = _shape(input_shape)
@@ -174,10 +183,15 @@ def serve(
     )
     try:
         explorer = build_explorer(
-            resolved, images=images, input_shape=shape, max_pixels=max_pixels, cache_mb=cache_mb, tokens=grid
+            resolved,
+            images=images,
+            input_shape=shape,
+            max_pixels=max_pixels,
+            cache_mb=cache_mb,
+            tokens=grid,
+            compare=shifts,
+            ablate=ablation,
         )
-        if shifts is not None:
-            explorer.attach_compare(shifts)
     except BaseException:
         sock.close()
         raise

@@ -207,6 +207,7 @@ class ReportOptions:
         scan: A folder written by ``convscope scan``: adds its layer health and top-k crops.
         compare: A folder written by ``convscope compare``: adds the dataset-shift section.
         similarity: A folder written by ``convscope similarity``: adds the CKA section.
+        ablate: A folder written by ``convscope ablate``: adds the channels whose removal hurts each class.
         cam: Draw Grad-CAM overlays.
         norm: Normalization of the grids (``channel``, ``layer``, ``symmetric``, ``percentile``, ``raw``).
         cmap: Colormap (``None``: the mode's default).
@@ -223,6 +224,7 @@ class ReportOptions:
     scan: Any = None
     compare: Any = None
     similarity: Any = None
+    ablate: Any = None
     cam: bool = True
     norm: str = "channel"
     cmap: str | None = None
@@ -284,6 +286,8 @@ def build_report(
         raise OptionError(f"batch_size must be >= 1, got {opts.batch_size}")
     if opts.scan is not None and not Path(opts.scan).is_dir():
         raise OptionError(f"--scan {str(opts.scan)!r} is not a folder written by convscope scan")
+    if opts.ablate is not None and not Path(opts.ablate).is_dir():
+        raise OptionError(f"--ablate {str(opts.ablate)!r} is not a folder written by convscope ablate")
     resolved = resolve_model(model, input_shape=input_shape)
     data = resolved.load_inputs(inputs, input_shape=input_shape)
     extractor = get_extractor(
@@ -341,6 +345,8 @@ def build_report(
         )
     sections = [extras.scan_section(opts.scan)] if opts.scan is not None else []
     sections += diagnose_sections(opts.compare, opts.similarity)
+    if opts.ablate is not None:
+        sections.append(extras.ablate_section(opts.ablate))
     content = ReportContent(
         title=opts.title or f"convscope report: {resolved.name}",
         facts=_facts(resolved, data, layer_entries, mode, cmap_name),

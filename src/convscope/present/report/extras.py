@@ -1,4 +1,4 @@
-"""The report's composed parts: the layer table, Grad-CAM overlays and the scan section.
+"""The report's composed parts: the layer table, Grad-CAM overlays, the scan and ablate sections.
 
 Each part takes convscope's own typed results (:class:`~convscope.attribution.result.CamResult`, the
 :class:`~convscope.scan.result.ScanResult`) directly. A part that cannot be computed for a reason convscope
@@ -69,4 +69,19 @@ def scan_section(scan_dir: Any) -> Section:
 
     return Section(
         anchor="scan", title="Scan: layer health and top-k examples", html=scan_html(load_scan(scan_dir))
+    )
+
+
+def ablate_section(ablate_dir: Any) -> Section:
+    """The "Channel importance" section: the ablate result in ``ablate_dir`` (top channels per class, crops).
+
+    Raises:
+        ConvscopeError: the ablate folder cannot be read (the caller asked for it explicitly).
+    """
+    from convscope.diagnose import load_ablation
+    from convscope.present.report.ablate_view import ablate_html
+
+    result = load_ablation(ablate_dir)
+    return Section(
+        anchor="ablate", title=f"Channel importance: ablating {result.layer}", html=ablate_html(result)
     )

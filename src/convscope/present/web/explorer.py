@@ -20,6 +20,7 @@ import numpy as np
 
 from convscope.errors import LayerNotFound, OptionError, nearest
 from convscope.present.web import plugins
+from convscope.present.web.ablation import ablation_rows
 from convscope.present.web.cache import LRUCache
 from convscope.present.web.gallery import Gallery
 from convscope.present.web.layers import default_layer, layer_groups
@@ -175,6 +176,7 @@ class Explorer:
             {key: view.grid.placement for key, view in self.token_views.items() if view.grid is not None}
         )
         self.compare: Any = None  # a CompareResult (``serve --compare DIR``): channels show their shift
+        self.ablations: dict[str, Any] = {}
 
     def attach_compare(self, result: Any) -> None:
         """Show each channel's dataset shift from a :class:`~convscope.diagnose.CompareResult` of this model.
@@ -182,17 +184,21 @@ class Explorer:
         Raises:
             OptionError: The comparison was computed on another model (its weights' hash differs).
         """
+        self._same_model(result, "--compare")
+        self.compare = result
+        self._pictures.shrink(0, keep=0)  # channel facts drawn before now lack the shift
+
+    def _same_model(self, result: Any, option: str) -> None:
+        """Refuse a results folder computed on another model (its weights' hash differs from this one's)."""
         from convscope.scan.manifest import model_identity
 
         mine = model_identity(self.resolved.source or None, self.model)["sha256"]
         theirs = result.manifest.get("model", {}).get("sha256")
         if mine != theirs:
             raise OptionError(
-                f"--compare {str(result.path)!r} was computed on model "
+                f"{option} {str(result.path)!r} was computed on model "
                 f"{result.manifest.get('model', {}).get('source')!r}, not on {self.title!r} (the weights differ)"
             )
-        self.compare = result
-        self._pictures.shrink(0, keep=0)  # channel facts drawn before now lack the shift
 
     def shift(self, key: str, channel: int) -> dict[str, Any] | None:
         """The dataset shift of one channel (``None`` without compare results or for a layer not compared)."""
@@ -200,6 +206,24 @@ class Explorer:
             return None
         a, b = self.compare.names()
         return {**self.compare.layers[key].channel(channel), "a": a, "b": b}
+
+    def attach_ablation(self, result: Any) -> None:
+        """Show an ``ablate`` result (:class:`~convscope.diagnose.AblationResult`) in its layer's channel panel.
+
+        Raises:
+            OptionError: The result was computed on another model, or its layer is not a spatial layer of
+                this model.
+        """
+        self._same_model(result, "--ablate")
+        row = self._by_key.get(result.layer)
+        if row is None or not row["spatial"]:
+            spatial = [r["key"] for r in self.layers if r["spatial"]]
+            raise OptionError(
+                f"--ablate: layer {result.layer!r} is not a spatial layer of {self.title!r}; its spatial "
+                f"layers: {', '.join(nearest(result.layer, spatial))}"
+            )
+        self.ablations[result.layer] = result
+        self._pictures.shrink(0, keep=0)  # channel facts drawn before now lack the effect
 
     # -- model facts --------------------------------------------------------------------------------------
     def _layer_rows(self, acts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -380,6 +404,9 @@ class Explorer:
                     "n_channels": int(hwc.shape[-1]),
                     "legend": legend_meta(picture),
                     "shift": self.shift(key, channel),
+                    "ablation": ablation_rows(self.ablations[key], channel)
+                    if key in self.ablations
+                    else None,
                 },
             )
 

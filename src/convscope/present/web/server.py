@@ -90,6 +90,8 @@ def build_explorer(
     cache_mb: int = 512,
     custom_objects: Any = None,
     tokens: tuple[int, int] | None = None,
+    compare: str | Path | Any = None,
+    ablate: str | Path | Any = None,
 ) -> Any:
     """Resolve ``model`` (default: the bundled ``mnist-cnn``) and put it and its images into an :class:`Explorer`.
 
@@ -100,6 +102,13 @@ def build_explorer(
         labels: Class names (sequence or file) overriding the model's own.
         preprocess: Preprocessing overriding the model's own.
         tokens: ``(h, w)`` of the model's token layers (``--tokens``); ``None`` finds them from the model.
+        compare: A folder written by ``convscope compare`` for this model (or its loaded result): channel
+            panels show each channel's dataset shift.
+        ablate: A folder written by ``convscope ablate`` for this model (or its loaded result): its layer's
+            channel panels show each channel's ablation effect.
+
+    Raises:
+        OptionError: A results folder computed on another model.
 
     Images: ``images`` (a folder) if given; else the zoo model's sample inputs, if it has any.
     """
@@ -128,9 +137,19 @@ def build_explorer(
         from convscope.models.zoo import sample_images
 
         gallery.add_pictures(sample_images(zoo.name))
-    return Explorer(
+    from convscope.diagnose import load_ablation, load_compare
+
+    # bad folders answer before the model runs
+    shifts = load_compare(compare) if isinstance(compare, (str, Path)) else compare
+    ablation = load_ablation(ablate) if isinstance(ablate, (str, Path)) else ablate
+    explorer = Explorer(
         resolved, gallery, title=resolved.name, cache_mb=cache_mb, input_shape=input_shape, tokens=tokens
     )
+    if shifts is not None:
+        explorer.attach_compare(shifts)
+    if ablation is not None:
+        explorer.attach_ablation(ablation)
+    return explorer
 
 
 def make_server(

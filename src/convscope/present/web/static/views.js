@@ -114,6 +114,7 @@ export function renderStats(table, s) {
       ["spatial max A / B", `${fmt(d.spatial_max_mean_a)} / ${fmt(d.spatial_max_mean_b)}`],
       ["A / B", `${d.a} / ${d.b}`]);
   }
+  if (s.ablation) rows.push(["ablation", "over the ablated dataset"], ...s.ablation);
   table.replaceChildren(...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
 }
 
