@@ -5,7 +5,7 @@ Importing this module is light (typer only); Keras, TensorFlow and Ray load insi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +34,24 @@ from convscope.present.cli_options import (
     default_out,
 )
 
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="For scripts: no progress bar and no summary on stdout (warnings and errors still go to "
+        "stderr; the results are in OUT).",
+    ),
+]
+FullDecodeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--full-decode",
+        help="Decode every JPEG at full size (default: at 1/2, 1/4 or 1/8 size where that stays at least "
+        "the model's input size, which is faster and within a few 8-bit levels after the resize).",
+    ),
+]
+
 
 def register(app: typer.Typer) -> None:
     """Add the ``scan`` command to ``app`` (a second call on the same app does nothing)."""
@@ -61,12 +79,15 @@ def register(app: typer.Typer) -> None:
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         custom_objects: CustomObjectsOpt = None,
+        full_decode: FullDecodeOpt = False,
+        quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
 
         Writes OUT/manifest.json, OUT/summary.txt, OUT/summary.json and OUT/layers/LAYER/ (stats.npz,
         top.png, top/chNNNN.png), then prints the summary. Read it back with convscope.scan.load_scan(OUT).
+        On a terminal a progress bar shows the layers scanned, images/s and the time left (--quiet: none).
         """
         from convscope.present.cli import _setup, _shape
 
@@ -100,16 +121,22 @@ def register(app: typer.Typer) -> None:
             force=force,
             crops=not no_crops,
             strict=strict,
-            progress=scan_progress,
+            progress=None if quiet else scan_progress,
             custom_objects=custom_objects,
             tokens=parse_tokens(tokens),
+            draft=not full_decode,
         )
-        typer.echo(result.summary_text().rstrip())
-        typer.echo(f"results: {result.path}")
+        if not quiet:
+            typer.echo(result.summary_text().rstrip())
+            typer.echo(f"results: {result.path}")
 
 
 def scan_progress(total: int, label: str) -> Any:
-    """A rich progress bar with an images/s column, drawn only when stderr is a TTY."""
+    """The scan's rich progress bar, on stderr and only when it is a terminal.
+
+    Shows ``label`` (the layer set being scanned, e.g. ``scan 8 layers stem_conv..top_conv``), the bar,
+    images done of ``total``, images/s (over the last 30 s), the time spent and the time left.
+    """
     import sys
 
     from rich.console import Console
@@ -119,6 +146,7 @@ def scan_progress(total: int, label: str) -> Any:
         Progress,
         ProgressColumn,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
     from rich.text import Text
@@ -126,15 +154,18 @@ def scan_progress(total: int, label: str) -> Any:
     class Rate(ProgressColumn):
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} images/s" if speed else "- images/s")
+            return Text(f"{speed:,.1f} images/s" if speed else "- images/s")
 
     return Progress(
-        TextColumn(label),
+        TextColumn(label.replace("{", "{{").replace("}", "}}"), markup=False),  # a key may hold [ or {
         BarColumn(),
         MofNCompleteColumn(),
         Rate(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
         TimeRemainingColumn(),
         transient=True,
         disable=not sys.stderr.isatty() or total < 2,
         console=Console(stderr=True),
+        speed_estimate_period=30.0,
     )

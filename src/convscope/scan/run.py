@@ -91,9 +91,10 @@ def _run_engine(
     address: str | None,
     on_batch: OnBatch | None,
     progress: Progress | None,
+    keys: Sequence[str] = (),
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Run the chosen engine, driving a progress bar (when given) from the batch callback."""
-    bar = progress(job.source.size, f"scanning ({engine})") if progress is not None else None
+    bar = progress(job.source.size, progress_label(keys, engine)) if progress is not None else None
     if bar is None:
         return _dispatch(job, model, engine, address, on_batch)
     with bar:
@@ -105,6 +106,15 @@ def _run_engine(
                 on_batch(rows)
 
         return _dispatch(job, model, engine, address, advance)
+
+
+def progress_label(keys: Sequence[str], engine: str) -> str:
+    """The progress bar's label: the layer set being scanned, e.g. ``"scan 8 layers stem_conv..top_conv"``."""
+    if not keys:
+        return f"scan ({engine})"
+    names = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+    where = "" if engine == "local" else f" on {engine}"
+    return f"scan {len(keys)} layer{'s' if len(keys) != 1 else ''} {names}{where}"
 
 
 def _dispatch(
@@ -137,6 +147,7 @@ def scan(
     progress: Progress | None = None,
     custom_objects: Any = None,
     tokens: tuple[int, int] | None = None,
+    draft: bool = True,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -170,6 +181,10 @@ def scan(
         tokens: ``(h, w)`` of token layers (``--tokens``); ``None`` finds each token layer's grid from the
             model. A token layer ``(T, C)`` is scanned as ``h x w`` maps: its statistics, top positions
             and crops cover the patch tokens (placed on the patch embedding's grid), extra tokens set aside.
+        draft: Decode JPEG files at 1/2, 1/4 or 1/8 size (DCT scaling) where that stays at least the
+            model's input size (a fixed ``stretch`` resize; see :func:`convscope.data.draft_size`): a few
+            times faster to decode, within a few 8-bit levels of the full decode after the resize.
+            ``False`` (CLI ``--full-decode``): every file decoded in full, as the other commands do.
 
     Returns:
         The :class:`ScanResult` (with ``path`` set when ``out`` was given).
@@ -213,7 +228,7 @@ def scan(
     keras_model = resolved.model
     prep = resolved.preprocess
     spec = resolved.spec(input_shape)
-    source = open_source(data, spec, prep, strict=strict)
+    source = open_source(data, spec, prep, strict=strict, draft=draft)
     extractor = get_extractor(
         resolved, selectors, input_shape=input_shape, batch_size=batch_size, include_output=True
     )
@@ -248,7 +263,7 @@ def scan(
         },
         "options": {
             "top_k": int(top_k),
-            "preprocess": prep.describe(spec) if not _is_array(source) else "arrays taken as-is",
+            "preprocess": source.preprocessing(),
             "input_shape": list(input_shape or []) or None,
             "layers": [str(s) for s in selectors] if selectors else None,
             "batch_size": int(batch_size),
@@ -262,7 +277,7 @@ def scan(
         mf.check_out(
             out_path, mf.identity(manifest), force, protected=(data, model)
         )  # refuse before any work
-    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress)
+    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress, keys)
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
     fields = _receptive_fields(keras_model, keys, input_shape)
@@ -290,12 +305,6 @@ def _channels_first(model: Any) -> bool:
     from convscope.models.spec import data_format
 
     return data_format(model) == "channels_first"
-
-
-def _is_array(source: Source) -> bool:
-    from convscope.scan.source import ArraySource
-
-    return isinstance(source, ArraySource)
 
 
 _slug = key_filename
