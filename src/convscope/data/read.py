@@ -198,7 +198,7 @@ def draft_scale(size: tuple[int, int], least: tuple[int, int]) -> int:
         1 when no reduction keeps the image at least ``least`` (the image is then decoded in full).
     """
     ratio = min(size[0] // max(1, least[0]), size[1] // max(1, least[1]))
-    return next(s for s in (8, 4, 2, 1) if ratio >= s)
+    return next((s for s in (8, 4, 2) if ratio >= s), 1)
 
 
 def _draft(im: ImageFile.ImageFile, least: tuple[int, int]) -> None:

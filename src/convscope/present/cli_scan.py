@@ -43,12 +43,13 @@ QuietOpt = Annotated[
         "stderr; the results are in OUT).",
     ),
 ]
-FullDecodeOpt = Annotated[
+FastDecodeOpt = Annotated[
     bool,
     typer.Option(
-        "--full-decode",
-        help="Decode every JPEG at full size (default: at 1/2, 1/4 or 1/8 size where that stays at least "
-        "the model's input size, which is faster and within a few 8-bit levels after the resize).",
+        "--fast-decode",
+        help="Decode JPEGs at 1/2, 1/4 or 1/8 size where that stays at least the model's input size "
+        "(faster; within a few 8-bit levels of the full decode after the resize, so the numbers differ "
+        "slightly from the other commands'). Default: every file decoded in full.",
     ),
 ]
 
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
         input_shape: ShapeOpt = None,
         unsafe: UnsafeOpt = False,
         custom_objects: CustomObjectsOpt = None,
-        full_decode: FullDecodeOpt = False,
+        fast_decode: FastDecodeOpt = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
@@ -124,7 +125,7 @@ def register(app: typer.Typer) -> None:
             progress=None if quiet else scan_progress,
             custom_objects=custom_objects,
             tokens=parse_tokens(tokens),
-            draft=not full_decode,
+            draft=fast_decode,
         )
         if not quiet:
             typer.echo(result.summary_text().rstrip())

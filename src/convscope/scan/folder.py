@@ -11,9 +11,11 @@ stacks: their headers; the folder is listed lazily and checked in parallel, see
 :attr:`FolderSource.skipped`; ``strict=True`` (CLI ``--strict``) turns any such entry into an error.
 
 A chunk's image files are decoded and preprocessed by a few threads (:mod:`convscope.scan.decode`), in
-row order; JPEGs are decoded at a reduced size (DCT scaling) where the model's input is a fixed
-``stretch`` resize they stay at least as large as (:func:`convscope.data.draft_size`; ``draft=False``
-decodes every file in full, identical to the other commands).
+row order, exactly as :func:`convscope.data.read_image` and :func:`convscope.data.prepare_image` do for
+every other command. ``draft=True`` (CLI ``--fast-decode``) decodes JPEGs at a reduced size (DCT scaling)
+where the model's input is a fixed ``stretch`` resize they stay at least as large as
+(:func:`convscope.data.draft_size`): faster, within a few 8-bit levels of the full decode, but no longer
+the same numbers as ``predict()`` or ``activations()`` give for those files.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class FolderSource:
 
 
 def open_folder(
-    path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False, draft: bool = True
+    path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False, draft: bool = False
 ) -> FolderSource:
     """A folder of images/stacks, a DICOM series folder, or one image or stack file, as a source.
 
@@ -151,7 +153,7 @@ def open_folder(
 
     Args:
         draft: Decode JPEG files at a reduced size where that is exact enough (see
-            :func:`convscope.data.draft_size`); ``False``: always in full.
+            :func:`convscope.data.draft_size`); ``False`` (default): always in full.
 
     Raises:
         InputError: The model input is not a fixed 2D image or 3D volume input, a single file that cannot

@@ -147,7 +147,7 @@ def scan(
     progress: Progress | None = None,
     custom_objects: Any = None,
     tokens: tuple[int, int] | None = None,
-    draft: bool = True,
+    draft: bool = False,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -181,10 +181,11 @@ def scan(
         tokens: ``(h, w)`` of token layers (``--tokens``); ``None`` finds each token layer's grid from the
             model. A token layer ``(T, C)`` is scanned as ``h x w`` maps: its statistics, top positions
             and crops cover the patch tokens (placed on the patch embedding's grid), extra tokens set aside.
-        draft: Decode JPEG files at 1/2, 1/4 or 1/8 size (DCT scaling) where that stays at least the
-            model's input size (a fixed ``stretch`` resize; see :func:`convscope.data.draft_size`): a few
-            times faster to decode, within a few 8-bit levels of the full decode after the resize.
-            ``False`` (CLI ``--full-decode``): every file decoded in full, as the other commands do.
+        draft: (CLI ``--fast-decode``) Decode JPEG files at 1/2, 1/4 or 1/8 size (DCT scaling) where that
+            stays at least the model's input size (a fixed ``stretch`` resize; see
+            :func:`convscope.data.draft_size`): faster to decode, within a few 8-bit levels of the full
+            decode after the resize, but no longer exactly what ``predict()``/``activations()`` compute
+            for those files. ``False`` (default): every file decoded in full, as every other command does.
 
     Returns:
         The :class:`ScanResult` (with ``path`` set when ``out`` was given).

@@ -151,7 +151,7 @@ def iter_chunks(source: Source, start: int, stop: int, size: int) -> Iterator[tu
 
 # -- opening --------------------------------------------------------------------------------------------
 def open_source(
-    data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False, draft: bool = True
+    data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False, draft: bool = False
 ) -> Source:
     """Turn DATA (path, ``"mnist"`` or array) into a source for a model input ``spec``.
 
@@ -162,7 +162,7 @@ def open_source(
         strict: Refuse a folder holding any unreadable entry named like an image (default: skip and list
             them in :attr:`FolderSource.skipped`).
         draft: Decode JPEG files at a reduced size where that is exact enough for ``spec`` (see
-            :func:`convscope.data.draft_size`); ``False``: every file in full.
+            :func:`convscope.data.draft_size`); ``False`` (default): every file in full.
 
     Raises:
         InputError: Missing path, unknown file type, folder without readable images, an unreadable file
