@@ -97,6 +97,7 @@ def throughput(folder: Path, repeats: int, context: int) -> dict[str, Any]:
 
     from convscope.data import draft_size
     from convscope.models.resolve import resolve_model
+    from convscope.scan.decode import DECODE_THREADS
     from convscope.scan.engine import ScanJob, ShardScanner
     from convscope.scan.source import open_source
 
@@ -107,7 +108,7 @@ def throughput(folder: Path, repeats: int, context: int) -> dict[str, Any]:
     open_s = time.perf_counter() - t0
     fast = open_source(folder, spec, prep, draft=True)
     n = full.size
-    C.show(f"  opened {n} files (listed and checked) in {open_s:.2f} s; decode threads {full.workers}")
+    C.show(f"  opened {n} files (listed and checked) in {open_s:.2f} s; decode threads {DECODE_THREADS}")
     t0 = time.perf_counter()
     x = full.read(0, n)  # the baseline's input: every image decoded and preprocessed, in memory
     C.show(f"  decoded all {n} into memory ({x.nbytes / 1e9:.2f} GB float32) in {time.perf_counter() - t0:.1f} s")
@@ -161,7 +162,7 @@ def throughput(folder: Path, repeats: int, context: int) -> dict[str, Any]:
            f"draft applies to {drafted} of {n} files")
     every_key = next(k for k in context_fns if k.startswith("scan pass, every"))
     return {"images": n, "context_images": m, "batch": BATCH, "repeats": repeats, "open_s": open_s,
-            "drafted_files": drafted, "decode_threads": full.workers, "forward_ips": base,
+            "drafted_files": drafted, "decode_threads": DECODE_THREADS, "forward_ips": base,
             "scan_jpeg_ips": rate["scan pass, JPEG folder"], "scan_jpeg_draft_ips": rate["scan pass, JPEG folder, draft"],
             "scan_arrays_ips": rate["scan pass, in-memory arrays"], "pipeline_ips": rate["input pipeline alone"],
             "scan_every_layer_ips": rate[every_key], "every_layers": len(every.extractor.nodes),

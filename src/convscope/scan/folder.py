@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,9 @@ class FolderSource:
             per file.
         draft: ``(width, height)`` JPEG files may be decoded down to (reduced-size DCT decoding, see
             :func:`convscope.data.draft_size`), or ``None``: every file decoded in full.
-        workers: Threads decoding the images of one :meth:`read` (``<= 1``: in the calling thread).
+        workers: Threads decoding the images of one :meth:`read` (``<= 1``: in the calling thread);
+            ``None``: :data:`~convscope.scan.decode.DECODE_THREADS` of the process reading (a Ray worker
+            sizes its own).
     """
 
     spec: InputSpec
@@ -71,7 +74,7 @@ class FolderSource:
     skipped: tuple[tuple[str, str], ...] = ()
     rows: tuple[tuple[int, int], ...] | None = None
     draft: tuple[int, int] | None = None
-    workers: int = DECODE_THREADS
+    workers: int | None = None
     _last: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,7 +121,8 @@ class FolderSource:
         sequential read's.
         """
         rows = range(start, stop)
-        samples = map_in_order(self._x, rows, self.workers, inline=self._is_stack)
+        workers = DECODE_THREADS if self.workers is None else self.workers
+        samples = map_in_order(self._x, rows, workers, inline=self._is_stack)
         return np.stack(samples).astype(np.float32, copy=False)
 
     def display(self, index: int) -> np.ndarray | None:
@@ -159,6 +163,7 @@ def open_folder(
         InputError: The model input is not a fixed 2D image or 3D volume input, a single file that cannot
             be read, nothing readable in a folder, or (``strict``) any unreadable entry.
     """
+    t0 = time.perf_counter()
     fixed = all(d is not None for d in spec.spatial)
     if spec.rank not in (2, 3) or not fixed:
         raise InputError(
@@ -188,6 +193,13 @@ def open_folder(
         raise InputError(
             f"DATA folder {path} has no images (searched recursively; accepted: {ACCEPTED_FILES}){why}"
         )
+    log.info(
+        "%s: %d files listed and checked in %.1f s (%d skipped)",
+        path,
+        len(names),
+        time.perf_counter() - t0,
+        len(skipped),
+    )
     for name, reason in skipped[:10]:
         log.warning("skipped %s: %s", Path(root) / name, reason)
     if len(skipped) > 10:
