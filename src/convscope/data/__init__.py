@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from convscope.data.arrays import ARRAY_EXTENSIONS, NPZ_KEYS, array_display, coerce_array, read_array_file
-from convscope.data.convert import PreparedImage, prepare_image, to_model_input
+from convscope.data.convert import PreparedImage, draft_size, prepare_image, to_model_input
 from convscope.data.items import folder_images
 from convscope.data.load import Inputs, load_input_groups, load_inputs
 from convscope.data.medical import STACK_EXTENSIONS, read_stack
@@ -41,6 +41,7 @@ __all__ = [
     "Window",
     "array_display",
     "coerce_array",
+    "draft_size",
     "folder_images",
     "format_shape",
     "image_to_array",

@@ -183,8 +183,43 @@ def image_to_array(im: Image.Image) -> np.ndarray:
         raise unreadable(label, err) from None
 
 
-def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Check, open and decode one image file: ``(values, span)`` as :func:`_decoded` gives them."""
+#: EXIF orientations that swap width and height (transposed or rotated by 90 degrees).
+_SWAPS_SIDES = (5, 6, 7, 8)
+
+
+def draft_scale(size: tuple[int, int], least: tuple[int, int]) -> int:
+    """The JPEG reduced-size decoding scale (1, 2, 4 or 8) that keeps ``size`` at least ``least``.
+
+    Both are ``(width, height)``. libjpeg decodes at 1/scale of the stored size (rounded up) by scaling the
+    DCT; the largest scale whose result is still at least ``least`` on both sides is chosen, so the image is
+    never decoded smaller than the size it is resized to next (that resize still only downsamples).
+
+    Returns:
+        1 when no reduction keeps the image at least ``least`` (the image is then decoded in full).
+    """
+    ratio = min(size[0] // max(1, least[0]), size[1] // max(1, least[1]))
+    return next((s for s in (8, 4, 2) if ratio >= s), 1)
+
+
+def _draft(im: ImageFile.ImageFile, least: tuple[int, int]) -> None:
+    """Ask Pillow to decode a JPEG at a reduced size that stays at least ``least`` once EXIF-oriented."""
+    if im.format != "JPEG":
+        return
+    width, height = least
+    if im.getexif().get(0x0112) in _SWAPS_SIDES:  # the stored image is turned by 90 degrees
+        width, height = height, width
+    if draft_scale(im.size, (width, height)) > 1:  # scale 1: the full decode, untouched
+        im.draft(im.mode, (width, height))
+
+
+def _decode(
+    path: Path, max_pixels: int, draft: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Check, open and decode one image file: ``(values, span)`` as :func:`_decoded` gives them.
+
+    ``draft``: ``(width, height)`` the picture is resized to next; a JPEG is then decoded at the smallest
+    reduced size (1/2, 1/4 or 1/8) that stays at least that large (see :func:`draft_scale`).
+    """
     check_file(path, f"image file ({_READABLE})")  # never open a FIFO, device or symlink loop
     try:
         fp = open_regular(path)  # closed by the `with` below; open errors reported apart
@@ -203,6 +238,8 @@ def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, tuple[float, float
         if frames > 1:
             logger.info("%s has %d frames; reading the first", path, frames)
         try:
+            if draft is not None:
+                _draft(im, draft)
             im.load()
             values, span = _decoded(ImageOps.exif_transpose(im), path)
         except (*_DECODE_ERRORS, Image.DecompressionBombError) as err:
@@ -212,7 +249,7 @@ def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, tuple[float, float
 
 
 def read_image_values(
-    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """Read one image file's values as stored, with the span taken as black..white.
 
@@ -225,11 +262,13 @@ def read_image_values(
     Raises:
         InputError: As :func:`read_image`.
     """
-    values, span = _decode(Path(path), max_pixels)
+    values, span = _decode(Path(path), max_pixels, draft)
     return values, (0.0, 255.0) if span is None else span
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: tuple[int, int] | None = None
+) -> np.ndarray:
     """Read one image file: 8-bit images as uint8, deeper ones as float32 in [0, 1] with every level kept.
 
     The size is checked from the header before any pixel is decoded, so a huge (or maliciously crafted)
@@ -243,6 +282,9 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     Args:
         path: An image file (PNG, JPEG, BMP, GIF, TIFF or WebP; the content decides, not the extension).
         max_pixels: Refuse images with more than this many pixels (width x height).
+        draft: ``(width, height)`` the picture will be resized to: a JPEG is decoded at a reduced size
+            (1/2, 1/4 or 1/8, by DCT scaling) that stays at least this large (:func:`draft_scale`);
+            other formats, and JPEGs no reduction keeps this large, are decoded in full. ``None``: in full.
 
     Returns:
         uint8 array ``(H, W)`` for gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA;
@@ -254,12 +296,16 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
             ``max_pixels`` pixels.
     """
     path = Path(path)
-    values, span = _decode(path, max_pixels)
+    values, span = _decode(path, max_pixels, draft)
     return values if span is None else to_picture(values, span, label=str(path))
 
 
 def read_picture(
-    path: str | Path, window: Window | None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | Path,
+    window: Window | None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """:func:`read_image`, or with ``window`` (``--window``) the picture of the stored values through it.
 
@@ -267,6 +313,6 @@ def read_picture(
         uint8 or float32 in [0, 1] as :func:`read_image`; with a window always float32 in [0, 1].
     """
     if window is None:
-        return read_image(path, max_pixels=max_pixels)
-    values, span = read_image_values(path, max_pixels=max_pixels)
+        return read_image(path, max_pixels=max_pixels, draft=draft)
+    values, span = read_image_values(path, max_pixels=max_pixels, draft=draft)
     return to_picture(values, span, window, label=str(path))

@@ -118,7 +118,7 @@ def compare(
     from convscope.models.grids import token_views
     from convscope.models.resolve import resolve_model
     from convscope.probe.cache import get_extractor
-    from convscope.scan.run import is_array, layer_stats, probe_keys, receptive_fields
+    from convscope.scan.run import layer_stats, probe_keys, receptive_fields
 
     top_k, bins = _positive("--top", top_k, 1), _positive("--bins", bins, 2, MAX_BINS)
     batch_size = _positive("--batch-size", batch_size, 1)
@@ -146,7 +146,7 @@ def compare(
     keys, shapes = probe_keys(extractor, src_a)
     views = token_views(keras_model, shapes, input_shape=input_shape, data_format=resolved.data_format)
     model_id = mf.model_identity(resolved.source or None, keras_model)
-    prep = resolved.preprocess.describe(spec) if not is_array(src_a) else "arrays taken as-is"
+    prep = src_a.preprocessing()
     options = {"top_k": top_k, "bins": bins, "batch_size": batch_size, "preprocess": prep,
                "input_shape": list(input_shape or []) or None,
                "layers": [str(s) for s in selectors] if selectors else None}  # fmt: skip

@@ -52,6 +52,24 @@ CheckpointEveryOpt = Annotated[
         "One is also saved on Ctrl-C.",
     ),
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="For scripts: no progress bar and no summary on stdout (warnings and errors still go to "
+        "stderr; the results are in OUT).",
+    ),
+]
+FastDecodeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fast-decode",
+        help="Decode JPEGs at 1/2, 1/4 or 1/8 size where that stays at least the model's input size "
+        "(faster; within a few 8-bit levels of the full decode after the resize, so the numbers differ "
+        "slightly from the other commands'). Default: every file decoded in full.",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -82,6 +100,8 @@ def register(app: typer.Typer) -> None:
         custom_objects: CustomObjectsOpt = None,
         resume: ResumeOpt = False,
         checkpoint_every: CheckpointEveryOpt = None,
+        fast_decode: FastDecodeOpt = False,
+        quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
         """Scan a dataset once: per-channel statistics, top-k images with receptive-field crops, layer health.
@@ -90,6 +110,7 @@ def register(app: typer.Typer) -> None:
         top.png, top/chNNNN.png), then prints the summary. Read it back with convscope.scan.load_scan(OUT).
         While it runs, a checkpoint is kept in .OUT.checkpoint/ next to OUT; after a crash, kill or
         Ctrl-C, the same command with --resume continues from it.
+        On a terminal a progress bar shows the layers scanned, images/s and the time left (--quiet: none).
         """
         from convscope.present.cli import _setup, _shape
 
@@ -123,18 +144,24 @@ def register(app: typer.Typer) -> None:
             force=force,
             crops=not no_crops,
             strict=strict,
-            progress=scan_progress,
+            progress=None if quiet else scan_progress,
             custom_objects=custom_objects,
             tokens=parse_tokens(tokens),
             resume=resume,
             checkpoint_every=checkpoint_every,
+            draft=fast_decode,
         )
-        typer.echo(result.summary_text().rstrip())
-        typer.echo(f"results: {result.path}")
+        if not quiet:
+            typer.echo(result.summary_text().rstrip())
+            typer.echo(f"results: {result.path}")
 
 
 def scan_progress(total: int, label: str) -> Any:
-    """A rich progress bar with an images/s column, drawn only when stderr is a TTY."""
+    """The scan's rich progress bar, on stderr and only when it is a terminal.
+
+    Shows ``label`` (the layer set being scanned, e.g. ``scan 8 layers stem_conv..top_conv``), the bar,
+    images done of ``total``, images/s (over the last 30 s), the time spent and the time left.
+    """
     import sys
 
     from rich.console import Console
@@ -144,6 +171,7 @@ def scan_progress(total: int, label: str) -> Any:
         Progress,
         ProgressColumn,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
     from rich.text import Text
@@ -151,15 +179,18 @@ def scan_progress(total: int, label: str) -> Any:
     class Rate(ProgressColumn):
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} images/s" if speed else "- images/s")
+            return Text(f"{speed:,.1f} images/s" if speed else "- images/s")
 
     return Progress(
-        TextColumn(label),
+        TextColumn(label.replace("{", "{{").replace("}", "}}"), markup=False),  # a key may hold [ or {
         BarColumn(),
         MofNCompleteColumn(),
         Rate(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
         TimeRemainingColumn(),
         transient=True,
         disable=not sys.stderr.isatty() or total < 2,
         console=Console(stderr=True),
+        speed_estimate_period=30.0,
     )

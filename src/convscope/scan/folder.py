@@ -6,8 +6,16 @@ volume for a volume model (Conv3D); the rows are counted from the headers when t
 stack is decoded once per chunk that needs it (the last one is kept).
 
 Every candidate is checked when the folder is opened (images: :func:`convscope.data.read.image_problem`;
-stacks: their headers), and what cannot be read is skipped and listed with its reason in
+stacks: their headers; the folder is listed lazily and checked in parallel, see
+:mod:`convscope.scan.listing`), and what cannot be read is skipped and listed with its reason in
 :attr:`FolderSource.skipped`; ``strict=True`` (CLI ``--strict``) turns any such entry into an error.
+
+A chunk's image files are decoded and preprocessed by a few threads (:mod:`convscope.scan.decode`), in
+row order, exactly as :func:`convscope.data.read_image` and :func:`convscope.data.prepare_image` do for
+every other command. ``draft=True`` (CLI ``--fast-decode``) decodes JPEGs at a reduced size (DCT scaling)
+where the model's input is a fixed ``stretch`` resize they stay at least as large as
+(:func:`convscope.data.draft_size`): faster, within a few 8-bit levels of the full decode, but no longer
+the same numbers as ``predict()`` or ``activations()`` give for those files.
 """
 
 from __future__ import annotations
@@ -15,32 +23,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
-from concurrent.futures import ThreadPoolExecutor
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convscope.data import IMAGE_EXTENSIONS, InputSpec, Preprocess, prepare_image
-from convscope.data.medical import STACK_EXTENSIONS, is_dicom_series, is_stack_path, read_stack, stack_shape
-from convscope.data.read import DEFAULT_MAX_PIXELS, image_problem, is_image_path, read_picture
+from convscope.data import IMAGE_EXTENSIONS, InputSpec, Preprocess, draft_size, prepare_image
+from convscope.data.medical import STACK_EXTENSIONS, is_dicom_series, is_stack_path, read_stack
+from convscope.data.read import DEFAULT_MAX_PIXELS, is_image_path, read_picture
 from convscope.data.volumes import stack_samples
 from convscope.errors import InputError
+from convscope.scan.decode import DECODE_THREADS, map_in_order
+from convscope.scan.listing import checked, walk
 
 log = logging.getLogger(__name__)
 
-CHECK_THREADS = min(4, os.cpu_count() or 1)  # threads checking a folder's files when it is opened
 ACCEPTED_FILES = " ".join(dict.fromkeys(IMAGE_EXTENSIONS + STACK_EXTENSIONS))
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", text.lower()) if p)
-
-
-def _named_like_input(name: str) -> bool:
-    return is_image_path(name) or is_stack_path(name)
 
 
 @dataclass(eq=False)
@@ -57,6 +58,11 @@ class FolderSource:
         skipped: ``(path relative to root, reason)`` of every entry named like an input that is not read.
         rows: ``(file index, sample index)`` of each row when stacks give several rows; ``None``: one row
             per file.
+        draft: ``(width, height)`` JPEG files may be decoded down to (reduced-size DCT decoding, see
+            :func:`convscope.data.draft_size`), or ``None``: every file decoded in full.
+        workers: Threads decoding the images of one :meth:`read` (``<= 1``: in the calling thread);
+            ``None``: :data:`~convscope.scan.decode.DECODE_THREADS` of the process reading (a Ray worker
+            sizes its own).
     """
 
     spec: InputSpec
@@ -67,6 +73,8 @@ class FolderSource:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     skipped: tuple[tuple[str, str], ...] = ()
     rows: tuple[tuple[int, int], ...] | None = None
+    draft: tuple[int, int] | None = None
+    workers: int | None = None
     _last: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -80,10 +88,18 @@ class FolderSource:
     def size(self) -> int:
         return len(self.files) if self.rows is None else len(self.rows)
 
+    def _file(self, index: int) -> tuple[int, int]:
+        return (index, 0) if self.rows is None else self.rows[index]
+
+    def _is_stack(self, index: int) -> bool:
+        """Row ``index`` comes from a stack or a DICOM series (decoded once, in order), not an image file."""
+        name = self.files[self._file(index)[0]]
+        return is_stack_path(name) or not is_image_path(name)  # a series is a folder: no image extension
+
     def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        f, k = (index, 0) if self.rows is None else self.rows[index]
+        f, k = self._file(index)
         path = Path(self.root) / self.files[f]
-        if path.is_dir() or is_stack_path(path):
+        if self._is_stack(index):
             last = self._last.get("stack")
             if last is None or last[0] != f:
                 stack = read_stack(path, max_pixels=DEFAULT_MAX_PIXELS, max_voxels=self.prep.read.max_voxels)
@@ -91,13 +107,23 @@ class FolderSource:
                 self._last["stack"] = last
             sample = last[1][k]
             return sample.x, sample.display
-        picture = read_picture(path, self.prep.read.window)
+        picture = read_picture(path, self.prep.read.window, draft=self.draft)
         prepared = prepare_image(picture, self.spec, self.prep, label=str(path))
         return prepared.x, prepared.display
 
+    def _x(self, index: int) -> np.ndarray:
+        return self._sample(index)[0]
+
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Model input float32 ``(stop - start, *spec.shape)`` for rows ``start..stop``."""
-        return np.stack([self._sample(i)[0] for i in range(start, stop)]).astype(np.float32, copy=False)
+        """Model input float32 ``(stop - start, *spec.shape)`` for rows ``start..stop``.
+
+        Image files are decoded by :attr:`workers` threads; the result (and the first error) is the
+        sequential read's.
+        """
+        rows = range(start, stop)
+        workers = DECODE_THREADS if self.workers is None else self.workers
+        samples = map_in_order(self._x, rows, workers, inline=self._is_stack)
+        return np.stack(samples).astype(np.float32, copy=False)
 
     def display(self, index: int) -> np.ndarray | None:
         """uint8 ``(H, W, 3)``: what the model sees of row ``index``; ``None`` for a volume."""
@@ -109,29 +135,35 @@ class FolderSource:
             if self.rows is None
             else f"{self.size} samples from {len(self.files)} files"
         )
-        return f"{self.root} ({what}; {self.prep.describe(self.spec)})"
+        return f"{self.root} ({what}; {self.preprocessing()})"
+
+    def preprocessing(self) -> str:
+        """What is done to each file, for the manifest: the preprocessing, and the reduced-size decoding."""
+        text = self.prep.describe(self.spec)
+        if self.draft is not None:
+            w, h = self.draft
+            text += f", JPEG decoded at 1/2, 1/4 or 1/8 size where that stays >= {w}x{h}"
+        return text
 
 
-def _rows_of(path: Path, spec: InputSpec, prep: Preprocess) -> int:
-    """How many rows a stack gives for ``spec`` (from its header); raises InputError if unreadable."""
-    shape, axis = stack_shape(path)
-    if spec.rank == 3 and shape[0] == 1 and spec.spatial[0] != 1:
-        raise InputError(f"{path} is a single 2D image; the model takes volumes (D, H, W, C)")
-    if spec.rank == 3 or shape[0] * shape[1] * shape[2] == 0:
-        return 1
-    chosen = prep.read.slice
-    if chosen is not None and chosen.index is not None:
-        return 1
-    return shape[axis if chosen is None else chosen.axis]
-
-
-def open_folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False) -> FolderSource:
+def open_folder(
+    path: Path, spec: InputSpec, prep: Preprocess, strict: bool = False, draft: bool = False
+) -> FolderSource:
     """A folder of images/stacks, a DICOM series folder, or one image or stack file, as a source.
+
+    The folder is walked with :func:`os.walk` (``os.scandir``: no ``stat`` per file), each directory's
+    names sorted, and the entries are checked in rounds of :data:`CHECK_CHUNK` by :data:`CHECK_THREADS`
+    threads while the walk goes on (each file is opened once, to know it can be read; see the module).
+
+    Args:
+        draft: Decode JPEG files at a reduced size where that is exact enough (see
+            :func:`convscope.data.draft_size`); ``False`` (default): always in full.
 
     Raises:
         InputError: The model input is not a fixed 2D image or 3D volume input, a single file that cannot
             be read, nothing readable in a folder, or (``strict``) any unreadable entry.
     """
+    t0 = time.perf_counter()
     fixed = all(d is not None for d in spec.spatial)
     if spec.rank not in (2, 3) or not fixed:
         raise InputError(
@@ -140,13 +172,15 @@ def open_folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = Fa
             "H,W,C) or use .npy arrays"
         )
     if path.is_file() or is_dicom_series(path):
-        root, names = path.parent, [path.name]
-        counts, skipped = _check([path.name], root, spec, prep)
+        root = path.parent
+        names, counts, sizes, skipped = checked([path.name], root, spec, prep)
         if skipped:
             raise InputError(f"DATA {path} {skipped[0][1]}")
     else:
         root = path
-        names, counts, skipped = _list(path, spec, prep)
+        walk_skipped: list[tuple[str, str]] = []  # filled while the walk is consumed
+        names, counts, sizes, skipped = checked(walk(path, walk_skipped), path, spec, prep)
+        skipped = walk_skipped + skipped
     if strict and skipped:
         first, reason = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
@@ -159,18 +193,28 @@ def open_folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = Fa
         raise InputError(
             f"DATA folder {path} has no images (searched recursively; accepted: {ACCEPTED_FILES}){why}"
         )
+    log.info(
+        "%s: %d files listed and checked in %.1f s (%d skipped)",
+        path,
+        len(names),
+        time.perf_counter() - t0,
+        len(skipped),
+    )
     for name, reason in skipped[:10]:
         log.warning("skipped %s: %s", Path(root) / name, reason)
     if len(skipped) > 10:
         log.warning(
             "skipped %d more unreadable files (all are listed in the scan's manifest)", len(skipped) - 10
         )
-    rows = [(f, k) for f, n in enumerate(counts) for k in range(n)]
-    tops = [Path(f).parts[0] if len(Path(f).parts) > 1 else "" for f in names]
-    labels = tuple(tops[f] for f, _ in rows) if any(tops) else None
+    single = all(n == 1 for n in counts)
+    rows = None if single else [(f, k) for f, n in enumerate(counts) for k in range(n)]
+    tops = [sys.intern(f.split(os.sep, 1)[0]) if os.sep in f else "" for f in names]
+    labels = None
+    if any(tops):
+        labels = tuple(tops) if rows is None else tuple(tops[f] for f, _ in rows)
     digest = hashlib.sha256()
-    for f in names:
-        digest.update(f"{f}\t{(root / f).stat().st_size}\n".encode())
+    for f, size in zip(names, sizes):
+        digest.update(f"{f}\t{size}\n".encode())
     return FolderSource(
         spec,
         str(root),
@@ -179,57 +223,6 @@ def open_folder(path: Path, spec: InputSpec, prep: Preprocess, strict: bool = Fa
         labels,
         {"kind": "folder", "files": len(names), "sha256": digest.hexdigest()},
         tuple(skipped),
-        None if all(n == 1 for n in counts) else tuple(rows),
+        None if rows is None else tuple(rows),
+        draft_size(spec, prep) if draft else None,
     )
-
-
-def _problem(path: Path, spec: InputSpec, prep: Preprocess) -> tuple[int, str | None]:
-    """``(rows, None)`` for a readable entry, ``(0, reason)`` otherwise."""
-    if path.is_dir() or is_stack_path(path):
-        try:
-            return _rows_of(path, spec, prep), None
-        except InputError as err:
-            return 0, str(err).replace(f"{path} ", "", 1)
-    if spec.rank == 3:
-        return 0, "is a 2D image; the model takes volumes (D, H, W, C)"
-    problem = image_problem(path)
-    return (0, problem) if problem else (1, None)
-
-
-def _check(
-    names: list[str], root: Path, spec: InputSpec, prep: Preprocess
-) -> tuple[list[int], list[tuple[str, str]]]:
-    with ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="convscope-check") as pool:
-        results = list(pool.map(lambda name: _problem(root / name, spec, prep), names))
-    return [n for n, _ in results], [(name, r) for name, (_, r) in zip(names, results) if r is not None]
-
-
-def _list(
-    path: Path, spec: InputSpec, prep: Preprocess
-) -> tuple[list[str], list[int], list[tuple[str, str]]]:
-    """Readable entries under ``path`` with their row counts, and ``(name, reason)`` of the rest.
-
-    Hidden entries are ignored; symlinked folders are not followed (no loops); a folder named like an
-    image is listed as skipped and not entered; a sub-folder that is a DICOM series is one entry.
-    """
-    skipped: list[tuple[str, str]] = []
-
-    def on_error(err: OSError) -> None:
-        name = Path(err.filename or path)
-        rel = name.relative_to(path) if name.is_relative_to(path) else name
-        skipped.append((str(rel), f"cannot be listed: {err.strerror or err}"))
-
-    candidates: list[str] = []
-    for folder, dirs, files in os.walk(path, onerror=on_error):
-        rel = Path(folder).relative_to(path)
-        visible = [d for d in dirs if not d.startswith(".")]
-        for d in [d for d in visible if _named_like_input(d)]:
-            skipped.append((str(rel / d), "is a folder named like an image file"))
-        series = [d for d in visible if not _named_like_input(d) and is_dicom_series(Path(folder) / d)]
-        dirs[:] = sorted((d for d in visible if not _named_like_input(d) and d not in series), key=_natural)
-        names = [n for n in files if not n.startswith(".") and _named_like_input(n)]
-        candidates += [str(rel / n) for n in sorted(names + series, key=_natural)]
-    counts, bad = _check(candidates, path, spec, prep)
-    reasons = dict(bad)
-    good = [(name, n) for name, n in zip(candidates, counts) if name not in reasons]
-    return [g for g, _ in good], [n for _, n in good], skipped + bad

@@ -100,9 +100,10 @@ def _run_engine(
     progress: Progress | None,
     state: ScanState | None = None,
     checkpoint: Checkpointer | None = None,
+    keys: Sequence[str] = (),
 ) -> tuple[dict[str, LayerAccumulator], dict[str, str]]:
     """Run the chosen engine, driving a progress bar (when given) from the batch callback."""
-    bar = progress(job.source.size, f"scanning ({engine})") if progress is not None else None
+    bar = progress(job.source.size, progress_label(keys, engine)) if progress is not None else None
     restored = state.done if state is not None else 0  # a resumed scan starts with these rows counted
     if bar is None:
         if restored and on_batch is not None:
@@ -119,6 +120,15 @@ def _run_engine(
         if restored:
             advance(restored)
         return _dispatch(job, model, engine, address, advance, state, checkpoint)
+
+
+def progress_label(keys: Sequence[str], engine: str) -> str:
+    """The progress bar's label: the layer set being scanned, e.g. ``"scan 8 layers stem_conv..top_conv"``."""
+    if not keys:
+        return f"scan ({engine})"
+    names = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+    where = "" if engine == "local" else f" on {engine}"
+    return f"scan {len(keys)} layer{'s' if len(keys) != 1 else ''} {names}{where}"
 
 
 def _dispatch(
@@ -159,6 +169,7 @@ def scan(
     tokens: tuple[int, int] | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    draft: bool = False,
 ) -> ScanResult:
     """Scan a dataset once and return per-channel statistics, top-k images and layer health.
 
@@ -197,6 +208,11 @@ def scan(
             an uninterrupted scan's.
         checkpoint_every: With ``out``: save a checkpoint every this many batches (Ray: finished shards'
             batches); ``None`` = at most once a minute; ``0`` = never. One is also saved on Ctrl-C.
+        draft: (CLI ``--fast-decode``) Decode JPEG files at 1/2, 1/4 or 1/8 size (DCT scaling) where that
+            stays at least the model's input size (a fixed ``stretch`` resize; see
+            :func:`convscope.data.draft_size`): faster to decode, within a few 8-bit levels of the full
+            decode after the resize, but no longer exactly what ``predict()``/``activations()`` compute
+            for those files. ``False`` (default): every file decoded in full, as every other command does.
 
     Returns:
         The :class:`ScanResult` (with ``path`` set when ``out`` was given).
@@ -242,7 +258,7 @@ def scan(
     keras_model = resolved.model
     prep = resolved.preprocess
     spec = resolved.spec(input_shape)
-    source = open_source(data, spec, prep, strict=strict)
+    source = open_source(data, spec, prep, strict=strict, draft=draft)
     extractor = get_extractor(
         resolved, selectors, input_shape=input_shape, batch_size=batch_size, include_output=True
     )
@@ -277,7 +293,7 @@ def scan(
         },
         "options": {
             "top_k": int(top_k),
-            "preprocess": prep.describe(spec) if not is_array(source) else "arrays taken as-is",
+            "preprocess": source.preprocessing(),
             "input_shape": list(input_shape or []) or None,
             "layers": [str(s) for s in selectors] if selectors else None,
             "batch_size": int(batch_size),
@@ -299,7 +315,9 @@ def scan(
         resume=resume,
         force=force,
     )
-    accs, activations = _run_engine(job, keras_model, engine, address, on_batch, progress, state, checkpoint)
+    accs, activations = _run_engine(
+        job, keras_model, engine, address, on_batch, progress, state, checkpoint, keys
+    )
     output = accs.pop(Extractor.OUTPUT_KEY, None)
     predictions = output.finish(resolved.class_names) if isinstance(output, OutputAccumulator) else None
     fields = receptive_fields(keras_model, keys, input_shape)
@@ -331,12 +349,6 @@ def _channels_first(model: Any) -> bool:
     from convscope.models.spec import data_format
 
     return data_format(model) == "channels_first"
-
-
-def is_array(source: Source) -> bool:
-    from convscope.scan.source import ArraySource
-
-    return isinstance(source, ArraySource)
 
 
 _slug = key_filename

@@ -51,7 +51,6 @@ ACCEPTED = (
     "image or stack file (.tif, .dcm, .nii, .nii.gz), or 'mnist'"
 )
 LABEL_KEYS = ("y", "labels", "label")
-CHECK_THREADS = min(4, os.cpu_count() or 1)  # threads checking a folder's image files when it is opened
 
 
 @dataclass(eq=False)
@@ -134,7 +133,11 @@ class ArraySource:
         return array_display(self.read(index, index + 1)[0], self.spec)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.size} samples, arrays taken as-is)"
+        return f"{self.name} ({self.size} samples, {self.preprocessing()})"
+
+    def preprocessing(self) -> str:
+        """What is done to the rows, for the manifest: nothing."""
+        return "arrays taken as-is"
 
 
 Source = ArraySource | FolderSource
@@ -148,7 +151,7 @@ def iter_chunks(source: Source, start: int, stop: int, size: int) -> Iterator[tu
 
 # -- opening --------------------------------------------------------------------------------------------
 def open_source(
-    data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False
+    data: Any, spec: InputSpec, prep: Preprocess | None = None, *, strict: bool = False, draft: bool = False
 ) -> Source:
     """Turn DATA (path, ``"mnist"`` or array) into a source for a model input ``spec``.
 
@@ -158,6 +161,8 @@ def open_source(
         prep: Preprocessing of image files.
         strict: Refuse a folder holding any unreadable entry named like an image (default: skip and list
             them in :attr:`FolderSource.skipped`).
+        draft: Decode JPEG files at a reduced size where that is exact enough for ``spec`` (see
+            :func:`convscope.data.draft_size`); ``False`` (default): every file in full.
 
     Raises:
         InputError: Missing path, unknown file type, folder without readable images, an unreadable file
@@ -201,7 +206,7 @@ def open_source(
     if not path.is_dir() and (problem := file_problem(path)) is not None:
         raise InputError(f"DATA {text!r} {problem}; convscope reads only regular files")  # never open a FIFO
     if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS or is_stack_path(path):
-        return open_folder(path, spec, prep, strict)
+        return open_folder(path, spec, prep, strict, draft)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
