@@ -59,7 +59,7 @@ def test_every_option_and_argument_declares_a_metavar():
 
 def test_model_argument_help_is_shared():
     for name, command in commands().items():
-        models = [p for p in command.params if p.name == "model" and p.param_type_name == "argument"]
+        models = [p for p in command.params if p.name in ("model", "args") and p.param_type_name == "argument"]
         if name in ("samples", "demo"):  # zoo models only (samples: an argument, demo: --model)
             continue
         assert models and "zoo name (mnist-cnn, efficientnet-lite0)" in models[0].help, name

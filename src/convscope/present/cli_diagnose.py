@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from convscope.present.cli_options import (
+    _MODEL_HELP,
     BatchSizeOpt,
     Command,
     CustomObjectsOpt,
@@ -58,7 +59,10 @@ BinsOpt = Annotated[
 SimilarityArgs = Annotated[
     list[str],
     typer.Argument(
-        metavar="MODEL_A [MODEL_B] DATA", help="One model (compared with itself) or two, then the data."
+        metavar="MODEL_A [MODEL_B] DATA",
+        help="One model (compared with itself) or two, then the data. Each model: "
+        + _MODEL_HELP[0].lower()
+        + _MODEL_HELP[1:],
     ),
 ]
 LayersBOpt = Annotated[
