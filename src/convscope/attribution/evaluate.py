@@ -87,7 +87,7 @@ class _Scored(NamedTuple):
     kind: str  # "probability" | "logit" | "output" | "custom"
 
 
-def _plan(model: Any, x: np.ndarray, target: Any) -> Any:
+def _plan(model: Any, x: np.ndarray, target: Any, batch_size: int) -> Any:
     """``target`` checked against the model for the images ``x`` (model layout), with every choice
     fixed at ``x``: the top-1 element, and the pixels a ``seg`` target without a region predicts."""
     from convscope.attribution.engines import Outputs, cached
@@ -105,9 +105,8 @@ def _plan(model: Any, x: np.ndarray, target: Any) -> Any:
         plan = plan_targets(target, len(x), facts.outputs, (int(size[0]), int(size[1])), first)
     if plan.mode == "seg" and not plan.sel.any(axis=1).all():
         engine = cached(model, ("outputs", "", plan.output), lambda: Outputs(model, plan.output))
-        plan = replace(
-            plan, sel=plan.predicted(np.concatenate([engine(x[i : i + 64]) for i in range(0, len(x), 64)]))
-        )
+        out = np.concatenate([engine(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        plan = replace(plan, sel=plan.predicted(out))
     return plan
 
 
@@ -501,7 +500,7 @@ def evaluate(
     def layout(stack: np.ndarray) -> np.ndarray:
         return np.moveaxis(stack, -1, 1) if first else stack
 
-    plan = _plan(model, images, goal)
+    plan = _plan(model, images, goal, batch_size)
     unperturbed = _score(model, images, plan, softmax=softmax, batch_size=batch_size)
     plan = replace(plan, sel=plan.selection(unperturbed.classes))  # never re-chosen after perturbing
 
