@@ -200,3 +200,28 @@ def header(title: str) -> dict[str, Any]:
     show(env_line(env))
     show("=" * 100)
     return env
+
+
+# -- fresh-subprocess measurements -----------------------------------------------------------------------
+CHILD_RESULT = "CHILD-RESULT "
+
+
+def child_result(figures: dict[str, Any]) -> None:
+    """Print a child process's figures as its one result line (read back by :func:`run_child`)."""
+    print(CHILD_RESULT + json.dumps(figures), flush=True)
+
+
+def run_child(script: str, args: Sequence[str], what: str, timeout: float = 1800) -> dict[str, Any]:
+    """Run ``python SCRIPT --child ARGS...`` in a fresh process (benchmarks/ on PYTHONPATH) and return the
+    figures it printed with :func:`child_result`; raise with its output when it fails."""
+    import subprocess
+    from pathlib import Path
+
+    here = str(Path(script).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(Path(script).resolve()), "--child", *map(str, args)],
+                          stdout=subprocess.PIPE, text=True, timeout=timeout, check=False, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_RESULT)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"child for {what} failed ({proc.returncode}):\n{proc.stdout}")
+    return json.loads(lines[-1][len(CHILD_RESULT):])

@@ -19,11 +19,7 @@ Usage: python benchmarks/bench_diagnose.py [--quick]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +30,6 @@ import numpy as np
 
 RATIO = 2.0
 MEMORY_MB = 200.0
-CHILD = "CHILD-RESULT "
 FIVE = ["conv_0", "conv_1", "pool", "dense_0", "predictions"]
 SHIFT_LAYERS = ["conv_0", "conv_1", "dense_0"]
 NOISE = 0.3
@@ -62,8 +57,7 @@ def child(kind: str, data: Path, out: Path) -> None:
         np.save(b, noisy(np.asarray(x[half:])))
         res = compare("mnist-cnn", a, b, layers=SHIFT_LAYERS, out=out)
         images = res.manifest["datasets"]["a"]["size"] + res.manifest["datasets"]["b"]["size"]
-    print(CHILD + json.dumps({"hwm": C.proc_status("VmHWM"), "images": images, "wall_s": time.perf_counter() - t0}),
-          flush=True)
+    C.child_result({"hwm": C.proc_status("VmHWM"), "images": images, "wall_s": time.perf_counter() - t0})
 
 
 def speed(repeats: int) -> dict[str, Any]:
@@ -100,14 +94,7 @@ def memory(tmp: Path) -> dict[str, Any]:
         for n, data in ((500, x[::10]), (5000, x)):
             path = tmp / f"digits{n}.npy"
             np.save(path, data)
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, str(path), str(tmp / f"{kind}{n}")]
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=1800, check=False,
-                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                      [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])})
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD)]
-            if proc.returncode != 0 or not lines:
-                raise RuntimeError(f"{kind} child for {n} digits failed ({proc.returncode}):\n{proc.stdout}")
-            figures[f"{kind}_{n}"] = json.loads(lines[-1][len(CHILD):])
+            figures[f"{kind}_{n}"] = C.run_child(__file__, [kind, path, tmp / f"{kind}{n}"], f"{kind}, {n} digits")
         diff = (figures[f"{kind}_5000"]["hwm"] - figures[f"{kind}_500"]["hwm"]) / 1e6
         figures[f"{kind}_diff_mb"] = diff
         rows = [[f"{n} digits", f"{figures[f'{kind}_{n}']['hwm'] / 1e6:,.0f}", f"{figures[f'{kind}_{n}']['wall_s']:.1f}"]

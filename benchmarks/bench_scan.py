@@ -17,11 +17,7 @@ Usage: python benchmarks/bench_scan.py [--quick]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +28,6 @@ import numpy as np
 
 RATIO = 0.8
 MEMORY_MB = 200.0
-CHILD = "CHILD-RESULT "
 
 
 def child(data: Path, out: Path) -> None:
@@ -40,8 +35,8 @@ def child(data: Path, out: Path) -> None:
 
     t0 = time.perf_counter()
     result = scan("mnist-cnn", data, out=out)
-    print(CHILD + json.dumps({"hwm": C.proc_status("VmHWM"), "rss": C.proc_status("VmRSS"),
-                              "images": result.images, "wall_s": time.perf_counter() - t0}), flush=True)
+    C.child_result({"hwm": C.proc_status("VmHWM"), "rss": C.proc_status("VmRSS"),
+                    "images": result.images, "wall_s": time.perf_counter() - t0})
 
 
 def _stats_path() -> str:
@@ -110,13 +105,7 @@ def memory(tmp: Path) -> dict[str, Any]:
     for n, data in ((500, x[::10]), (5000, x)):
         path = tmp / f"digits{n}.npy"
         np.save(path, data)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(path), str(tmp / f"out{n}")]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=900, check=False,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)})
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD)]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"child for {n} digits failed ({proc.returncode}):\n{proc.stdout}")
-        figures[str(n)] = json.loads(lines[-1][len(CHILD):])
+        figures[str(n)] = C.run_child(__file__, [path, tmp / f"out{n}"], f"{n} digits", timeout=900)
     diff = (figures["5000"]["hwm"] - figures["500"]["hwm"]) / 1e6
     rows = [[f"{n} digits", f"{r['hwm'] / 1e6:,.0f}", f"{r['wall_s']:.1f}"] for n, r in figures.items()]
     C.show()

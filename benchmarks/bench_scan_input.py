@@ -30,11 +30,8 @@ Usage: python benchmarks/bench_scan_input.py [--quick] [--images N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +51,6 @@ MODEL = "efficientnet-lite0"
 STAGES = ("block1a_project_conv", "block2b_project_conv", "block3b_project_conv", "block4c_project_conv",
           "block5c_project_conv", "block6d_project_conv", "block7a_project_conv")
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
-CHILD = "CHILD-RESULT "
 
 
 def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -93,8 +89,8 @@ def child(folder: Path, out: Path) -> None:
 
     t0 = time.perf_counter()
     result = scan(MODEL, folder, layers=list(STAGES), out=out, batch_size=BATCH, crops=False)
-    print(CHILD + json.dumps({"hwm": C.proc_status("VmHWM"), "rss": C.proc_status("VmRSS"),
-                              "images": result.images, "wall_s": time.perf_counter() - t0}), flush=True)
+    C.child_result({"hwm": C.proc_status("VmHWM"), "rss": C.proc_status("VmRSS"),
+                    "images": result.images, "wall_s": time.perf_counter() - t0})
 
 
 def throughput(folder: Path, repeats: int, context: int) -> dict[str, Any]:
@@ -196,14 +192,8 @@ def memory(folder: Path, tmp: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     runs: dict[str, list[dict[str, Any]]] = {"200": [], "2000": []}
     for n, data in ((200, small), (2000, folder)) * 2:  # twice each, alternating: the start-up peak varies
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(data), str(tmp / f"out{n}-{len(runs[str(n)])}")]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600, check=False,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                  [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])})
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD)]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"child for {n} files failed ({proc.returncode}):\n{proc.stdout}")
-        runs[str(n)].append(json.loads(lines[-1][len(CHILD):]))
+        out = tmp / f"out{n}-{len(runs[str(n)])}"
+        runs[str(n)].append(C.run_child(__file__, [data, out], f"{n} files", timeout=3600))
     for n, found in runs.items():  # the least disturbed run of each size (lowest peak)
         figures[n] = min(found, key=lambda r: r["hwm"])
         C.show(f"  {n} files: peak RSS of each run " + ", ".join(f"{r['hwm'] / 1e6:,.0f} MB" for r in found))
